@@ -1,0 +1,32 @@
+# tenancy — PGXS build.  Warnings flags are not set here: CI passes PG_CFLAGS.
+EXTENSION = tenancy
+MODULE_big = tenancy
+EXTVERSION = $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/p" $(EXTENSION).control)
+PGFILEDESC = "tenancy - tenant catalog, provisioning, migrations and routing"
+
+OBJS = \
+	src/tenancy.o \
+	src/guc.o \
+	src/names.o \
+	src/catalog.o \
+	src/transport.o \
+	src/provision.o \
+	src/migrate.o \
+	src/routing.o
+
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+
+REGRESS = init guc names catalog provision migrate routing security load_order cleanup
+REGRESS_OPTS = --inputdir=test --load-extension=dblink
+
+ISOLATION = concurrent_provision current_per_session
+ISOLATION_OPTS = --inputdir=test --outputdir=.
+
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+EXTRA_CLEAN = log/ src/*.gcno src/*.gcda
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,213 @@
+/* tenancy--0.1.0.sql: base install script */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION tenancy CASCADE" to load this file. \quit
+
+-- Refuse a schema "tenancy" that somebody else created beforehand: PostgreSQL
+-- would otherwise install into it, leaving its owner in control of our objects.
+DO $check$
+BEGIN
+  IF (SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) 'tenancy')
+     OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = 'schema "tenancy" must be owned by the extension owner',
+      HINT = 'Drop the schema "tenancy" or change its owner, then create the extension again.';
+  END IF;
+END
+$check$;
+
+REVOKE ALL ON SCHEMA tenancy FROM PUBLIC;
+GRANT USAGE ON SCHEMA tenancy TO PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Catalog
+-------------------------------------------------------------------------------
+
+CREATE TABLE tenancy.tenant (
+    id              text        PRIMARY KEY
+                                CONSTRAINT tenant_id_syntax CHECK (id OPERATOR(pg_catalog.~) '^[a-z0-9][a-z0-9_-]*$'
+                                                                   AND pg_catalog.octet_length(id) OPERATOR(pg_catalog.<=) 63),
+    isolation       text        NOT NULL DEFAULT 'database'
+                                CONSTRAINT tenant_isolation_check CHECK (isolation OPERATOR(pg_catalog.=) ANY (ARRAY['database', 'schema'])),
+    database_name   text        CONSTRAINT tenant_database_name_length CHECK (pg_catalog.octet_length(database_name) OPERATOR(pg_catalog.<=) 63),
+    schema_name     text        CONSTRAINT tenant_schema_name_length CHECK (pg_catalog.octet_length(schema_name) OPERATOR(pg_catalog.<=) 63),
+    server          name,
+    state           text        NOT NULL DEFAULT 'provisioning'
+                                CONSTRAINT tenant_state_check CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['provisioning', 'ready', 'suspended', 'failed', 'dropping'])),
+    applied_version bigint      NOT NULL DEFAULT 0
+                                CONSTRAINT tenant_applied_version_check CHECK (applied_version OPERATOR(pg_catalog.>=) 0),
+    last_error      text,
+    metadata        jsonb       NOT NULL DEFAULT '{}'
+                                CONSTRAINT tenant_metadata_object CHECK (pg_catalog.jsonb_typeof(metadata) OPERATOR(pg_catalog.=) 'object'),
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT tenant_target_check CHECK (
+        (isolation OPERATOR(pg_catalog.=) 'database' AND database_name IS NOT NULL AND schema_name IS NULL)
+        OR (isolation OPERATOR(pg_catalog.=) 'schema' AND schema_name IS NOT NULL AND database_name IS NULL))
+);
+CREATE UNIQUE INDEX tenant_database_key ON tenancy.tenant (pg_catalog.coalesce(server, ''), database_name)
+    WHERE database_name IS NOT NULL;
+
+COMMENT ON TABLE tenancy.tenant IS 'tenancy: one row per tenant, with its isolation, target database or schema, server and state';
+COMMENT ON COLUMN tenancy.tenant.id IS 'tenant id: canonical lower-case ASCII, ^[a-z0-9][a-z0-9_-]*$';
+COMMENT ON COLUMN tenancy.tenant.isolation IS 'database (own database) or schema (own schema in the admin database)';
+COMMENT ON COLUMN tenancy.tenant.database_name IS 'name of the tenant database (database tenants)';
+COMMENT ON COLUMN tenancy.tenant.schema_name IS 'name of the tenant schema (schema tenants)';
+COMMENT ON COLUMN tenancy.tenant.server IS 'dblink foreign server holding the tenant database; NULL means this cluster';
+COMMENT ON COLUMN tenancy.tenant.state IS 'provisioning, ready, suspended, failed or dropping';
+COMMENT ON COLUMN tenancy.tenant.applied_version IS 'highest migration version in the tenant''s own ledger (a summary of it)';
+COMMENT ON COLUMN tenancy.tenant.last_error IS 'text of the last error recorded for the tenant';
+COMMENT ON COLUMN tenancy.tenant.metadata IS 'free-form JSON object for the application';
+COMMENT ON COLUMN tenancy.tenant.created_at IS 'when the tenant was registered';
+COMMENT ON COLUMN tenancy.tenant.updated_at IS 'when the row last changed state or version';
+COMMENT ON INDEX tenancy.tenant_database_key IS 'tenancy: at most one tenant per database on each server';
+
+CREATE TABLE tenancy.migration (
+    version     bigint      PRIMARY KEY
+                            CONSTRAINT migration_version_check CHECK (version OPERATOR(pg_catalog.>) 0),
+    description text,
+    sql         text        NOT NULL
+                            CONSTRAINT migration_sql_check CHECK (pg_catalog.btrim(sql) OPERATOR(pg_catalog.<>) ''),
+    checksum    text        NOT NULL
+                            CONSTRAINT migration_checksum_check CHECK (checksum OPERATOR(pg_catalog.~) '^[0-9a-f]{64}$'),
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+COMMENT ON TABLE tenancy.migration IS 'tenancy: registered migrations, applied to every tenant in ascending version order';
+COMMENT ON COLUMN tenancy.migration.version IS 'positive version; migrations are applied in ascending order';
+COMMENT ON COLUMN tenancy.migration.description IS 'free-form description';
+COMMENT ON COLUMN tenancy.migration.sql IS 'the migration''s SQL, run in one remote transaction per tenant';
+COMMENT ON COLUMN tenancy.migration.checksum IS 'hex SHA-256 of sql: the identity of the migration';
+COMMENT ON COLUMN tenancy.migration.created_at IS 'when the migration was registered';
+
+CREATE TABLE tenancy.member (
+    tenant_id   text        NOT NULL REFERENCES tenancy.tenant (id) ON DELETE CASCADE,
+    role        regrole     NOT NULL,
+    granted_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (tenant_id, role)
+);
+
+COMMENT ON TABLE tenancy.member IS 'tenancy: which roles may use which tenant';
+COMMENT ON COLUMN tenancy.member.tenant_id IS 'the tenant';
+COMMENT ON COLUMN tenancy.member.role IS 'a role allowed to select and use the tenant';
+COMMENT ON COLUMN tenancy.member.granted_at IS 'when access was granted';
+
+-- pg_dump keeps the rows of extension configuration tables
+SELECT pg_catalog.pg_extension_config_dump('tenancy.tenant', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.migration', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.member', '');
+
+REVOKE ALL ON tenancy.tenant, tenancy.migration, tenancy.member FROM PUBLIC;
+
+CREATE VIEW tenancy.migration_status AS
+SELECT t.id AS tenant,
+       t.state,
+       t.applied_version,
+       l.latest_version,
+       (SELECT pg_catalog.count(*) FROM tenancy.migration m
+         WHERE m.version OPERATOR(pg_catalog.>) t.applied_version) AS pending,
+       t.last_error,
+       t.updated_at
+  FROM tenancy.tenant t
+ CROSS JOIN (SELECT pg_catalog.coalesce(pg_catalog.max(version), 0) AS latest_version
+               FROM tenancy.migration) l;
+
+COMMENT ON VIEW tenancy.migration_status IS 'tenancy: per tenant, applied and latest migration version, pending count, state and last error, from the catalog alone';
+REVOKE ALL ON tenancy.migration_status FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Cache invalidation
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION tenancy.tenant_cache_invalidate()
+RETURNS trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'tenancy_cache_invalidate';
+
+COMMENT ON FUNCTION tenancy.tenant_cache_invalidate() IS 'tenancy: trigger that invalidates every backend''s tenant cache';
+REVOKE ALL ON FUNCTION tenancy.tenant_cache_invalidate() FROM PUBLIC;
+
+CREATE TRIGGER tenant_cache_invalidate
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.tenant
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy.tenant_cache_invalidate();
+
+COMMENT ON TRIGGER tenant_cache_invalidate ON tenancy.tenant IS 'tenancy: tells every session that tenants changed';
+
+-------------------------------------------------------------------------------
+-- Provisioning (superuser or granted; EXECUTE revoked from PUBLIC)
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION tenancy.provision(tenant text,
+                                  isolation text DEFAULT 'database',
+                                  server name DEFAULT NULL,
+                                  metadata jsonb DEFAULT '{}')
+RETURNS tenancy.tenant
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_provision';
+
+COMMENT ON FUNCTION tenancy.provision(text, text, name, jsonb) IS 'tenancy: registers a tenant, creates its database on its server and applies every migration';
+
+CREATE FUNCTION tenancy.deprovision(tenant text, force boolean DEFAULT false)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_deprovision';
+
+COMMENT ON FUNCTION tenancy.deprovision(text, boolean) IS 'tenancy: drops a tenant''s database and its row; force terminates connected sessions';
+
+CREATE FUNCTION tenancy.suspend(tenant text)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_suspend';
+
+COMMENT ON FUNCTION tenancy.suspend(text) IS 'tenancy: makes a tenant unselectable and its database refuse new connections';
+
+CREATE FUNCTION tenancy.resume(tenant text)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_resume';
+
+COMMENT ON FUNCTION tenancy.resume(text) IS 'tenancy: undoes suspend()';
+
+-------------------------------------------------------------------------------
+-- Migrations
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION tenancy.add_migration(version bigint, sql text, description text DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_add_migration';
+
+COMMENT ON FUNCTION tenancy.add_migration(bigint, text, text) IS 'tenancy: registers a migration; its SHA-256 checksum is its identity';
+
+CREATE FUNCTION tenancy.migrate(tenant text)
+RETURNS TABLE (tenant text, from_version bigint, to_version bigint, status text, duration interval, error text)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_migrate';
+
+COMMENT ON FUNCTION tenancy.migrate(text) IS 'tenancy: applies pending migrations to one tenant, each in one remote transaction with its ledger row';
+
+REVOKE ALL ON FUNCTION tenancy.provision(text, text, name, jsonb),
+                       tenancy.deprovision(text, boolean),
+                       tenancy.suspend(text),
+                       tenancy.resume(text),
+                       tenancy.add_migration(bigint, text, text),
+                       tenancy.migrate(text)
+  FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Routing (any role)
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION tenancy.current_tenant()
+RETURNS text
+LANGUAGE C STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'tenancy_current_tenant';
+
+COMMENT ON FUNCTION tenancy.current_tenant() IS 'tenancy: the tenant selected by tenancy.current, checked to exist and be ready';
+
+CREATE FUNCTION tenancy.use(tenant text, is_local boolean DEFAULT true)
+RETURNS text
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_use';
+
+COMMENT ON FUNCTION tenancy.use(text, boolean) IS 'tenancy: checks a tenant and selects it, like SET [LOCAL] tenancy.current';

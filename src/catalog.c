@@ -1,0 +1,543 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Reading and writing tenancy's catalog tables (tenancy.tenant,
+ *	  tenancy.migration) through SPI, per-tenant locks, and the backend-local
+ *	  tenant cache used on the routing hot path.
+ *
+ * Catalog access runs as the owner of tenancy.tenant (the installing
+ * superuser) with search_path pinned to pg_catalog, pg_temp, so that callers
+ * who may use a tenant but cannot read the catalog (application roles) can
+ * still resolve it, and so that nothing on the caller's search_path can
+ * change which objects the queries reach.  Values always travel as SPI
+ * parameters.
+ *
+ * The cache maps tenant id -> TenantRecord for tenants that exist.  It lives
+ * in its own context under CacheMemoryContext and is invalidated pg_cron's
+ * way: a statement trigger on tenancy.tenant calls
+ * CacheInvalidateRelcacheByRelid(), and our relcache callback marks the
+ * cache stale.  Other sessions therefore see a provisioned or dropped tenant
+ * from their next transaction on, without re-reading the catalog on every
+ * call.  Unknown ids are not cached (no negative entries), so SETting random
+ * names cannot grow the cache.
+ *
+ * Copyright (c) 2026, the tenancy authors
+ *
+ * IDENTIFICATION
+ *	  src/catalog.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+#include "catalog.h"
+#include "tenancy.h"
+
+PG_FUNCTION_INFO_V1(tenancy_cache_invalidate);
+
+typedef struct TenantCacheEntry
+{
+	char		id[NAMEDATALEN];	/* hash key */
+	TenantRecord rec;
+} TenantCacheEntry;
+
+static HTAB *tenant_cache = NULL;
+static MemoryContext tenant_cache_context = NULL;
+static bool tenant_cache_valid = false;
+static Oid	tenant_relid = InvalidOid;
+
+/* Saved state while running as the catalog owner. */
+typedef struct CatalogScope
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+	MemoryContext caller_context;
+} CatalogScope;
+
+/*
+ * Relcache callback: any invalidation of tenancy.tenant (or a full reset)
+ * marks the cache stale.  Must not throw or allocate.
+ */
+static void
+tenant_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == tenant_relid)
+	{
+		tenant_cache_valid = false;
+		tenant_relid = InvalidOid;
+	}
+}
+
+/* Registers the invalidation callback.  Called once from _PG_init. */
+void
+tenancy_catalog_init(void)
+{
+	CacheRegisterRelcacheCallback(tenant_relcache_callback, (Datum) 0);
+}
+
+/*
+ * OID of tenancy.tenant; errors if the extension is not installed in this
+ * database (the caller is then running a tenancy function out of place).
+ */
+static Oid
+tenant_table_oid(void)
+{
+	if (!OidIsValid(tenant_relid))
+	{
+		Oid			nsp = get_namespace_oid("tenancy", true);
+		Oid			relid = OidIsValid(nsp) ? get_relname_relid("tenant", nsp) : InvalidOid;
+
+		if (!OidIsValid(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("extension \"tenancy\" is not installed in this database"),
+					 errhint("Run CREATE EXTENSION tenancy CASCADE in the admin database.")));
+		tenant_relid = relid;
+	}
+	return tenant_relid;
+}
+
+/* Owner of tenancy.tenant: the role catalog access runs as. */
+static Oid
+catalog_owner(void)
+{
+	Oid			relid = tenant_table_oid();
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Switches to the catalog owner with a pinned search_path and connects SPI.
+ * Must be paired with catalog_leave().  On error, transaction (or
+ * subtransaction) abort restores the user id and the GUC nest level.
+ */
+static void
+catalog_enter(CatalogScope *scope)
+{
+	Oid			owner = catalog_owner();
+
+	scope->caller_context = CurrentMemoryContext;
+	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec_context);
+	SetUserIdAndSecContext(owner, scope->save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	scope->save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+/* Undoes catalog_enter(). */
+static void
+catalog_leave(CatalogScope *scope)
+{
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	AtEOXact_GUC(true, scope->save_nestlevel);
+	SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
+}
+
+/*
+ * Runs one catalog statement with text-or-other parameters and checks that
+ * it returned "expect".  Returns SPI_processed.
+ */
+static uint64
+catalog_exec(const char *sql, int nargs, Oid *types, Datum *values,
+			 const char *nulls, bool read_only, int expect)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls,
+										   read_only, 0);
+
+	if (rc != expect)
+		elog(ERROR, "catalog statement failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/* Column text or "" if null, copied into "dst" (NAMEDATALEN bytes). */
+static void
+copy_name_column(HeapTuple tup, TupleDesc desc, int col, char *dst)
+{
+	char	   *v = SPI_getvalue(tup, desc, col);
+
+	strlcpy(dst, v ? v : "", NAMEDATALEN);
+}
+
+/* Fills "rec" from a row of TENANT_COLUMNS. */
+#define TENANT_COLUMNS "id, isolation, database_name, schema_name, server, state, applied_version"
+static void
+record_from_tuple(HeapTuple tup, TupleDesc desc, TenantRecord *rec)
+{
+	char	   *isolation = SPI_getvalue(tup, desc, 2);
+	bool		isnull;
+
+	memset(rec, 0, sizeof(*rec));
+	copy_name_column(tup, desc, 1, rec->id);
+	rec->isolation = strcmp(isolation, "schema") == 0 ?
+		TENANT_ISOLATION_SCHEMA : TENANT_ISOLATION_DATABASE;
+	copy_name_column(tup, desc, 3, rec->database_name);
+	copy_name_column(tup, desc, 4, rec->schema_name);
+	copy_name_column(tup, desc, 5, rec->server);
+	rec->state = tenancy_state_from_name(SPI_getvalue(tup, desc, 6));
+	rec->applied_version = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+}
+
+/*
+ * Reads one tenant row.  With for_update, locks the row.  Returns false if
+ * there is none.  Always reads the catalog (no cache).
+ */
+static bool
+read_tenant(const char *id, TenantRecord *rec, bool for_update)
+{
+	CatalogScope scope;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	bool		found;
+
+	values[0] = CStringGetTextDatum(id);
+	catalog_enter(&scope);
+	catalog_exec(for_update ?
+				 "SELECT " TENANT_COLUMNS " FROM tenancy.tenant WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
+				 "SELECT " TENANT_COLUMNS " FROM tenancy.tenant WHERE id OPERATOR(pg_catalog.=) $1",
+				 1, types, values, NULL, !for_update, SPI_OK_SELECT);
+	found = SPI_processed > 0;
+	if (found)
+		record_from_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, rec);
+	catalog_leave(&scope);
+	return found;
+}
+
+/*
+ * Looks a tenant up through the backend cache: the routing hot path.  A hit
+ * costs one hash probe.  Returns false for an unknown tenant.  The caller
+ * must be in a transaction.
+ */
+bool
+tenancy_catalog_lookup(const char *id, TenantRecord *rec)
+{
+	TenantCacheEntry *entry;
+	char		key[NAMEDATALEN];
+	bool		found;
+
+	if (!tenant_cache_valid || tenant_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (tenant_cache_context == NULL)
+			tenant_cache_context = AllocSetContextCreate(CacheMemoryContext,
+														 "tenancy tenant cache",
+														 ALLOCSET_DEFAULT_SIZES);
+		else
+			MemoryContextReset(tenant_cache_context);
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = NAMEDATALEN;
+		ctl.entrysize = sizeof(TenantCacheEntry);
+		ctl.hcxt = tenant_cache_context;
+		tenant_cache = hash_create("tenancy tenant cache", 256, &ctl,
+								   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		/* look the table up now, so later invalidations of it are noticed */
+		(void) tenant_table_oid();
+		tenant_cache_valid = true;
+	}
+
+	memset(key, 0, sizeof(key));
+	strlcpy(key, id, NAMEDATALEN);
+	entry = hash_search(tenant_cache, key, HASH_FIND, NULL);
+	if (entry != NULL)
+	{
+		*rec = entry->rec;
+		return true;
+	}
+
+	if (!read_tenant(id, rec, false))
+		return false;
+
+	/* an invalidation may have arrived while reading; only then skip */
+	if (tenant_cache_valid && tenant_cache != NULL)
+	{
+		entry = hash_search(tenant_cache, key, HASH_ENTER, &found);
+		entry->rec = *rec;
+	}
+	return true;
+}
+
+/* Reads a tenant row, locking it, without the cache (admin operations). */
+bool
+tenancy_catalog_fetch(const char *id, TenantRecord *rec)
+{
+	return read_tenant(id, rec, true);
+}
+
+/* Inserts a new tenant row (state and names from "rec"). */
+void
+tenancy_catalog_insert(const TenantRecord *rec, Jsonb *metadata)
+{
+	CatalogScope scope;
+	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID};
+	Datum		values[7];
+	char		nulls[7] = "       ";
+
+	values[0] = CStringGetTextDatum(rec->id);
+	values[1] = CStringGetTextDatum(rec->isolation == TENANT_ISOLATION_SCHEMA ? "schema" : "database");
+	values[2] = CStringGetTextDatum(rec->database_name);
+	if (rec->database_name[0] == '\0')
+		nulls[2] = 'n';
+	values[3] = CStringGetTextDatum(rec->schema_name);
+	if (rec->schema_name[0] == '\0')
+		nulls[3] = 'n';
+	values[4] = CStringGetTextDatum(rec->server);
+	if (rec->server[0] == '\0')
+		nulls[4] = 'n';
+	values[5] = CStringGetTextDatum(tenancy_state_name(rec->state));
+	values[6] = JsonbPGetDatum(metadata);
+
+	catalog_enter(&scope);
+	catalog_exec("INSERT INTO tenancy.tenant (id, isolation, database_name, schema_name, server, state, metadata) "
+				 "VALUES ($1, $2, $3, $4, $5::pg_catalog.name, $6, $7)",
+				 7, types, values, nulls, false, SPI_OK_INSERT);
+	catalog_leave(&scope);
+}
+
+/* Sets a tenant's state and last_error (NULL clears it). */
+void
+tenancy_catalog_set_state(const char *id, TenantState state, const char *last_error)
+{
+	CatalogScope scope;
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	char		nulls[3] = "   ";
+
+	values[0] = CStringGetTextDatum(id);
+	values[1] = CStringGetTextDatum(tenancy_state_name(state));
+	values[2] = last_error ? CStringGetTextDatum(last_error) : (Datum) 0;
+	if (last_error == NULL)
+		nulls[2] = 'n';
+	catalog_enter(&scope);
+	catalog_exec("UPDATE tenancy.tenant SET state = $2, last_error = $3, updated_at = pg_catalog.now() "
+				 "WHERE id OPERATOR(pg_catalog.=) $1",
+				 3, types, values, nulls, false, SPI_OK_UPDATE);
+	catalog_leave(&scope);
+}
+
+/* Records the version a tenant's ledger has reached. */
+void
+tenancy_catalog_set_applied(const char *id, int64 version)
+{
+	CatalogScope scope;
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		values[2];
+
+	values[0] = CStringGetTextDatum(id);
+	values[1] = Int64GetDatum(version);
+	catalog_enter(&scope);
+	catalog_exec("UPDATE tenancy.tenant SET applied_version = $2, last_error = NULL, updated_at = pg_catalog.now() "
+				 "WHERE id OPERATOR(pg_catalog.=) $1",
+				 2, types, values, NULL, false, SPI_OK_UPDATE);
+	catalog_leave(&scope);
+}
+
+/* Deletes a tenant row (and, through the foreign key, its members). */
+void
+tenancy_catalog_delete(const char *id)
+{
+	CatalogScope scope;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	values[0] = CStringGetTextDatum(id);
+	catalog_enter(&scope);
+	catalog_exec("DELETE FROM tenancy.tenant WHERE id OPERATOR(pg_catalog.=) $1",
+				 1, types, values, NULL, false, SPI_OK_DELETE);
+	catalog_leave(&scope);
+}
+
+/*
+ * The tenant's row as a tenancy.tenant composite Datum, allocated in the
+ * caller's memory context (for functions that RETURN tenancy.tenant).
+ */
+Datum
+tenancy_catalog_row(const char *id)
+{
+	CatalogScope scope;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	Datum		result;
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(id);
+	catalog_enter(&scope);
+	catalog_exec("SELECT t FROM tenancy.tenant t WHERE t.id OPERATOR(pg_catalog.=) $1",
+				 1, types, values, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		elog(ERROR, "tenant \"%s\" vanished", id);
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	result = SPI_datumTransfer(result, false, -1);
+	catalog_leave(&scope);
+	return result;
+}
+
+/*
+ * Takes the per-tenant transaction-level lock that serialises provisioning,
+ * migration and deprovisioning of one tenant.  It is a local advisory lock
+ * (class TENANCY_LOCK_CLASS, key = hash of the id), taken before any remote
+ * call, so waits show in pg_locks and isolation tests.  With nowait, raises
+ * 55P03 instead of waiting.
+ */
+void
+tenancy_catalog_lock_tenant(const char *id, bool nowait)
+{
+	LOCKTAG		tag;
+	uint32		key = DatumGetUInt32(hash_any((const unsigned char *) id, strlen(id)));
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, TENANCY_LOCK_CLASS, key, 2);
+	if (LockAcquire(&tag, ExclusiveLock, false, nowait) == LOCKACQUIRE_NOT_AVAIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("could not obtain lock on tenant \"%s\"", id),
+				 errdetail("Another tenancy operation on this tenant is in progress.")));
+}
+
+/*
+ * All registered migrations in ascending version order, as a List of
+ * TenancyMigration allocated in the caller's memory context.
+ */
+List *
+tenancy_catalog_migrations(void)
+{
+	CatalogScope scope;
+	List	   *result = NIL;
+	uint64		i;
+
+	catalog_enter(&scope);
+	catalog_exec("SELECT version, sql, checksum FROM tenancy.migration ORDER BY version",
+				 0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(scope.caller_context);
+		TenancyMigration *m = palloc(sizeof(TenancyMigration));
+		bool		isnull;
+
+		m->version = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		m->sql = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		m->checksum = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
+		result = lappend(result, m);
+		MemoryContextSwitchTo(old);
+	}
+	catalog_leave(&scope);
+	return result;
+}
+
+/* Highest registered migration version, 0 if none. */
+int64
+tenancy_catalog_latest_version(void)
+{
+	CatalogScope scope;
+	int64		v;
+	bool		isnull;
+
+	catalog_enter(&scope);
+	catalog_exec("SELECT pg_catalog.coalesce(pg_catalog.max(version), 0) FROM tenancy.migration",
+				 0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+	v = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	catalog_leave(&scope);
+	return v;
+}
+
+/*
+ * Registers a migration unless the version is taken or out of order; says
+ * which.  *highest receives the highest registered version before the call.
+ * Locks tenancy.migration so that concurrent registrations serialise.
+ */
+MigrationAddResult
+tenancy_catalog_add_migration(int64 version, const char *sql, const char *checksum,
+							  const char *description, int64 *highest)
+{
+	CatalogScope scope;
+	Oid			types[4] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = "    ";
+	MigrationAddResult result;
+	bool		isnull;
+
+	values[0] = Int64GetDatum(version);
+	values[1] = CStringGetTextDatum(sql);
+	values[2] = CStringGetTextDatum(checksum);
+	values[3] = description ? CStringGetTextDatum(description) : (Datum) 0;
+	if (description == NULL)
+		nulls[3] = 'n';
+
+	catalog_enter(&scope);
+	catalog_exec("LOCK TABLE tenancy.migration IN SHARE ROW EXCLUSIVE MODE",
+				 0, NULL, NULL, NULL, false, SPI_OK_UTILITY);
+	catalog_exec("SELECT checksum FROM tenancy.migration WHERE version OPERATOR(pg_catalog.=) $1",
+				 1, types, values, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		char	   *existing = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		result = strcmp(existing, checksum) == 0 ?
+			MIGRATION_ALREADY_REGISTERED : MIGRATION_CONFLICT;
+	}
+	else
+	{
+		catalog_exec("SELECT pg_catalog.coalesce(pg_catalog.max(version), 0) FROM tenancy.migration",
+					 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
+		*highest = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (version < *highest)
+			result = MIGRATION_OUT_OF_ORDER;
+		else
+		{
+			catalog_exec("INSERT INTO tenancy.migration (version, sql, checksum, description) "
+						 "VALUES ($1, $2, $3, $4)",
+						 4, types, values, nulls, false, SPI_OK_INSERT);
+			result = MIGRATION_ADDED;
+		}
+	}
+	catalog_leave(&scope);
+	return result;
+}
+
+/*
+ * Statement trigger on tenancy.tenant: tells every backend (including this
+ * one, at the next command) that its tenant cache is stale.
+ */
+Datum
+tenancy_cache_invalidate(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("tenancy_cache_invalidate() must be called as a trigger")));
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+	return PointerGetDatum(NULL);
+}

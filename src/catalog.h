@@ -1,0 +1,48 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.h
+ *	  Access to tenancy's catalog tables and the backend tenant cache.
+ *
+ * Copyright (c) 2026, the tenancy authors
+ *
+ * IDENTIFICATION
+ *	  src/catalog.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TENANCY_CATALOG_H
+#define TENANCY_CATALOG_H
+
+#include "nodes/pg_list.h"
+#include "utils/jsonb.h"
+
+#include "tenancy.h"
+
+/* Result of registering a migration. */
+typedef enum MigrationAddResult
+{
+	MIGRATION_ADDED,
+	MIGRATION_ALREADY_REGISTERED,	/* same version, same checksum */
+	MIGRATION_CONFLICT,			/* same version, other checksum */
+	MIGRATION_OUT_OF_ORDER		/* lower than the highest registered */
+} MigrationAddResult;
+
+extern bool tenancy_catalog_lookup(const char *id, TenantRecord *rec);
+extern bool tenancy_catalog_fetch(const char *id, TenantRecord *rec);
+extern void tenancy_catalog_insert(const TenantRecord *rec, Jsonb *metadata);
+extern void tenancy_catalog_set_state(const char *id, TenantState state,
+									  const char *last_error);
+extern void tenancy_catalog_set_applied(const char *id, int64 version);
+extern void tenancy_catalog_delete(const char *id);
+extern Datum tenancy_catalog_row(const char *id);
+extern void tenancy_catalog_lock_tenant(const char *id, bool nowait);
+
+extern List *tenancy_catalog_migrations(void);
+extern int64 tenancy_catalog_latest_version(void);
+extern MigrationAddResult tenancy_catalog_add_migration(int64 version,
+														const char *sql,
+														const char *checksum,
+														const char *description,
+														int64 *highest);
+
+#endif							/* TENANCY_CATALOG_H */

@@ -1,0 +1,187 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *	  Every tenancy.* setting: definitions and check hooks.
+ *
+ * tenancy.current is the tenant selector.  Its check hook validates syntax
+ * only (it may run at startup, on reload or during ALTER ROLE ... SET,
+ * possibly outside a transaction), so it never reads the catalog; the
+ * tenant is looked up when it is used (routing.c).  After defining the
+ * settings we reserve the "tenancy" prefix, so that a typo such as
+ * tenancy.curent is refused instead of being kept as a placeholder.
+ *
+ * Copyright (c) 2026, the tenancy authors
+ *
+ * IDENTIFICATION
+ *	  src/guc.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "utils/guc.h"
+
+#include "guc.h"
+#include "tenancy.h"
+
+char	   *tenancy_current = NULL;
+char	   *tenancy_database_prefix = NULL;
+char	   *tenancy_template_database = NULL;
+char	   *tenancy_loopback_host = NULL;
+int			tenancy_connect_timeout = 10;
+int			tenancy_remote_lock_timeout = 5000;
+int			tenancy_remote_statement_timeout = 0;
+
+/*
+ * Check hook for tenancy.current: '' (no tenant) or a syntactically valid
+ * tenant id.  Syntax only; never touches the catalog.
+ */
+static bool
+check_current(char **newval, void **extra, GucSource source)
+{
+	const char *why;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (tenancy_name_syntax_ok(*newval, &why))
+		return true;
+	GUC_check_errdetail("%s", why);
+	GUC_check_errhint("A tenant id matches %s and is at most %d bytes; use '' to select no tenant.",
+					  TENANCY_ID_PATTERN, NAMEDATALEN - 1);
+	return false;
+}
+
+/*
+ * Check hook for tenancy.database_prefix: empty, or lower-case ASCII letters,
+ * digits and underscores starting with a letter, at most
+ * TENANCY_MAX_PREFIX_LEN bytes.
+ */
+static bool
+check_prefix(char **newval, void **extra, GucSource source)
+{
+	const char *p = *newval;
+
+	if (p == NULL || p[0] == '\0')
+		return true;
+	if (strlen(p) > TENANCY_MAX_PREFIX_LEN)
+	{
+		GUC_check_errdetail("The prefix is %d bytes long; the maximum is %d.",
+							(int) strlen(p), TENANCY_MAX_PREFIX_LEN);
+		return false;
+	}
+	if (!(p[0] >= 'a' && p[0] <= 'z'))
+	{
+		GUC_check_errdetail("The prefix must start with a lower-case ASCII letter.");
+		return false;
+	}
+	for (; *p; p++)
+	{
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+		{
+			GUC_check_errdetail("The prefix may contain only lower-case ASCII letters, digits and underscores.");
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Check hook for tenancy.template_database: a plain identifier that fits in
+ * NAMEDATALEN (it is quoted wherever it is used, but refusing odd names
+ * here keeps conninfo and messages simple).
+ */
+static bool
+check_template(char **newval, void **extra, GucSource source)
+{
+	const char *p = *newval;
+
+	if (p == NULL || p[0] == '\0' || strlen(p) >= NAMEDATALEN)
+	{
+		GUC_check_errdetail("The template database name must be 1 to %d bytes long.", NAMEDATALEN - 1);
+		return false;
+	}
+	for (; *p; p++)
+	{
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+		{
+			GUC_check_errdetail("The template database name may contain only lower-case ASCII letters, digits and underscores.");
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Defines every tenancy.* setting, then reserves the prefix.  Called from
+ * _PG_init, whether or not the library is preloaded.
+ */
+void
+tenancy_guc_init(void)
+{
+	DefineCustomStringVariable("tenancy.current",
+							   "Sets the tenant selected for this session or transaction.",
+							   "A tenant id, or an empty string for no tenant. The tenant is checked when it is used.",
+							   &tenancy_current,
+							   "",
+							   PGC_USERSET,
+							   GUC_REPORT,
+							   check_current, NULL, NULL);
+
+	DefineCustomStringVariable("tenancy.database_prefix",
+							   "Sets the prefix of the names of tenant databases.",
+							   NULL,
+							   &tenancy_database_prefix,
+							   "tenant_",
+							   PGC_SUSET,
+							   0,
+							   check_prefix, NULL, NULL);
+
+	DefineCustomStringVariable("tenancy.template_database",
+							   "Sets the template database new tenant databases are copied from.",
+							   NULL,
+							   &tenancy_template_database,
+							   "template0",
+							   PGC_SUSET,
+							   0,
+							   check_template, NULL, NULL);
+
+	DefineCustomStringVariable("tenancy.loopback_host",
+							   "Sets the host or socket directory used to reach this cluster.",
+							   "Empty means the first entry of unix_socket_directories, or localhost if there is none.",
+							   &tenancy_loopback_host,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenancy.connect_timeout",
+							"Sets the time allowed for connecting to a tenant server.",
+							NULL,
+							&tenancy_connect_timeout,
+							10, 1, 3600,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenancy.remote_lock_timeout",
+							"Sets lock_timeout for tenancy's remote sessions.",
+							"Zero disables the timeout.",
+							&tenancy_remote_lock_timeout,
+							5000, 0, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenancy.remote_statement_timeout",
+							"Sets statement_timeout for tenancy's remote sessions.",
+							"Zero disables the timeout.",
+							&tenancy_remote_statement_timeout,
+							0, 0, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("tenancy");
+}

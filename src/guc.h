@@ -1,0 +1,24 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.h
+ *	  tenancy's settings (GUC variables).
+ *
+ * Copyright (c) 2026, the tenancy authors
+ *
+ * IDENTIFICATION
+ *	  src/guc.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TENANCY_GUC_H
+#define TENANCY_GUC_H
+
+extern char *tenancy_current;
+extern char *tenancy_database_prefix;
+extern char *tenancy_template_database;
+extern char *tenancy_loopback_host;
+extern int	tenancy_connect_timeout;
+extern int	tenancy_remote_lock_timeout;
+extern int	tenancy_remote_statement_timeout;
+
+#endif							/* TENANCY_GUC_H */

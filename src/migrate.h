@@ -1,0 +1,23 @@
+/*-------------------------------------------------------------------------
+ *
+ * migrate.h
+ *	  Applying registered migrations to one tenant.
+ *
+ * Copyright (c) 2026, the tenancy authors
+ *
+ * IDENTIFICATION
+ *	  src/migrate.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TENANCY_MIGRATE_H
+#define TENANCY_MIGRATE_H
+
+#include "nodes/pg_list.h"
+
+#include "transport.h"
+
+extern int64 tenancy_migrate_connection(TransportConn *conn, const char *tenant,
+										List *migrations);
+
+#endif							/* TENANCY_MIGRATE_H */

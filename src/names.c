@@ -1,0 +1,179 @@
+/*-------------------------------------------------------------------------
+ *
+ * names.c
+ *	  Tenant ids and the names derived from them.
+ *
+ * Every tenant id is validated here before any SQL is built or any
+ * connection is opened.  Ids are canonical lower-case ASCII
+ * (TENANCY_ID_PATTERN): nothing is ever case-folded or truncated.  The
+ * syntax check is usable from GUC check hooks (it does not ereport); the
+ * full validation also checks the length of the derived database name and
+ * reserved names.
+ *
+ * Copyright (c) 2026, the tenancy authors
+ *
+ * IDENTIFICATION
+ *	  src/names.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "guc.h"
+#include "tenancy.h"
+
+static const char *const state_names[] = {
+	[TENANT_STATE_PROVISIONING] = "provisioning",
+	[TENANT_STATE_READY] = "ready",
+	[TENANT_STATE_SUSPENDED] = "suspended",
+	[TENANT_STATE_FAILED] = "failed",
+	[TENANT_STATE_DROPPING] = "dropping",
+};
+
+/* Ids that are refused even though their syntax is valid. */
+static const char *const reserved_ids[] = {
+	"postgres", "template0", "template1", "public", "tenancy",
+	"information_schema", NULL
+};
+
+/*
+ * Returns true if "name" is a syntactically valid tenant id.  Otherwise
+ * sets *why to a complete sentence saying what is wrong.  Never throws, so
+ * GUC check hooks can use it.
+ */
+bool
+tenancy_name_syntax_ok(const char *name, const char **why)
+{
+	const char *p;
+
+	if (name[0] == '\0')
+	{
+		*why = "A tenant id must not be empty.";
+		return false;
+	}
+	if (strlen(name) > NAMEDATALEN - 1)
+	{
+		*why = "A tenant id must be at most 63 bytes long.";
+		return false;
+	}
+	if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= '0' && name[0] <= '9')))
+	{
+		*why = "A tenant id must start with a lower-case ASCII letter or a digit.";
+		return false;
+	}
+	for (p = name; *p; p++)
+	{
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+			  *p == '_' || *p == '-'))
+		{
+			*why = "A tenant id may contain only lower-case ASCII letters, digits, underscores and hyphens.";
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Quotes a user-supplied name for a message, cut short if it is very long
+ * so that a megabyte of input does not become a megabyte of error text.
+ */
+static char *
+name_for_message(const char *name)
+{
+	if (strlen(name) <= NAMEDATALEN - 1)
+		return pstrdup(name);
+	return psprintf("%.*s...", NAMEDATALEN - 1, name);
+}
+
+/*
+ * Validates a tenant id for use by an operation, raising:
+ *	 42602 invalid_name for bad syntax,
+ *	 42622 name_too_long when prefix + id exceeds 63 bytes,
+ *	 42939 reserved_name for reserved ids and derived names.
+ * The caller handles NULL (22004) before calling.
+ */
+void
+tenancy_name_validate(const char *name)
+{
+	const char *why;
+	size_t		len = strlen(name);
+	size_t		prefix_len = strlen(tenancy_database_prefix);
+	size_t		max_len = NAMEDATALEN - 1 - prefix_len;
+	int			i;
+
+	if (len > NAMEDATALEN - 1 || (len > max_len && tenancy_name_syntax_ok(name, &why)))
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("tenant name \"%s\" is too long", name_for_message(name)),
+				 errdetail("The name is %zu bytes; with tenancy.database_prefix \"%s\" the maximum is %zu bytes.",
+						   len, tenancy_database_prefix, max_len)));
+
+	if (!tenancy_name_syntax_ok(name, &why))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("invalid tenant name \"%s\"", name_for_message(name)),
+				 errdetail("%s", why),
+				 errhint("Tenant ids match %s.", TENANCY_ID_PATTERN)));
+
+	for (i = 0; reserved_ids[i] != NULL; i++)
+	{
+		if (strcmp(name, reserved_ids[i]) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_RESERVED_NAME),
+					 errmsg("tenant name \"%s\" is reserved", name)));
+	}
+	if (strncmp(name, "pg_", 3) == 0 || strncmp(name, "tmp_", 4) == 0 ||
+		strncmp(name, "pg-", 3) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_RESERVED_NAME),
+				 errmsg("tenant name \"%s\" is reserved", name),
+				 errdetail("Names starting with \"pg_\", \"pg-\" or \"tmp_\" are reserved.")));
+}
+
+/*
+ * The database name of a database tenant: tenancy.database_prefix followed
+ * by the id.  The caller has validated the id, so the result fits in
+ * NAMEDATALEN.  Also refuses derived names that would collide with a
+ * system database, the template, or the admin database (42939).  Result in
+ * CurrentMemoryContext.
+ */
+char *
+tenancy_name_database(const char *tenant)
+{
+	char	   *db = psprintf("%s%s", tenancy_database_prefix, tenant);
+	const char *admin = get_database_name(MyDatabaseId);
+
+	Assert(strlen(db) < NAMEDATALEN);
+	if (strcmp(db, "postgres") == 0 || strcmp(db, "template0") == 0 ||
+		strcmp(db, "template1") == 0 || strcmp(db, tenancy_template_database) == 0 ||
+		(admin != NULL && strcmp(db, admin) == 0) || strncmp(db, "pg_", 3) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_RESERVED_NAME),
+				 errmsg("tenant name \"%s\" is reserved", tenant),
+				 errdetail("Its database name \"%s\" is a system, template or admin database.", db)));
+	return db;
+}
+
+/* Name of a state, as stored in the catalog. */
+const char *
+tenancy_state_name(TenantState state)
+{
+	return state_names[state];
+}
+
+/* Parses a state name from the catalog; unknown names cannot happen. */
+TenantState
+tenancy_state_from_name(const char *name)
+{
+	size_t		i;
+
+	for (i = 0; i < lengthof(state_names); i++)
+		if (strcmp(state_names[i], name) == 0)
+			return (TenantState) i;
+	elog(ERROR, "unrecognized tenant state \"%s\"", name);
+	return TENANT_STATE_FAILED; /* keep compiler quiet */
+}

@@ -1,0 +1,102 @@
+/*-------------------------------------------------------------------------
+ *
+ * routing.c
+ *	  Resolving the selected tenant: tenancy.current_tenant() and
+ *	  tenancy.use().
+ *
+ * tenancy.current is a selector, checked for syntax when it is SET.  Here,
+ * when it is used, the tenant is looked up through the backend cache
+ * (catalog.c): a cache hit costs a hash probe, and a tenant provisioned,
+ * suspended or dropped by another session is seen from the next
+ * transaction on.
+ *
+ * Copyright (c) 2026, the tenancy authors
+ *
+ * IDENTIFICATION
+ *	  src/routing.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include "catalog.h"
+#include "guc.h"
+#include "tenancy.h"
+
+PG_FUNCTION_INFO_V1(tenancy_current_tenant);
+PG_FUNCTION_INFO_V1(tenancy_use);
+
+/*
+ * Looks the tenant up and checks that it may be used now: 42704 if it does
+ * not exist, 55000 if it is not ready.
+ */
+static void
+resolve_tenant(const char *tenant, TenantRecord *rec)
+{
+	if (!tenancy_catalog_lookup(tenant, rec))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tenant \"%s\" does not exist", tenant)));
+	if (rec->state != TENANT_STATE_READY)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenant \"%s\" is not ready", tenant),
+				 errdetail("Tenant \"%s\" is in state \"%s\".", tenant, tenancy_state_name(rec->state))));
+}
+
+/*
+ * tenancy.current_tenant() RETURNS text
+ *
+ * The selected tenant, checked.  55000 with a hint when none is selected.
+ */
+Datum
+tenancy_current_tenant(PG_FUNCTION_ARGS)
+{
+	TenantRecord rec;
+
+	if (tenancy_current == NULL || tenancy_current[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no tenant is selected"),
+				 errhint("Select one with SET LOCAL tenancy.current = '<tenant>' or SELECT tenancy.use('<tenant>').")));
+	resolve_tenant(tenancy_current, &rec);
+	PG_RETURN_TEXT_P(cstring_to_text(rec.id));
+}
+
+/*
+ * tenancy.use(tenant text, is_local boolean DEFAULT true) RETURNS text
+ *
+ * Selects a tenant like SET [LOCAL] tenancy.current, but checks it first
+ * (42602, 42704, 55000), so a bad call changes nothing; callable with a
+ * bind parameter.  NULL or '' clears the selection and returns NULL.
+ */
+Datum
+tenancy_use(PG_FUNCTION_ARGS)
+{
+	bool		is_local = PG_ARGISNULL(1) ? true : PG_GETARG_BOOL(1);
+	char	   *tenant = PG_ARGISNULL(0) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	TenantRecord rec;
+
+	if (tenant[0] != '\0')
+	{
+		tenancy_name_validate(tenant);
+		resolve_tenant(tenant, &rec);
+	}
+	if (is_local && !IsTransactionBlock())
+		ereport(WARNING,
+				(errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),
+				 errmsg("tenancy.use() with is_local has no effect outside a transaction block"),
+				 errhint("Call it after BEGIN, or pass is_local => false.")));
+	(void) set_config_option("tenancy.current", tenant,
+							 PGC_USERSET, PGC_S_SESSION,
+							 is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
+							 true, 0, false);
+	if (tenant[0] == '\0')
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(tenant));
+}

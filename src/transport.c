@@ -1,0 +1,473 @@
+/*-------------------------------------------------------------------------
+ *
+ * transport.c
+ *	  The only code in tenancy that talks to dblink.
+ *
+ * dblink's functions are called through the function manager, by OID,
+ * after resolving dblink's schema from pg_extension at run time: dblink is
+ * relocatable, and search_path must never decide which function runs.
+ * Calling them directly (rather than through SPI) keeps conninfo strings
+ * out of SQL text, so they cannot reach CONTEXT lines or the server log.
+ *
+ * Connections are named dblink connections ("tenancy_<n>").  dblink keeps
+ * named connections across errors, so every connection is closed on every
+ * path: tenancy_transport_run() wraps work in PG_FINALLY.  Closing a
+ * connection that is inside a remote transaction rolls that transaction
+ * back.
+ *
+ * Conninfo is built here and only here: for this cluster (server NULL) from
+ * the socket directory and port the server listens on; for a dblink
+ * foreign server from its options and the caller's user mapping.  Values
+ * are escaped by libpq's rules.  Remote sessions get an application_name
+ * naming the tenant, an empty search_path, and lock, statement and
+ * idle-in-transaction timeouts.
+ *
+ * Copyright (c) 2026, the tenancy authors
+ *
+ * IDENTIFICATION
+ *	  src/transport.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "commands/extension.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "foreign/foreign.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/execnodes.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
+#include "postmaster/postmaster.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
+#include "utils/varlena.h"
+
+#include "guc.h"
+#include "transport.h"
+
+static int	connection_counter = 0;
+
+/*
+ * Schema dblink is installed in.  Raises 55000 if dblink is missing (it is
+ * a prerequisite of tenancy, but could have been dropped with CASCADE
+ * elsewhere).  Result in CurrentMemoryContext.
+ */
+static char *
+dblink_schema(void)
+{
+	Oid			extoid = get_extension_oid("dblink", true);
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			nsp = InvalidOid;
+
+	if (!OidIsValid(extoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"dblink\" is not installed in this database"),
+				 errhint("Run CREATE EXTENSION dblink.")));
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extoid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (!OidIsValid(nsp))
+		elog(ERROR, "could not find the schema of extension \"dblink\"");
+	return get_namespace_name(nsp);
+}
+
+/* OID of dblink function "fname" taking "nargs" text arguments (+ bool). */
+static Oid
+dblink_function(const char *schema, const char *fname, int ntext, bool trailing_bool)
+{
+	Oid			argtypes[3];
+	int			i;
+
+	for (i = 0; i < ntext; i++)
+		argtypes[i] = TEXTOID;
+	if (trailing_bool)
+		argtypes[i++] = BOOLOID;
+	return LookupFuncName(list_make2(makeString(pstrdup(schema)), makeString(pstrdup(fname))),
+						  i, argtypes, false);
+}
+
+/* Appends key='value' to a conninfo string, escaped by libpq's rules. */
+static void
+append_conninfo(StringInfo buf, const char *key, const char *value)
+{
+	const char *p;
+
+	appendStringInfo(buf, "%s='", key);
+	for (p = value; *p; p++)
+	{
+		if (*p == '\\' || *p == '\'')
+			appendStringInfoChar(buf, '\\');
+		appendStringInfoChar(buf, *p);
+	}
+	appendStringInfoString(buf, "' ");
+}
+
+/* Host (socket directory or address) this cluster is reached on. */
+static char *
+loopback_host(void)
+{
+	char	   *dirs;
+	List	   *elems;
+
+	if (tenancy_loopback_host != NULL && tenancy_loopback_host[0] != '\0')
+		return pstrdup(tenancy_loopback_host);
+	if (Unix_socket_directories != NULL && Unix_socket_directories[0] != '\0')
+	{
+		dirs = pstrdup(Unix_socket_directories);
+		if (SplitDirectoriesString(dirs, ',', &elems) && elems != NIL)
+			return (char *) linitial(elems);
+	}
+	return pstrdup("localhost");
+}
+
+/*
+ * Name of the database to run server-level commands in (CREATE and DROP
+ * DATABASE): on this cluster, the admin database; on a foreign server, its
+ * dbname option, else "postgres".
+ */
+static const char *
+maintenance_database(const char *server)
+{
+	ForeignServer *fs;
+	ListCell   *lc;
+
+	if (server == NULL)
+		return get_database_name(MyDatabaseId);
+	fs = GetForeignServerByName(server, false);
+	foreach(lc, fs->options)
+	{
+		DefElem    *d = (DefElem *) lfirst(lc);
+
+		if (strcmp(d->defname, "dbname") == 0)
+			return defGetString(d);
+	}
+	return "postgres";
+}
+
+/*
+ * Checks that "server" names a foreign server the current user may use
+ * (USAGE) and has a user mapping for.  Raises 42704 or 42501.
+ */
+void
+tenancy_transport_check_server(const char *server)
+{
+	ForeignServer *fs = GetForeignServerByName(server, false);
+	AclResult	aclresult;
+
+	aclresult = pg_foreign_server_aclcheck(fs->serverid, GetUserId(), ACL_USAGE);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_FOREIGN_SERVER, fs->servername);
+	(void) GetUserMapping(GetUserId(), fs->serverid);
+}
+
+/*
+ * Builds the conninfo for database "dbname" (NULL: the maintenance
+ * database) on "server" (NULL: this cluster).  The result may hold a
+ * password from a user mapping: it is passed to dblink as a value and never
+ * printed.
+ */
+static char *
+build_conninfo(const char *server, const char *dbname, const char *appname)
+{
+	StringInfoData buf;
+	StringInfoData opts;
+
+	initStringInfo(&buf);
+	if (dbname == NULL)
+		dbname = maintenance_database(server);
+
+	if (server == NULL)
+	{
+		char		port[16];
+
+		snprintf(port, sizeof(port), "%d", PostPortNumber);
+		append_conninfo(&buf, "host", loopback_host());
+		append_conninfo(&buf, "port", port);
+		append_conninfo(&buf, "user", GetUserNameFromId(GetUserId(), false));
+	}
+	else
+	{
+		ForeignServer *fs;
+		UserMapping *um;
+		ListCell   *lc;
+
+		tenancy_transport_check_server(server);
+		fs = GetForeignServerByName(server, false);
+		um = GetUserMapping(GetUserId(), fs->serverid);
+		foreach(lc, list_concat(list_copy(fs->options), um->options))
+		{
+			DefElem    *d = (DefElem *) lfirst(lc);
+
+			if (strcmp(d->defname, "dbname") == 0 ||
+				strcmp(d->defname, "application_name") == 0 ||
+				strcmp(d->defname, "options") == 0)
+				continue;
+			append_conninfo(&buf, d->defname, defGetString(d));
+		}
+	}
+	append_conninfo(&buf, "dbname", dbname);
+	append_conninfo(&buf, "application_name", appname);
+	{
+		char		timeout[16];
+
+		snprintf(timeout, sizeof(timeout), "%d", tenancy_connect_timeout);
+		append_conninfo(&buf, "connect_timeout", timeout);
+	}
+	initStringInfo(&opts);
+	appendStringInfo(&opts,
+					 "-c search_path= -c lock_timeout=%d -c statement_timeout=%d "
+					 "-c idle_in_transaction_session_timeout=%d",
+					 tenancy_remote_lock_timeout, tenancy_remote_statement_timeout,
+					 Max(tenancy_remote_statement_timeout, 60000));
+	append_conninfo(&buf, "options", opts.data);
+	return buf.data;
+}
+
+/*
+ * Opens a named dblink connection to "dbname" (NULL: the maintenance
+ * database) on "server" (NULL: this cluster).  The caller must close it
+ * with tenancy_transport_disconnect() on every path; prefer
+ * tenancy_transport_run().  Raises dblink's 08001 if the server cannot be
+ * reached.  Result in CurrentMemoryContext.
+ */
+TransportConn *
+tenancy_transport_connect(const char *server, const char *dbname, const char *appname)
+{
+	TransportConn *conn = palloc0(sizeof(TransportConn));
+	char	   *schema = dblink_schema();
+	char	   *conninfo = build_conninfo(server, dbname, appname);
+	Oid			connect_fn = dblink_function(schema, "dblink_connect", 2, false);
+
+	snprintf(conn->name, NAMEDATALEN, "tenancy_%d", ++connection_counter);
+	conn->exec_fn = dblink_function(schema, "dblink_exec", 2, true);
+	conn->query_fn = dblink_function(schema, "dblink", 2, true);
+	fmgr_info(dblink_function(schema, "dblink_disconnect", 1, false), &conn->disconnect_fn);
+
+	(void) OidFunctionCall2(connect_fn,
+							CStringGetTextDatum(conn->name),
+							CStringGetTextDatum(conninfo));
+	conn->open = true;
+	return conn;
+}
+
+/*
+ * Closes a connection opened by tenancy_transport_connect().  Safe to call
+ * in an error path (no catalog access) and more than once.
+ */
+void
+tenancy_transport_disconnect(TransportConn *conn)
+{
+	if (conn == NULL || !conn->open)
+		return;
+	conn->open = false;
+	(void) FunctionCall1(&conn->disconnect_fn, CStringGetTextDatum(conn->name));
+}
+
+/*
+ * Opens a connection, runs "work" on it and closes it, whether work
+ * succeeds or throws.  Errors propagate unchanged (remote SQLSTATEs pass
+ * through).
+ */
+void
+tenancy_transport_run(const char *server, const char *dbname, const char *appname,
+					  TransportWork work, void *arg)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	TransportConn *conn = tenancy_transport_connect(server, dbname, appname);
+
+	PG_TRY();
+	{
+		work(conn, arg);
+	}
+	PG_FINALLY();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		tenancy_transport_disconnect(conn);
+	}
+	PG_END_TRY();
+}
+
+/* Runs a remote command; a remote error is raised with its own SQLSTATE. */
+void
+tenancy_transport_exec(TransportConn *conn, const char *sql)
+{
+	Assert(conn->open);
+	(void) OidFunctionCall3(conn->exec_fn,
+							CStringGetTextDatum(conn->name),
+							CStringGetTextDatum(sql),
+							BoolGetDatum(true));
+}
+
+/*
+ * Runs a remote query returning "ncolumns" columns, read as text.  Returns
+ * a List of char *[ncolumns] rows (NULL for SQL NULL), in
+ * CurrentMemoryContext.  dblink() is a set-returning function; we call it in
+ * materialize mode with the expected row type.
+ */
+List *
+tenancy_transport_query(TransportConn *conn, const char *sql, int ncolumns)
+{
+	LOCAL_FCINFO(fcinfo, 3);
+	FmgrInfo	flinfo;
+	ReturnSetInfo rsinfo;
+	TupleDesc	tupdesc = CreateTemplateTupleDesc(ncolumns);
+	TupleTableSlot *slot;
+	List	   *rows = NIL;
+	int			i;
+
+	Assert(conn->open);
+	for (i = 0; i < ncolumns; i++)
+		TupleDescInitEntry(tupdesc, (AttrNumber) (i + 1), NULL, TEXTOID, -1, 0);
+
+	fmgr_info(conn->query_fn, &flinfo);
+	memset(&rsinfo, 0, sizeof(rsinfo));
+	rsinfo.type = T_ReturnSetInfo;
+	rsinfo.econtext = CreateStandaloneExprContext();
+	rsinfo.expectedDesc = tupdesc;
+	rsinfo.allowedModes = (int) SFRM_Materialize;
+	rsinfo.returnMode = SFRM_Materialize;
+
+	InitFunctionCallInfoData(*fcinfo, &flinfo, 3, InvalidOid, NULL, (Node *) &rsinfo);
+	fcinfo->args[0].value = CStringGetTextDatum(conn->name);
+	fcinfo->args[0].isnull = false;
+	fcinfo->args[1].value = CStringGetTextDatum(sql);
+	fcinfo->args[1].isnull = false;
+	fcinfo->args[2].value = BoolGetDatum(true);
+	fcinfo->args[2].isnull = false;
+	(void) FunctionCallInvoke(fcinfo);
+
+	if (rsinfo.setResult != NULL)
+	{
+		slot = MakeSingleTupleTableSlot(rsinfo.setDesc, &TTSOpsMinimalTuple);
+		while (tuplestore_gettupleslot(rsinfo.setResult, true, false, slot))
+		{
+			char	  **row = palloc(sizeof(char *) * ncolumns);
+
+			slot_getallattrs(slot);
+			for (i = 0; i < ncolumns; i++)
+				row[i] = slot->tts_isnull[i] ? NULL : TextDatumGetCString(slot->tts_values[i]);
+			rows = lappend(rows, row);
+		}
+		ExecDropSingleTupleTableSlot(slot);
+		tuplestore_end(rsinfo.setResult);
+	}
+	FreeExprContext(rsinfo.econtext, true);
+	return rows;
+}
+
+/* First column of the first row of a remote query, or NULL. */
+char *
+tenancy_transport_query_value(TransportConn *conn, const char *sql)
+{
+	List	   *rows = tenancy_transport_query(conn, sql, 1);
+
+	if (rows == NIL)
+		return NULL;
+	return ((char **) linitial(rows))[0];
+}
+
+/* Work function for tenancy_transport_database_exists(). */
+static void
+exists_work(TransportConn *conn, void *arg)
+{
+	char	  **args = (char **) arg;
+
+	args[1] = tenancy_transport_query_value(conn, tenancy_transport_sql_exists_database(args[0]));
+}
+
+/*
+ * Does database "dbname" exist on "server"?  For this cluster, answered
+ * from the local catalog without a connection.
+ */
+bool
+tenancy_transport_database_exists(const char *server, const char *dbname)
+{
+	char	   *args[2];
+
+	if (server == NULL)
+		return OidIsValid(get_database_oid(dbname, true));
+	args[0] = (char *) dbname;
+	args[1] = NULL;
+	tenancy_transport_run(server, NULL, "tenancy/check", exists_work, args);
+	return args[1] != NULL;
+}
+
+/* CREATE DATABASE "dbname" TEMPLATE "template_db" */
+char *
+tenancy_transport_sql_create_database(const char *dbname, const char *template_db)
+{
+	return psprintf("CREATE DATABASE %s TEMPLATE %s",
+					quote_identifier(dbname), quote_identifier(template_db));
+}
+
+/* Makes a database reachable only by roles granted CONNECT explicitly. */
+char *
+tenancy_transport_sql_revoke_public(const char *dbname)
+{
+	return psprintf("REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC",
+					quote_identifier(dbname));
+}
+
+/* DROP DATABASE, optionally terminating the sessions connected to it. */
+char *
+tenancy_transport_sql_drop_database(const char *dbname, bool force)
+{
+	return psprintf("DROP DATABASE IF EXISTS %s%s", quote_identifier(dbname),
+					force ? " WITH (FORCE)" : "");
+}
+
+/* ALTER DATABASE ... WITH ALLOW_CONNECTIONS true|false */
+char *
+tenancy_transport_sql_allow_connections(const char *dbname, bool allow)
+{
+	return psprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS %s",
+					quote_identifier(dbname), allow ? "true" : "false");
+}
+
+/* Query that returns a row iff database "dbname" exists. */
+char *
+tenancy_transport_sql_exists_database(const char *dbname)
+{
+	return psprintf("SELECT 'exists' FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) %s",
+					quote_literal_cstr(dbname));
+}
+
+/*
+ * Records an applied migration in the tenant's ledger, inside the
+ * migration's remote transaction: duration is measured from the start of
+ * that transaction.
+ */
+char *
+tenancy_transport_sql_ledger_insert(int64 version, const char *checksum)
+{
+	return psprintf("INSERT INTO tenancy.applied_migration (version, checksum, duration) "
+					"VALUES (" INT64_FORMAT ", %s, pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.now())",
+					version, quote_literal_cstr(checksum));
+}

@@ -1,0 +1,79 @@
+/*-------------------------------------------------------------------------
+ *
+ * transport.h
+ *	  The only interface to dblink: connections to tenant servers, remote
+ *	  commands and queries, and the builders of remote SQL.
+ *
+ * Copyright (c) 2026, the tenancy authors
+ *
+ * IDENTIFICATION
+ *	  src/transport.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TENANCY_TRANSPORT_H
+#define TENANCY_TRANSPORT_H
+
+#include "fmgr.h"
+#include "nodes/pg_list.h"
+
+/* An open, named dblink connection owned by tenancy. */
+typedef struct TransportConn
+{
+	char		name[NAMEDATALEN];
+	Oid			exec_fn;
+	Oid			query_fn;
+	FmgrInfo	disconnect_fn;	/* resolved up front: used in error paths */
+	bool		open;
+} TransportConn;
+
+/* Work done on a connection by tenancy_transport_run(). */
+typedef void (*TransportWork) (TransportConn *conn, void *arg);
+
+extern TransportConn *tenancy_transport_connect(const char *server,
+												const char *dbname,
+												const char *appname);
+extern void tenancy_transport_disconnect(TransportConn *conn);
+extern void tenancy_transport_run(const char *server, const char *dbname,
+								  const char *appname,
+								  TransportWork work, void *arg);
+extern void tenancy_transport_exec(TransportConn *conn, const char *sql);
+extern List *tenancy_transport_query(TransportConn *conn, const char *sql,
+									 int ncolumns);
+extern char *tenancy_transport_query_value(TransportConn *conn, const char *sql);
+extern bool tenancy_transport_database_exists(const char *server,
+											  const char *dbname);
+extern void tenancy_transport_check_server(const char *server);
+
+/* Remote SQL builders: names are quoted here, never by callers. */
+extern char *tenancy_transport_sql_create_database(const char *dbname,
+												   const char *template_db);
+extern char *tenancy_transport_sql_revoke_public(const char *dbname);
+extern char *tenancy_transport_sql_drop_database(const char *dbname, bool force);
+extern char *tenancy_transport_sql_allow_connections(const char *dbname, bool allow);
+extern char *tenancy_transport_sql_exists_database(const char *dbname);
+extern char *tenancy_transport_sql_ledger_insert(int64 version,
+												 const char *checksum);
+
+/*
+ * Fixed remote statements for the per-tenant migration ledger, which lives
+ * in the tenant database as tenancy.applied_migration.  Everything is
+ * schema-qualified: remote sessions run with an empty search_path.
+ */
+#define TRANSPORT_SQL_LEDGER_SETUP \
+	"CREATE SCHEMA IF NOT EXISTS tenancy; " \
+	"CREATE TABLE IF NOT EXISTS tenancy.applied_migration (" \
+	"version bigint PRIMARY KEY, " \
+	"checksum text NOT NULL, " \
+	"applied_at timestamptz NOT NULL DEFAULT pg_catalog.now(), " \
+	"duration interval NOT NULL); " \
+	"COMMENT ON TABLE tenancy.applied_migration IS " \
+	"'tenancy migration ledger: one row per migration applied to this database, written in the migration''s own transaction'"
+#define TRANSPORT_SQL_LEDGER_LOCK \
+	"LOCK TABLE tenancy.applied_migration IN EXCLUSIVE MODE"
+#define TRANSPORT_SQL_LEDGER_READ \
+	"SELECT version::text, checksum FROM tenancy.applied_migration ORDER BY version"
+#define TRANSPORT_SQL_XACT_ID \
+	"SELECT pg_catalog.pg_current_xact_id()::text"
+
+#endif							/* TENANCY_TRANSPORT_H */

@@ -26,6 +26,7 @@ GRANT USAGE ON SCHEMA tenancy TO PUBLIC;
 CREATE TABLE tenancy.tenant (
     id              text        PRIMARY KEY
                                 CONSTRAINT tenant_id_syntax CHECK (id OPERATOR(pg_catalog.~) '^[a-z0-9][a-z0-9_-]*$'
+                                                                   AND pg_catalog.strpos(id, '--') OPERATOR(pg_catalog.=) 0
                                                                    AND pg_catalog.octet_length(id) OPERATOR(pg_catalog.<=) 63),
     isolation       text        NOT NULL DEFAULT 'database'
                                 CONSTRAINT tenant_isolation_check CHECK (isolation OPERATOR(pg_catalog.=) ANY (ARRAY['database', 'schema'])),
@@ -45,11 +46,11 @@ CREATE TABLE tenancy.tenant (
         (isolation OPERATOR(pg_catalog.=) 'database' AND database_name IS NOT NULL AND schema_name IS NULL)
         OR (isolation OPERATOR(pg_catalog.=) 'schema' AND schema_name IS NOT NULL AND database_name IS NULL))
 );
-CREATE UNIQUE INDEX tenant_database_key ON tenancy.tenant (pg_catalog.coalesce(server, ''), database_name)
+CREATE UNIQUE INDEX tenant_database_key ON tenancy.tenant ((COALESCE(server, ''::pg_catalog.name)), database_name)
     WHERE database_name IS NOT NULL;
 
 COMMENT ON TABLE tenancy.tenant IS 'tenancy: one row per tenant, with its isolation, target database or schema, server and state';
-COMMENT ON COLUMN tenancy.tenant.id IS 'tenant id: canonical lower-case ASCII, ^[a-z0-9][a-z0-9_-]*$';
+COMMENT ON COLUMN tenancy.tenant.id IS 'tenant id: canonical lower-case ASCII, ^[a-z0-9][a-z0-9_-]*$ without "--"';
 COMMENT ON COLUMN tenancy.tenant.isolation IS 'database (own database) or schema (own schema in the admin database)';
 COMMENT ON COLUMN tenancy.tenant.database_name IS 'name of the tenant database (database tenants)';
 COMMENT ON COLUMN tenancy.tenant.schema_name IS 'name of the tenant schema (schema tenants)';
@@ -109,7 +110,7 @@ SELECT t.id AS tenant,
        t.last_error,
        t.updated_at
   FROM tenancy.tenant t
- CROSS JOIN (SELECT pg_catalog.coalesce(pg_catalog.max(version), 0) AS latest_version
+ CROSS JOIN (SELECT COALESCE(pg_catalog.max(version), 0) AS latest_version
                FROM tenancy.migration) l;
 
 COMMENT ON VIEW tenancy.migration_status IS 'tenancy: per tenant, applied and latest migration version, pending count, state and last error, from the catalog alone';

@@ -464,7 +464,7 @@ tenancy_catalog_latest_version(void)
 	bool		isnull;
 
 	catalog_enter(&scope);
-	catalog_exec("SELECT pg_catalog.coalesce(pg_catalog.max(version), 0) FROM tenancy.migration",
+	catalog_exec("SELECT COALESCE(pg_catalog.max(version), 0) FROM tenancy.migration",
 				 0, NULL, NULL, NULL, true, SPI_OK_SELECT);
 	v = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	catalog_leave(&scope);
@@ -508,7 +508,7 @@ tenancy_catalog_add_migration(int64 version, const char *sql, const char *checks
 	}
 	else
 	{
-		catalog_exec("SELECT pg_catalog.coalesce(pg_catalog.max(version), 0) FROM tenancy.migration",
+		catalog_exec("SELECT COALESCE(pg_catalog.max(version), 0) FROM tenancy.migration",
 					 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 		*highest = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		if (version < *highest)

@@ -48,7 +48,7 @@ check_current(char **newval, void **extra, GucSource source)
 	if (tenancy_name_syntax_ok(*newval, &why))
 		return true;
 	GUC_check_errdetail("%s", why);
-	GUC_check_errhint("A tenant id matches %s and is at most %d bytes; use '' to select no tenant.",
+	GUC_check_errhint("A tenant id matches %s, has no \"--\" and is at most %d bytes; use '' to select no tenant.",
 					  TENANCY_ID_PATTERN, NAMEDATALEN - 1);
 	return false;
 }

@@ -74,6 +74,12 @@ tenancy_name_syntax_ok(const char *name, const char **why)
 			return false;
 		}
 	}
+	/* "--" starts an SQL comment: refused as defence in depth */
+	if (strstr(name, "--") != NULL)
+	{
+		*why = "A tenant id must not contain two hyphens in a row.";
+		return false;
+	}
 	return true;
 }
 
@@ -117,7 +123,7 @@ tenancy_name_validate(const char *name)
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("invalid tenant name \"%s\"", name_for_message(name)),
 				 errdetail("%s", why),
-				 errhint("Tenant ids match %s.", TENANCY_ID_PATTERN)));
+				 errhint("Tenant ids match %s, without two hyphens in a row.", TENANCY_ID_PATTERN)));
 
 	for (i = 0; reserved_ids[i] != NULL; i++)
 	{

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# test/run.sh: builds tenancy and runs every test suite (pg_regress, isolation,
+# TAP) against a throwaway PostgreSQL 15 cluster.  Run as root on a fresh
+# Debian 12 machine: it installs what is missing, runs PostgreSQL as the
+# "postgres" OS user in a temporary directory, prints regression.diffs and
+# server logs on failure, stops the cluster and exits non-zero on any failure.
+#
+#   bash test/run.sh            # everything
+#   KEEP=1 bash test/run.sh     # keep the temporary directory for inspection
+set -uo pipefail
+
+. "$(dirname "$0")/lib.sh"
+
+tenancy_ensure_packages || exit 1
+tenancy_build_install || exit 1
+
+tenancy_workdir test
+trap 'tenancy_stop_cluster; [ -n "${KEEP:-}" ] || rm -rf "$TENANCY_WORK"' EXIT
+
+# The suites write results/, output_iso/ and tmp_check/ next to their inputs,
+# so they run in a copy of the tree that the postgres user owns.
+rsync -a --exclude .git --exclude results --exclude tmp_check "$TENANCY_ROOT/" "$TENANCY_WORK/src/"
+[ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$TENANCY_WORK/src"
+
+tenancy_start_cluster
+echo "== cluster on port $PGPORT ($(psql -XAtc 'SHOW server_version'))"
+
+status=0
+echo "== pg_regress and isolation suites, then TAP tests (make installcheck)"
+if ! as_pg make -C "$TENANCY_WORK/src" -s PG_CONFIG="$PG_BINDIR/pg_config" \
+		PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER=postgres \
+		PROVE_FLAGS="--timer" installcheck; then
+	status=1
+	for f in "$TENANCY_WORK/src/regression.diffs" "$TENANCY_WORK/src/output_iso/regression.diffs"; do
+		if [ -s "$f" ]; then
+			echo "======== $f"
+			cat "$f"
+		fi
+	done
+	for f in "$TENANCY_WORK"/src/tmp_check/log/*; do
+		[ -f "$f" ] || continue
+		echo "======== $f (last 80 lines)"
+		tail -n 80 "$f"
+	done
+	echo "======== server log (last 200 lines)"
+	tail -n 200 "$TENANCY_WORK/server.log"
+fi
+
+if [ $status -eq 0 ]; then
+	echo "== all test suites passed"
+else
+	echo "== FAILED"
+fi
+exit $status

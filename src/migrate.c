@@ -177,12 +177,14 @@ find_migration(List *migrations, int64 version)
  * on an open connection to the tenant database.  Raises XX001 on drift
  * (before applying anything), 25000 if a migration ends the transaction,
  * and any remote error with its own SQLSTATE.  Returns the highest version
- * in the ledger afterwards.
+ * in the ledger afterwards, and sets *from to the highest version in it
+ * before (the ledger, not the catalog, is the truth).
  *
  * The caller holds the tenant's lock.
  */
 int64
-tenancy_migrate_connection(TransportConn *conn, const char *tenant, List *migrations)
+tenancy_migrate_connection(TransportConn *conn, const char *tenant, List *migrations,
+						   int64 *from)
 {
 	List	   *ledger = tenancy_transport_query(conn, TRANSPORT_SQL_LEDGER_READ, 2);
 	ListCell   *lc;
@@ -216,6 +218,7 @@ tenancy_migrate_connection(TransportConn *conn, const char *tenant, List *migrat
 							   row[1], m->checksum)));
 		applied = Max(applied, version);
 	}
+	*from = applied;
 
 	foreach(lc, migrations)
 	{
@@ -260,6 +263,7 @@ typedef struct MigrateWork
 {
 	const char *tenant;
 	List	   *migrations;
+	int64		from_version;
 	int64		to_version;
 } MigrateWork;
 
@@ -268,7 +272,8 @@ migrate_work(TransportConn *conn, void *arg)
 {
 	MigrateWork *w = (MigrateWork *) arg;
 
-	w->to_version = tenancy_migrate_connection(conn, w->tenant, w->migrations);
+	w->to_version = tenancy_migrate_connection(conn, w->tenant, w->migrations,
+											   &w->from_version);
 }
 
 /*
@@ -277,7 +282,9 @@ migrate_work(TransportConn *conn, void *arg)
  *
  * Applies the pending migrations to one ready tenant.  Errors are raised
  * (with the remote SQLSTATE and a CONTEXT line naming tenant and version),
- * and leave the tenant at the last version that committed.
+ * and leave the tenant at the last version that committed.  from_version
+ * is read from the tenant's ledger; the catalog's applied_version is brought
+ * in line with the ledger whenever they differ.
  */
 Datum
 tenancy_migrate(PG_FUNCTION_ARGS)
@@ -315,16 +322,16 @@ tenancy_migrate(PG_FUNCTION_ARGS)
 
 	w.tenant = tenant;
 	w.migrations = tenancy_catalog_migrations();
-	w.to_version = rec.applied_version;
+	w.from_version = w.to_version = rec.applied_version;
 	tenancy_transport_run(rec.server[0] ? rec.server : NULL, rec.database_name,
 						  psprintf("tenancy/%s", tenant), migrate_work, &w);
 	if (w.to_version != rec.applied_version)
 		tenancy_catalog_set_applied(tenant, w.to_version);
 
 	values[0] = CStringGetTextDatum(tenant);
-	values[1] = Int64GetDatum(rec.applied_version);
+	values[1] = Int64GetDatum(w.from_version);
 	values[2] = Int64GetDatum(w.to_version);
-	values[3] = CStringGetTextDatum(w.to_version > rec.applied_version ? "migrated" : "up_to_date");
+	values[3] = CStringGetTextDatum(w.to_version > w.from_version ? "migrated" : "up_to_date");
 	{
 		long		secs;
 		int			usecs;

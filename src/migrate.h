@@ -18,6 +18,6 @@
 #include "transport.h"
 
 extern int64 tenancy_migrate_connection(TransportConn *conn, const char *tenant,
-										List *migrations);
+										List *migrations, int64 *from);
 
 #endif							/* TENANCY_MIGRATE_H */

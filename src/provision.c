@@ -136,9 +136,11 @@ static void
 bootstrap_work(TransportConn *conn, void *arg)
 {
 	BootstrapWork *w = (BootstrapWork *) arg;
+	int64		from;
 
 	tenancy_transport_exec(conn, TRANSPORT_SQL_LEDGER_SETUP);
-	w->version = tenancy_migrate_connection(conn, w->tenant, tenancy_catalog_migrations());
+	w->version = tenancy_migrate_connection(conn, w->tenant, tenancy_catalog_migrations(),
+											&from);
 }
 
 /*

@@ -9,7 +9,7 @@
  * Calling them directly (rather than through SPI) keeps conninfo strings
  * out of SQL text, so they cannot reach CONTEXT lines or the server log.
  *
- * Connections are named dblink connections ("tenancy_<n>").  dblink keeps
+ * Connections are named dblink connections ("tenancy_<depth>").  dblink keeps
  * named connections across errors, so every connection is closed on every
  * path: tenancy_transport_run() wraps work in PG_FINALLY.  Closing a
  * connection that is inside a remote transaction rolls that transaction
@@ -60,7 +60,11 @@
 #include "guc.h"
 #include "transport.h"
 
-static int	connection_counter = 0;
+/*
+ * Connections are strictly nested (each is closed before its opener
+ * returns), so the depth makes a unique, deterministic name.
+ */
+static int	connection_depth = 0;
 
 /*
  * Schema dblink is installed in.  Raises 55000 if dblink is missing (it is
@@ -265,7 +269,7 @@ tenancy_transport_connect(const char *server, const char *dbname, const char *ap
 	char	   *conninfo = build_conninfo(server, dbname, appname);
 	Oid			connect_fn = dblink_function(schema, "dblink_connect", 2, false);
 
-	snprintf(conn->name, NAMEDATALEN, "tenancy_%d", ++connection_counter);
+	snprintf(conn->name, NAMEDATALEN, "tenancy_%d", connection_depth + 1);
 	conn->exec_fn = dblink_function(schema, "dblink_exec", 2, true);
 	conn->query_fn = dblink_function(schema, "dblink", 2, true);
 	fmgr_info(dblink_function(schema, "dblink_disconnect", 1, false), &conn->disconnect_fn);
@@ -274,6 +278,7 @@ tenancy_transport_connect(const char *server, const char *dbname, const char *ap
 							CStringGetTextDatum(conn->name),
 							CStringGetTextDatum(conninfo));
 	conn->open = true;
+	connection_depth++;
 	return conn;
 }
 
@@ -287,6 +292,7 @@ tenancy_transport_disconnect(TransportConn *conn)
 	if (conn == NULL || !conn->open)
 		return;
 	conn->open = false;
+	connection_depth--;
 	(void) FunctionCall1(&conn->disconnect_fn, CStringGetTextDatum(conn->name));
 }
 

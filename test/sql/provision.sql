@@ -1,0 +1,120 @@
+--
+-- provision: create, find again, suspend, resume and drop tenant databases on
+-- this cluster, through dblink
+--
+SELECT current_setting('unix_socket_directories') AS sockdir,
+       current_setting('port') AS port \gset
+
+-- should succeed: provisioning returns the ready row
+SELECT id, isolation, database_name, schema_name, server, state, applied_version, last_error, metadata
+  FROM tenancy.provision('acme', metadata => '{"plan": "gold"}');
+-- the database exists, and PUBLIC may neither connect nor create temp tables
+SELECT datname,
+       has_database_privilege('public', datname, 'CONNECT') AS public_connect,
+       has_database_privilege('public', datname, 'TEMP') AS public_temp
+  FROM pg_database WHERE datname = 'regress_tn_acme';
+-- the ledger exists in the tenant database
+SELECT * FROM dblink(format('host=%s port=%s dbname=regress_tn_acme', :'sockdir', :'port'),
+                     'SELECT count(*) FROM tenancy.applied_migration') AS t(n bigint);
+-- no connection is left open
+SELECT dblink_get_connections() AS open_connections;
+SELECT count(*) AS remote_sessions FROM pg_stat_activity WHERE application_name LIKE 'tenancy/%';
+
+-- should succeed with a NOTICE: provisioning a ready tenant again
+SELECT id, state FROM tenancy.provision('acme');
+
+-- should fail: bad arguments (nothing is created)
+SELECT tenancy.provision('bad-iso', isolation => 'row');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.provision('bad-iso', isolation => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.provision('bad-iso', isolation => 'schema');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.provision('bad-meta', metadata => '[1, 2]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.provision('bad-meta', metadata => '"text"');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.provision('bad-server', server => 'no_such_server');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.provision('bad-server', server => 'x host=evil');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.deprovision('acme', force => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS tenants FROM tenancy.tenant;
+
+-- should fail: the database exists but is not registered (42P04), and
+-- nothing is registered
+CREATE DATABASE regress_tn_squatter;
+SELECT tenancy.provision('squatter');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS squatter_rows FROM tenancy.tenant WHERE id = 'squatter';
+DROP DATABASE regress_tn_squatter;
+
+-- should fail: the tenant's database name is the template's
+SET tenancy.template_database = 'regress_tn_tpl';
+SELECT tenancy.provision('tpl');
+\echo :LAST_ERROR_SQLSTATE
+RESET tenancy.template_database;
+
+-- should fail: the template does not exist; the remote error passes through
+-- with its SQLSTATE, and the catalog row rolls back with the caller's
+-- transaction
+SET tenancy.template_database = 'regress_no_such_template';
+SELECT tenancy.provision('no-template');
+\echo :LAST_ERROR_SQLSTATE
+RESET tenancy.template_database;
+SELECT count(*) AS rows_left FROM tenancy.tenant WHERE id = 'no-template';
+SELECT dblink_get_connections() AS open_connections;
+
+-- suspend: not selectable, and the database refuses connections
+SELECT tenancy.suspend('acme');
+SELECT state FROM tenancy.tenant WHERE id = 'acme';
+SELECT datallowconn FROM pg_database WHERE datname = 'regress_tn_acme';
+-- should fail: connecting to a suspended tenant's database
+\set VERBOSITY terse
+SELECT dblink_connect('suspended', format('host=%s port=%s dbname=regress_tn_acme', :'sockdir', :'port'));
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+-- should fail: selecting it
+SELECT tenancy.use('acme');
+\echo :LAST_ERROR_SQLSTATE
+-- should succeed with a NOTICE: suspending again
+SELECT tenancy.suspend('acme');
+-- should fail: provisioning a suspended tenant
+SELECT tenancy.provision('acme');
+\echo :LAST_ERROR_SQLSTATE
+-- should fail: migrating a suspended tenant
+SELECT * FROM tenancy.migrate('acme');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.resume('acme');
+SELECT state FROM tenancy.tenant WHERE id = 'acme';
+SELECT datallowconn FROM pg_database WHERE datname = 'regress_tn_acme';
+-- should succeed with a NOTICE: resuming a ready tenant
+SELECT tenancy.resume('acme');
+-- should fail: unknown tenants
+SELECT tenancy.suspend('ghost');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.resume('ghost');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.deprovision('ghost');
+\echo :LAST_ERROR_SQLSTATE
+
+-- deprovision refuses while a session is connected, unless forced
+SELECT dblink_connect('holder', format('host=%s port=%s dbname=regress_tn_acme', :'sockdir', :'port'));
+-- should fail: a session is connected (55006, passed through from the server)
+SELECT tenancy.deprovision('acme');
+\echo :LAST_ERROR_SQLSTATE
+-- nothing changed
+SELECT state FROM tenancy.tenant WHERE id = 'acme';
+SELECT count(*) AS databases FROM pg_database WHERE datname = 'regress_tn_acme';
+-- should succeed: force terminates the session
+SELECT tenancy.deprovision('acme', force => true);
+SELECT count(*) AS rows_left FROM tenancy.tenant WHERE id = 'acme';
+SELECT count(*) AS databases FROM pg_database WHERE datname = 'regress_tn_acme';
+SELECT dblink_disconnect('holder');
+
+-- a deprovisioned name can be provisioned again
+SELECT id, state FROM tenancy.provision('acme');
+SELECT tenancy.deprovision('acme');
+SELECT count(*) AS tenant_databases FROM pg_database WHERE datname LIKE 'regress_tn_%';
+SELECT dblink_get_connections() AS open_connections;

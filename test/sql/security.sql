@@ -1,0 +1,66 @@
+--
+-- security: what PUBLIC may do, SECURITY DEFINER hygiene, ownership, and the
+-- install script's own rules
+--
+
+-- Only the routing functions are executable by PUBLIC.
+SELECT p.oid::regprocedure::text AS function,
+       has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute,
+       p.prosecdef AS security_definer,
+       p.proconfig
+  FROM pg_proc p
+  JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+ WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'tenancy')
+ ORDER BY 1;
+
+-- No table or view is readable or writable by PUBLIC.
+SELECT c.oid::regclass::text AS relation,
+       has_table_privilege('public', c.oid, 'SELECT') AS public_select,
+       has_table_privilege('public', c.oid, 'INSERT,UPDATE,DELETE,TRUNCATE') AS public_write
+  FROM pg_class c WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'v')
+ ORDER BY 1;
+
+-- Everything is owned by the installing superuser.
+SELECT count(*) AS not_owned_by_superuser
+  FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
+ WHERE c.relnamespace = 'tenancy'::regnamespace AND NOT r.rolsuper;
+SELECT r.rolsuper AS schema_owner_is_superuser
+  FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner WHERE n.nspname = 'tenancy';
+
+-- dblink's unsafe entry point stays closed to PUBLIC.
+SELECT has_function_privilege('public', 'dblink_connect_u(text,text)', 'EXECUTE') AS public_dblink_connect_u;
+
+-- The install script uses neither OR REPLACE nor IF NOT EXISTS, so an object
+-- planted beforehand makes installation fail instead of being adopted.
+SELECT setting AS sharedir FROM pg_config WHERE name = 'SHAREDIR' \gset
+SELECT s.file,
+       pg_read_file(:'sharedir' || '/extension/' || s.file) ~* '(or\s+replace|if\s+not\s+exists)' AS adopts_objects
+  FROM (SELECT pg_ls_dir(:'sharedir' || '/extension') AS file) s
+ WHERE s.file LIKE 'tenancy--%.sql'
+ ORDER BY 1;
+
+-- Ordinary roles can use neither the admin functions nor the catalog.
+CREATE ROLE regress_intruder;
+SET ROLE regress_intruder;
+-- should fail: 42501 for each
+SELECT tenancy.provision('intruder');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.deprovision('intruder');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM tenancy.migrate('intruder');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.add_migration(1, 'DROP TABLE public.x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.suspend('intruder');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.resume('intruder');
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO tenancy.tenant (id, database_name, state) VALUES ('intruder', 'x', 'ready');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM tenancy.migration_status;
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM tenancy.member;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP ROLE regress_intruder;
+SELECT count(*) AS tenants FROM tenancy.tenant;

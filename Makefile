@@ -20,7 +20,7 @@ REGRESS = init guc names catalog provision migrate routing security load_order c
 REGRESS_OPTS = --inputdir=test --load-extension=dblink
 
 ISOLATION = concurrent_provision current_per_session
-ISOLATION_OPTS = --inputdir=test --outputdir=.
+ISOLATION_OPTS = --inputdir=test --outputdir=. --load-extension=dblink --load-extension=tenancy
 
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl

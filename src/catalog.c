@@ -64,12 +64,19 @@ static MemoryContext tenant_cache_context = NULL;
 static bool tenant_cache_valid = false;
 static Oid	tenant_relid = InvalidOid;
 
+/*
+ * Kept plan for the routing lookup: prepared once per backend under the
+ * pinned search_path (the plan cache replans under that same path), so a
+ * cache miss costs one plan execution, not a parse and plan.
+ */
+static SPIPlanPtr lookup_plan = NULL;
+
 /* Saved state while running as the catalog owner. */
 typedef struct CatalogScope
 {
 	Oid			save_userid;
 	int			save_sec_context;
-	int			save_nestlevel;
+	int			save_nestlevel; /* 0 if search_path was not pinned */
 	MemoryContext caller_context;
 } CatalogScope;
 
@@ -131,13 +138,26 @@ catalog_owner(void)
 	return owner;
 }
 
+/* Pins search_path for the statements that follow; returns the nest level. */
+static int
+pin_search_path(void)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
 /*
- * Switches to the catalog owner with a pinned search_path and connects SPI.
- * Must be paired with catalog_leave().  On error, transaction (or
- * subtransaction) abort restores the user id and the GUC nest level.
+ * Switches to the catalog owner and connects SPI; with pin, also pins
+ * search_path (needed whenever a statement is parsed).  Must be paired with
+ * catalog_leave().  On error, transaction (or subtransaction) abort restores
+ * the user id and the GUC nest level.
  */
 static void
-catalog_enter(CatalogScope *scope)
+catalog_enter_ext(CatalogScope *scope, bool pin)
 {
 	Oid			owner = catalog_owner();
 
@@ -146,12 +166,15 @@ catalog_enter(CatalogScope *scope)
 	SetUserIdAndSecContext(owner, scope->save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
-	scope->save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	scope->save_nestlevel = pin ? pin_search_path() : 0;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+}
+
+static void
+catalog_enter(CatalogScope *scope)
+{
+	catalog_enter_ext(scope, true);
 }
 
 /* Undoes catalog_enter(). */
@@ -160,7 +183,8 @@ catalog_leave(CatalogScope *scope)
 {
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
-	AtEOXact_GUC(true, scope->save_nestlevel);
+	if (scope->save_nestlevel > 0)
+		AtEOXact_GUC(true, scope->save_nestlevel);
 	SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
 }
 
@@ -209,11 +233,11 @@ record_from_tuple(HeapTuple tup, TupleDesc desc, TenantRecord *rec)
 }
 
 /*
- * Reads one tenant row.  With for_update, locks the row.  Returns false if
- * there is none.  Always reads the catalog (no cache).
+ * Reads one tenant row and locks it.  Returns false if there is none.
+ * Always reads the catalog (no cache).
  */
 static bool
-read_tenant(const char *id, TenantRecord *rec, bool for_update)
+read_tenant_for_update(const char *id, TenantRecord *rec)
 {
 	CatalogScope scope;
 	Oid			types[1] = {TEXTOID};
@@ -222,10 +246,44 @@ read_tenant(const char *id, TenantRecord *rec, bool for_update)
 
 	values[0] = CStringGetTextDatum(id);
 	catalog_enter(&scope);
-	catalog_exec(for_update ?
-				 "SELECT " TENANT_COLUMNS " FROM tenancy.tenant WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
-				 "SELECT " TENANT_COLUMNS " FROM tenancy.tenant WHERE id OPERATOR(pg_catalog.=) $1",
-				 1, types, values, NULL, !for_update, SPI_OK_SELECT);
+	catalog_exec("SELECT " TENANT_COLUMNS " FROM tenancy.tenant WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+				 1, types, values, NULL, false, SPI_OK_SELECT);
+	found = SPI_processed > 0;
+	if (found)
+		record_from_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, rec);
+	catalog_leave(&scope);
+	return found;
+}
+
+/*
+ * Reads one tenant row with the kept lookup plan (routing's cache misses).
+ */
+static bool
+lookup_tenant(const char *id, TenantRecord *rec)
+{
+	CatalogScope scope;
+	Datum		values[1];
+	bool		found;
+	int			rc;
+
+	values[0] = CStringGetTextDatum(id);
+	catalog_enter_ext(&scope, false);
+	if (lookup_plan == NULL)
+	{
+		Oid			types[1] = {TEXTOID};
+		int			nestlevel = pin_search_path();
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare("SELECT " TENANT_COLUMNS " FROM tenancy.tenant WHERE id OPERATOR(pg_catalog.=) $1",
+						   1, types);
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not prepare tenant lookup: %s", SPI_result_code_string(SPI_result));
+		AtEOXact_GUC(true, nestlevel);
+		lookup_plan = plan;
+	}
+	rc = SPI_execute_plan(lookup_plan, values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "tenant lookup failed: %s", SPI_result_code_string(rc));
 	found = SPI_processed > 0;
 	if (found)
 		record_from_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, rec);
@@ -275,7 +333,7 @@ tenancy_catalog_lookup(const char *id, TenantRecord *rec)
 		return true;
 	}
 
-	if (!read_tenant(id, rec, false))
+	if (!lookup_tenant(id, rec))
 		return false;
 
 	/* an invalidation may have arrived while reading; only then skip */
@@ -291,7 +349,7 @@ tenancy_catalog_lookup(const char *id, TenantRecord *rec)
 bool
 tenancy_catalog_fetch(const char *id, TenantRecord *rec)
 {
-	return read_tenant(id, rec, true);
+	return read_tenant_for_update(id, rec);
 }
 
 /* Inserts a new tenant row (state and names from "rec"). */

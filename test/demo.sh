@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# test/demo.sh: tenancy end to end on a throwaway local cluster.
+#
+# Installs what is missing (as root on Debian 12), builds and installs
+# tenancy, starts PostgreSQL 15 as the "postgres" OS user in a temporary
+# directory, provisions three tenants, registers and applies two migrations,
+# selects each tenant with SET tenancy.current, and prints a short report.
+# Everything is stopped and removed at the end unless KEEP=1 is set, in which
+# case the cluster is left running and the script says how to connect.
+set -euo pipefail
+
+. "$(dirname "$0")/lib.sh"
+
+tenancy_ensure_packages
+tenancy_build_install >/dev/null
+tenancy_workdir demo
+if [ -z "${KEEP:-}" ]; then
+	trap 'tenancy_stop_cluster; rm -rf "$TENANCY_WORK"' EXIT
+fi
+tenancy_start_cluster "session_preload_libraries = 'tenancy'"
+
+sql() { psql -X -v ON_ERROR_STOP=1 --pset=footer=off "$@"; }
+
+echo
+echo "== 1. Install the extension in the admin database"
+sql -qc "CREATE EXTENSION tenancy CASCADE" 2>&1 | grep -v '^NOTICE' || true
+sql -c "\dx tenancy"
+
+echo "== 2. Register two migrations (each is applied per tenant in one transaction with its ledger row)"
+sql -q -o /dev/null <<'SQL'
+SELECT tenancy.add_migration(1,
+  $$CREATE TABLE public.customer (id int PRIMARY KEY, name text NOT NULL)$$, 'customers');
+SELECT tenancy.add_migration(2,
+  $$ALTER TABLE public.customer ADD COLUMN email text;
+    CREATE INDEX customer_email_idx ON public.customer (email)$$, 'customer e-mail');
+SQL
+
+sql -c "SELECT version, description, left(checksum, 12) || '…' AS checksum FROM tenancy.migration ORDER BY version"
+
+echo "== 3. Provision three tenants (CREATE DATABASE through dblink, migrations applied)"
+sql -c "SELECT id, database_name, state, applied_version, metadata
+          FROM tenancy.provision('acme', metadata => '{\"plan\": \"gold\"}')
+        UNION ALL SELECT id, database_name, state, applied_version, metadata FROM tenancy.provision('globex')
+        UNION ALL SELECT id, database_name, state, applied_version, metadata FROM tenancy.provision('initech')"
+
+echo "== 4. Give each tenant some data of its own (connecting to its database directly)"
+for t in acme globex initech; do
+	sql -qd "tenant_$t" -c "INSERT INTO public.customer VALUES (1, 'first customer of $t', 'hello@$t.example')"
+done
+
+echo "== 5. A third migration arrives later: migrate each tenant"
+sql -q -o /dev/null -c "SELECT tenancy.add_migration(3, \$\$ALTER TABLE public.customer ADD COLUMN created_at timestamptz NOT NULL DEFAULT now()\$\$, 'timestamps')"
+sql -c "SELECT tenant, applied_version, latest_version, pending FROM tenancy.migration_status ORDER BY tenant"
+sql -c "SELECT m.* FROM (VALUES ('acme'), ('globex'), ('initech')) t(id), tenancy.migrate(t.id) m"
+
+echo "== 6. Select each tenant with SET tenancy.current and see what resolves"
+for t in acme globex initech; do
+	sql -qAt <<SQL
+SET tenancy.current = '$t';
+SELECT format('tenancy.current = %-8s -> current_tenant() = %-8s database = %s',
+              current_setting('tenancy.current'), tenancy.current_tenant(), database_name)
+  FROM tenancy.tenant WHERE id = tenancy.current_tenant();
+SQL
+	sql -Atd "tenant_$t" -c "SELECT '                                       data: ' || string_agg(name, ', ') FROM public.customer"
+done
+
+echo
+echo "== 7. Bad input is refused before any SQL is built"
+for stmt in "SET tenancy.current = 'ACME'" \
+	"SET tenancy.current = 'ghost'; SELECT tenancy.current_tenant()" \
+	"SELECT tenancy.provision('acme\"; DROP DATABASE postgres; --')" \
+	"SELECT tenancy.current_tenant()" \
+	"SET tenancy.curent = 'acme'"; do
+	echo "   $stmt"
+	psql -X -v VERBOSITY=terse -c "$stmt" 2>&1 | sed -n 's/^ERROR: */      -> ERROR: /p' || true
+done
+
+echo
+echo "== 8. Suspend one tenant: it can no longer be selected or connected to"
+sql -q -o /dev/null -c "SELECT tenancy.suspend('globex')"
+psql -X -v VERBOSITY=terse -c "SET tenancy.current = 'globex'; SELECT tenancy.current_tenant()" 2>&1 | sed -n 's/^ERROR: */   -> ERROR: /p' || true
+psql -X -d tenant_globex -c 'SELECT 1' 2>&1 | sed -n 's/.*FATAL: */   -> FATAL: /p' || true
+sql -q -o /dev/null -c "SELECT tenancy.resume('globex')"
+
+echo
+echo "== Report"
+sql -c "SELECT t.id AS tenant, t.state, t.applied_version AS version, s.latest_version AS latest,
+               pg_size_pretty(pg_database_size(t.database_name)) AS size,
+               has_database_privilege('public', t.database_name, 'CONNECT') AS public_can_connect
+          FROM tenancy.tenant t JOIN tenancy.migration_status s ON s.tenant = t.id ORDER BY t.id"
+sql -Atc "SELECT 'open dblink connections left: ' || coalesce(array_length(dblink_get_connections(), 1), 0)"
+
+if [ -n "${KEEP:-}" ]; then
+	echo
+	echo "The cluster is still running.  Connect with:"
+	echo "   psql -h $PGHOST -p $PGPORT -U postgres postgres"
+	echo "Stop it with:"
+	echo "   runuser -u postgres -- $PG_BINDIR/pg_ctl -D $TENANCY_WORK/data stop"
+fi

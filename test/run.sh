@@ -26,10 +26,12 @@ tenancy_start_cluster
 echo "== cluster on port $PGPORT ($(psql -XAtc 'SHOW server_version'))"
 
 status=0
+log="$TENANCY_WORK/check.log"
 echo "== pg_regress and isolation suites, then TAP tests (make installcheck)"
-if ! as_pg make -C "$TENANCY_WORK/src" -s PG_CONFIG="$PG_BINDIR/pg_config" \
-		PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER=postgres \
-		PROVE_FLAGS="--timer" installcheck; then
+as_pg make -C "$TENANCY_WORK/src" -s PG_CONFIG="$PG_BINDIR/pg_config" \
+	PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER=postgres \
+	PROVE_FLAGS="--timer" installcheck 2>&1 | tee "$log"
+if [ "${PIPESTATUS[0]}" -ne 0 ]; then
 	status=1
 	for f in "$TENANCY_WORK/src/regression.diffs" "$TENANCY_WORK/src/output_iso/regression.diffs"; do
 		if [ -s "$f" ]; then
@@ -46,9 +48,17 @@ if ! as_pg make -C "$TENANCY_WORK/src" -s PG_CONFIG="$PG_BINDIR/pg_config" \
 	tail -n 200 "$TENANCY_WORK/server.log"
 fi
 
+# One closing line for the three suites: pg_regress and isolation tests
+# ("test x ... ok") and TAP test files ("t/x.pl .. ok").
+passed=$(grep -cE '^(test |     )?[a-z_0-9]+ +\.\.\. ok|\.pl \.+ ok' "$log" || true)
+failed=$(grep -cE '\.\.\. FAILED|\.pl \.+ (Dubious|Failed|not ok)' "$log" || true)
+if [ $status -ne 0 ] && [ "$failed" -eq 0 ]; then
+	failed=1	# make failed before a test could report (build, server, harness)
+fi
 if [ $status -eq 0 ]; then
 	echo "== all test suites passed"
 else
 	echo "== FAILED"
 fi
+echo "tests: $passed passed, $failed failed"
 exit $status

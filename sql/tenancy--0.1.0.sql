@@ -134,6 +134,14 @@ CREATE TRIGGER tenant_cache_invalidate
 
 COMMENT ON TRIGGER tenant_cache_invalidate ON tenancy.tenant IS 'tenancy: tells every session that tenants changed';
 
+CREATE FUNCTION tenancy.cache_stats(OUT entries bigint, OUT hits bigint, OUT misses bigint, OUT invalidations bigint)
+RETURNS record
+LANGUAGE C VOLATILE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'tenancy_cache_stats';
+
+COMMENT ON FUNCTION tenancy.cache_stats() IS 'tenancy: this backend''s tenant cache: entries held, and hits, misses and invalidations since it started';
+REVOKE ALL ON FUNCTION tenancy.cache_stats() FROM PUBLIC;
+
 -------------------------------------------------------------------------------
 -- Provisioning (superuser or granted; EXECUTE revoked from PUBLIC)
 -------------------------------------------------------------------------------
@@ -201,7 +209,7 @@ REVOKE ALL ON FUNCTION tenancy.provision(text, text, name, jsonb),
 
 CREATE FUNCTION tenancy.current_tenant()
 RETURNS text
-LANGUAGE C STABLE PARALLEL SAFE
+LANGUAGE C STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'tenancy_current_tenant';
 
 COMMENT ON FUNCTION tenancy.current_tenant() IS 'tenancy: the tenant selected by tenancy.current, checked to exist and be ready';

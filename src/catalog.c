@@ -38,6 +38,7 @@
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
@@ -52,6 +53,7 @@
 #include "tenancy.h"
 
 PG_FUNCTION_INFO_V1(tenancy_cache_invalidate);
+PG_FUNCTION_INFO_V1(tenancy_cache_stats);
 
 typedef struct TenantCacheEntry
 {
@@ -71,6 +73,11 @@ static Oid	tenant_relid = InvalidOid;
  */
 static SPIPlanPtr lookup_plan = NULL;
 
+/* Counters of this backend's cache, shown by tenancy.cache_stats(). */
+static int64 cache_hits = 0;
+static int64 cache_misses = 0;
+static int64 cache_invalidations = 0;
+
 /* Saved state while running as the catalog owner. */
 typedef struct CatalogScope
 {
@@ -89,6 +96,8 @@ tenant_relcache_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == tenant_relid)
 	{
+		if (tenant_cache_valid)
+			cache_invalidations++;
 		tenant_cache_valid = false;
 		tenant_relid = InvalidOid;
 	}
@@ -303,6 +312,13 @@ tenancy_catalog_lookup(const char *id, TenantRecord *rec)
 	char		key[NAMEDATALEN];
 	bool		found;
 
+	/*
+	 * Take in pending invalidations first (cheap when there are none), so
+	 * that a message arriving during a miss's catalog read does not throw
+	 * away the entry that read produces.
+	 */
+	AcceptInvalidationMessages();
+
 	if (!tenant_cache_valid || tenant_cache == NULL)
 	{
 		HASHCTL		ctl;
@@ -329,9 +345,11 @@ tenancy_catalog_lookup(const char *id, TenantRecord *rec)
 	entry = hash_search(tenant_cache, key, HASH_FIND, NULL);
 	if (entry != NULL)
 	{
+		cache_hits++;
 		*rec = entry->rec;
 		return true;
 	}
+	cache_misses++;
 
 	if (!lookup_tenant(id, rec))
 		return false;
@@ -581,6 +599,28 @@ tenancy_catalog_add_migration(int64 version, const char *sql, const char *checks
 	}
 	catalog_leave(&scope);
 	return result;
+}
+
+/*
+ * tenancy.cache_stats() RETURNS TABLE(entries, hits, misses, invalidations)
+ *
+ * This backend's tenant cache: entries held now, and counters since the
+ * backend started.
+ */
+Datum
+tenancy_cache_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	values[0] = Int64GetDatum((tenant_cache_valid && tenant_cache) ? (int64) hash_get_num_entries(tenant_cache) : 0);
+	values[1] = Int64GetDatum(cache_hits);
+	values[2] = Int64GetDatum(cache_misses);
+	values[3] = Int64GetDatum(cache_invalidations);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
 
 /*

@@ -75,6 +75,18 @@ TRUNCATE tenancy.tenant CASCADE;
 -- should fail: truncated
 SELECT tenancy.current_tenant();
 \echo :LAST_ERROR_SQLSTATE
+
+-- A cache hit reads nothing: 100 resolutions in one transaction cost one
+-- catalog scan (the first, a miss after the insert invalidated the cache),
+-- or a few more if an unrelated invalidation (autovacuum) arrives meanwhile.
+INSERT INTO tenancy.tenant (id, database_name, state) VALUES ('hot', 'regress_tn_hot', 'ready');
+SELECT hits, misses FROM tenancy.cache_stats() \gset before_
+SET tenancy.current = 'hot';
+SELECT count(tenancy.current_tenant()) AS resolutions FROM generate_series(1, 100);
+SELECT hits - :before_hits >= 97 AS mostly_hits, misses - :before_misses BETWEEN 1 AND 3 AS few_misses,
+       entries >= 1 AS cached
+  FROM tenancy.cache_stats();
+DELETE FROM tenancy.tenant WHERE id = 'hot';
 RESET tenancy.current;
 
 -- migration_status answers from the catalog alone

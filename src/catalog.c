@@ -531,22 +531,6 @@ tenancy_catalog_migrations(void)
 	return result;
 }
 
-/* Highest registered migration version, 0 if none. */
-int64
-tenancy_catalog_latest_version(void)
-{
-	CatalogScope scope;
-	int64		v;
-	bool		isnull;
-
-	catalog_enter(&scope);
-	catalog_exec("SELECT COALESCE(pg_catalog.max(version), 0) FROM tenancy.migration",
-				 0, NULL, NULL, NULL, true, SPI_OK_SELECT);
-	v = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	catalog_leave(&scope);
-	return v;
-}
-
 /*
  * Registers a migration unless the version is taken or out of order; says
  * which.  *highest receives the highest registered version before the call.

@@ -38,7 +38,6 @@ extern Datum tenancy_catalog_row(const char *id);
 extern void tenancy_catalog_lock_tenant(const char *id, bool nowait);
 
 extern List *tenancy_catalog_migrations(void);
-extern int64 tenancy_catalog_latest_version(void);
 extern MigrationAddResult tenancy_catalog_add_migration(int64 version,
 														const char *sql,
 														const char *checksum,

@@ -324,7 +324,7 @@ tenancy_migrate(PG_FUNCTION_ARGS)
 	w.migrations = tenancy_catalog_migrations();
 	w.from_version = w.to_version = rec.applied_version;
 	tenancy_transport_run(rec.server[0] ? rec.server : NULL, rec.database_name,
-						  psprintf("tenancy/%s", tenant), migrate_work, &w);
+						  tenancy_transport_appname(tenant), migrate_work, &w);
 	if (w.to_version != rec.applied_version)
 		tenancy_catalog_set_applied(tenant, w.to_version);
 

@@ -71,6 +71,24 @@ provision_error_callback(void *arg)
 	errcontext("%s tenant \"%s\" (step \"%s\")", ctx->operation, ctx->tenant, ctx->step);
 }
 
+/*
+ * Starts reporting "<operation> tenant "<tenant>" (step "...")" in CONTEXT
+ * lines; the caller pops errcb before returning normally.
+ */
+static void
+push_context(ProvisionContext *ctx, ErrorContextCallback *errcb,
+			 const char *operation, const char *tenant)
+{
+	ctx->operation = operation;
+	ctx->tenant = tenant;
+	ctx->step = "validate";
+	errcb->callback = provision_error_callback;
+	errcb->arg = ctx;
+	errcb->previous = error_context_stack;
+	error_context_stack = errcb;
+}
+
+
 /* Reads a tenant name argument: NULL is 22004, then full validation. */
 static char *
 tenant_argument(FunctionCallInfo fcinfo, int argno)
@@ -115,16 +133,6 @@ record_server(const TenantRecord *rec)
 	return rec->server[0] ? rec->server : NULL;
 }
 
-/* Remote steps of provisioning, run on the maintenance connection. */
-static void
-create_database_work(TransportConn *conn, void *arg)
-{
-	const char *db = (const char *) arg;
-
-	tenancy_transport_exec(conn, tenancy_transport_sql_create_database(db, tenancy_template_database));
-	tenancy_transport_exec(conn, tenancy_transport_sql_revoke_public(db));
-}
-
 /* Remote steps of provisioning, run in the new tenant database. */
 typedef struct BootstrapWork
 {
@@ -154,7 +162,7 @@ bootstrap_work(TransportConn *conn, void *arg)
 Datum
 tenancy_provision(PG_FUNCTION_ARGS)
 {
-	ProvisionContext ctx = {"provisioning", NULL, "validate"};
+	ProvisionContext ctx;
 	ErrorContextCallback errcb;
 	TenantRecord rec;
 	TenantRecord existing;
@@ -166,11 +174,7 @@ tenancy_provision(PG_FUNCTION_ARGS)
 	BootstrapWork bw;
 
 	tenant = tenant_argument(fcinfo, 0);
-	ctx.tenant = tenant;
-	errcb.callback = provision_error_callback;
-	errcb.arg = &ctx;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
+	push_context(&ctx, &errcb, "provisioning", tenant);
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -236,14 +240,14 @@ tenancy_provision(PG_FUNCTION_ARGS)
 	tenancy_catalog_insert(&rec, metadata);
 
 	ctx.step = "create database";
-	tenancy_transport_run(server, NULL, psprintf("tenancy/%s", tenant),
-						  create_database_work, db);
+	tenancy_transport_exec_list(server, NULL, tenancy_transport_appname(tenant),
+								list_make2(tenancy_transport_sql_create_database(db, tenancy_template_database),
+										   tenancy_transport_sql_revoke_public(db)));
 
 	ctx.step = "migrate";
 	bw.tenant = tenant;
 	bw.version = 0;
-	tenancy_transport_run(server, db, psprintf("tenancy/%s", tenant),
-						  bootstrap_work, &bw);
+	tenancy_transport_run(server, db, tenancy_transport_appname(tenant), bootstrap_work, &bw);
 
 	ctx.step = "ready";
 	tenancy_catalog_set_applied(tenant, bw.version);
@@ -251,21 +255,6 @@ tenancy_provision(PG_FUNCTION_ARGS)
 
 	error_context_stack = errcb.previous;
 	PG_RETURN_DATUM(tenancy_catalog_row(tenant));
-}
-
-/* Remote step of deprovisioning. */
-typedef struct DropWork
-{
-	const char *db;
-	bool		force;
-} DropWork;
-
-static void
-drop_database_work(TransportConn *conn, void *arg)
-{
-	DropWork   *w = (DropWork *) arg;
-
-	tenancy_transport_exec(conn, tenancy_transport_sql_drop_database(w->db, w->force));
 }
 
 /*
@@ -278,21 +267,18 @@ drop_database_work(TransportConn *conn, void *arg)
 Datum
 tenancy_deprovision(PG_FUNCTION_ARGS)
 {
-	ProvisionContext ctx = {"deprovisioning", NULL, "validate"};
+	ProvisionContext ctx;
 	ErrorContextCallback errcb;
 	TenantRecord rec;
 	char	   *tenant = tenant_argument(fcinfo, 0);
-	DropWork	w;
+	bool		force;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("force must not be null")));
-	ctx.tenant = tenant;
-	errcb.callback = provision_error_callback;
-	errcb.arg = &ctx;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
+	force = PG_GETARG_BOOL(1);
+	push_context(&ctx, &errcb, "deprovisioning", tenant);
 
 	ctx.step = "lock";
 	lock_existing_tenant(tenant, &rec);
@@ -301,30 +287,13 @@ tenancy_deprovision(PG_FUNCTION_ARGS)
 
 	ctx.step = "drop database";
 	tenancy_catalog_set_state(tenant, TENANT_STATE_DROPPING, NULL);
-	w.db = rec.database_name;
-	w.force = PG_GETARG_BOOL(1);
-	tenancy_transport_run(record_server(&rec), NULL, psprintf("tenancy/%s", tenant),
-						  drop_database_work, &w);
+	tenancy_transport_exec_list(record_server(&rec), NULL, tenancy_transport_appname(tenant),
+								list_make1(tenancy_transport_sql_drop_database(rec.database_name, force)));
 
 	ctx.step = "unregister";
 	tenancy_catalog_delete(tenant);
 	error_context_stack = errcb.previous;
 	PG_RETURN_VOID();
-}
-
-/* Remote step of suspend and resume. */
-typedef struct AllowWork
-{
-	const char *db;
-	bool		allow;
-} AllowWork;
-
-static void
-allow_connections_work(TransportConn *conn, void *arg)
-{
-	AllowWork  *w = (AllowWork *) arg;
-
-	tenancy_transport_exec(conn, tenancy_transport_sql_allow_connections(w->db, w->allow));
 }
 
 /*
@@ -335,19 +304,14 @@ allow_connections_work(TransportConn *conn, void *arg)
 static void
 set_suspended(FunctionCallInfo fcinfo, bool suspend)
 {
-	ProvisionContext ctx = {suspend ? "suspending" : "resuming", NULL, "validate"};
+	ProvisionContext ctx;
 	ErrorContextCallback errcb;
 	TenantRecord rec;
 	char	   *tenant = tenant_argument(fcinfo, 0);
 	TenantState from = suspend ? TENANT_STATE_READY : TENANT_STATE_SUSPENDED;
 	TenantState to = suspend ? TENANT_STATE_SUSPENDED : TENANT_STATE_READY;
-	AllowWork	w;
 
-	ctx.tenant = tenant;
-	errcb.callback = provision_error_callback;
-	errcb.arg = &ctx;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
+	push_context(&ctx, &errcb, suspend ? "suspending" : "resuming", tenant);
 
 	ctx.step = "lock";
 	lock_existing_tenant(tenant, &rec);
@@ -363,10 +327,8 @@ set_suspended(FunctionCallInfo fcinfo, bool suspend)
 
 	ctx.step = suspend ? "disallow connections" : "allow connections";
 	tenancy_catalog_set_state(tenant, to, NULL);
-	w.db = rec.database_name;
-	w.allow = !suspend;
-	tenancy_transport_run(record_server(&rec), NULL, psprintf("tenancy/%s", tenant),
-						  allow_connections_work, &w);
+	tenancy_transport_exec_list(record_server(&rec), NULL, tenancy_transport_appname(tenant),
+								list_make1(tenancy_transport_sql_allow_connections(rec.database_name, !suspend)));
 	error_context_stack = errcb.previous;
 }
 

@@ -320,6 +320,27 @@ tenancy_transport_run(const char *server, const char *dbname, const char *appnam
 	PG_END_TRY();
 }
 
+/* Work function for tenancy_transport_exec_list(). */
+static void
+exec_list_work(TransportConn *conn, void *arg)
+{
+	ListCell   *lc;
+
+	foreach(lc, (List *) arg)
+		tenancy_transport_exec(conn, (const char *) lfirst(lc));
+}
+
+/*
+ * Runs a list of remote commands (char *), in order and each on its own
+ * (autocommit), on one connection opened and closed for them.
+ */
+void
+tenancy_transport_exec_list(const char *server, const char *dbname,
+							const char *appname, List *commands)
+{
+	tenancy_transport_run(server, dbname, appname, exec_list_work, commands);
+}
+
 /* Runs a remote command; a remote error is raised with its own SQLSTATE. */
 void
 tenancy_transport_exec(TransportConn *conn, const char *sql)
@@ -423,6 +444,16 @@ tenancy_transport_database_exists(const char *server, const char *dbname)
 	args[1] = NULL;
 	tenancy_transport_run(server, NULL, "tenancy/check", exists_work, args);
 	return args[1] != NULL;
+}
+
+/*
+ * application_name of tenancy's remote sessions for a tenant, so they can be
+ * found in pg_stat_activity.
+ */
+char *
+tenancy_transport_appname(const char *tenant)
+{
+	return psprintf("tenancy/%s", tenant);
 }
 
 /* CREATE DATABASE "dbname" TEMPLATE "template_db" */

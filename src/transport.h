@@ -37,6 +37,8 @@ extern void tenancy_transport_disconnect(TransportConn *conn);
 extern void tenancy_transport_run(const char *server, const char *dbname,
 								  const char *appname,
 								  TransportWork work, void *arg);
+extern void tenancy_transport_exec_list(const char *server, const char *dbname,
+										const char *appname, List *commands);
 extern void tenancy_transport_exec(TransportConn *conn, const char *sql);
 extern List *tenancy_transport_query(TransportConn *conn, const char *sql,
 									 int ncolumns);
@@ -44,6 +46,7 @@ extern char *tenancy_transport_query_value(TransportConn *conn, const char *sql)
 extern bool tenancy_transport_database_exists(const char *server,
 											  const char *dbname);
 extern void tenancy_transport_check_server(const char *server);
+extern char *tenancy_transport_appname(const char *tenant);
 
 /* Remote SQL builders: names are quoted here, never by callers. */
 extern char *tenancy_transport_sql_create_database(const char *dbname,

@@ -8,6 +8,7 @@ OBJS = \
 	src/tenancy.o \
 	src/guc.o \
 	src/names.o \
+	src/fault.o \
 	src/catalog.o \
 	src/transport.o \
 	src/provision.o \
@@ -16,7 +17,7 @@ OBJS = \
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
-REGRESS = init guc names catalog provision migrate routing security load_order cleanup
+REGRESS = init guc names catalog provision reconcile migrate routing security load_order cleanup
 REGRESS_OPTS = --inputdir=test --load-extension=dblink
 
 ISOLATION = concurrent_provision current_per_session

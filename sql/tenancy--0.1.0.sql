@@ -93,12 +93,37 @@ COMMENT ON COLUMN tenancy.member.tenant_id IS 'the tenant';
 COMMENT ON COLUMN tenancy.member.role IS 'a role allowed to select and use the tenant';
 COMMENT ON COLUMN tenancy.member.granted_at IS 'when access was granted';
 
+CREATE SEQUENCE tenancy.operation_seq;
+COMMENT ON SEQUENCE tenancy.operation_seq IS 'tenancy: ids of provisioning operations, which name temporary databases';
+
+CREATE TABLE tenancy.pending_cleanup (
+    operation_id  bigint      PRIMARY KEY,
+    tenant_id     text        NOT NULL,
+    server        name,
+    database_name text        NOT NULL
+                              CONSTRAINT pending_cleanup_name_length CHECK (pg_catalog.octet_length(database_name) OPERATOR(pg_catalog.<=) 63),
+    final_name    text        NOT NULL
+                              CONSTRAINT pending_cleanup_final_length CHECK (pg_catalog.octet_length(final_name) OPERATOR(pg_catalog.<=) 63),
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+COMMENT ON TABLE tenancy.pending_cleanup IS 'tenancy: databases a provisioning operation created under a temporary name, recorded (committed on its own) before they are created; deleted in the same transaction that registers the tenant';
+COMMENT ON COLUMN tenancy.pending_cleanup.operation_id IS 'the operation (from tenancy.operation_seq)';
+COMMENT ON COLUMN tenancy.pending_cleanup.tenant_id IS 'the tenant being provisioned';
+COMMENT ON COLUMN tenancy.pending_cleanup.server IS 'foreign server holding the database; NULL means this cluster';
+COMMENT ON COLUMN tenancy.pending_cleanup.database_name IS 'temporary database name (<prefix>tmp_<operation_id>)';
+COMMENT ON COLUMN tenancy.pending_cleanup.final_name IS 'the name the database gets when the tenant is registered';
+COMMENT ON COLUMN tenancy.pending_cleanup.created_at IS 'when the operation started';
+
 -- pg_dump keeps the rows of extension configuration tables
 SELECT pg_catalog.pg_extension_config_dump('tenancy.tenant', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.pending_cleanup', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.operation_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.migration', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.member', '');
 
-REVOKE ALL ON tenancy.tenant, tenancy.migration, tenancy.member FROM PUBLIC;
+REVOKE ALL ON tenancy.tenant, tenancy.migration, tenancy.member, tenancy.pending_cleanup FROM PUBLIC;
+REVOKE ALL ON SEQUENCE tenancy.operation_seq FROM PUBLIC;
 
 CREATE VIEW tenancy.migration_status AS
 SELECT t.id AS tenant,
@@ -177,6 +202,13 @@ AS 'MODULE_PATHNAME', 'tenancy_resume';
 
 COMMENT ON FUNCTION tenancy.resume(text) IS 'tenancy: undoes suspend()';
 
+CREATE FUNCTION tenancy.reconcile(dry_run boolean DEFAULT false)
+RETURNS TABLE (tenant text, object text, problem text, action text)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_reconcile';
+
+COMMENT ON FUNCTION tenancy.reconcile(boolean) IS 'tenancy: finds and repairs what interrupted operations left: temporary databases, unregistered final databases, interrupted drops, rows whose database is missing';
+
 -------------------------------------------------------------------------------
 -- Migrations
 -------------------------------------------------------------------------------
@@ -199,6 +231,7 @@ REVOKE ALL ON FUNCTION tenancy.provision(text, text, name, jsonb),
                        tenancy.deprovision(text, boolean),
                        tenancy.suspend(text),
                        tenancy.resume(text),
+                       tenancy.reconcile(boolean),
                        tenancy.add_migration(bigint, text, text),
                        tenancy.migrate(text)
   FROM PUBLIC;

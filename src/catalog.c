@@ -242,11 +242,14 @@ record_from_tuple(HeapTuple tup, TupleDesc desc, TenantRecord *rec)
 }
 
 /*
- * Reads one tenant row and locks it.  Returns false if there is none.
- * Always reads the catalog (no cache).
+ * Reads one tenant row with a fresh snapshot.  Returns false if there is
+ * none.  Always reads the catalog (no cache).  No row lock: the per-tenant
+ * advisory lock serialises tenancy's operations, and a row lock would block
+ * the autonomous catalog updates that some operations commit through a
+ * loopback connection.
  */
 static bool
-read_tenant_for_update(const char *id, TenantRecord *rec)
+read_tenant_fresh(const char *id, TenantRecord *rec)
 {
 	CatalogScope scope;
 	Oid			types[1] = {TEXTOID};
@@ -255,7 +258,7 @@ read_tenant_for_update(const char *id, TenantRecord *rec)
 
 	values[0] = CStringGetTextDatum(id);
 	catalog_enter(&scope);
-	catalog_exec("SELECT " TENANT_COLUMNS " FROM tenancy.tenant WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+	catalog_exec("SELECT " TENANT_COLUMNS " FROM tenancy.tenant WHERE id OPERATOR(pg_catalog.=) $1",
 				 1, types, values, NULL, false, SPI_OK_SELECT);
 	found = SPI_processed > 0;
 	if (found)
@@ -363,19 +366,24 @@ tenancy_catalog_lookup(const char *id, TenantRecord *rec)
 	return true;
 }
 
-/* Reads a tenant row, locking it, without the cache (admin operations). */
+/* Reads a tenant row without the cache (admin operations). */
 bool
 tenancy_catalog_fetch(const char *id, TenantRecord *rec)
 {
-	return read_tenant_for_update(id, rec);
+	return read_tenant_fresh(id, rec);
 }
 
-/* Inserts a new tenant row (state and names from "rec"). */
+/*
+ * Registers a provisioned tenant as ready at rec->applied_version, in the
+ * caller's transaction: inserts the row (or, for a tenant whose earlier
+ * attempt left a failed row, updates it) and deletes the cleanup record of
+ * the operation, so that both happen or neither.
+ */
 void
-tenancy_catalog_insert(const TenantRecord *rec, Jsonb *metadata)
+tenancy_catalog_register_ready(const TenantRecord *rec, Jsonb *metadata, int64 operation_id)
 {
 	CatalogScope scope;
-	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID};
+	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, JSONBOID, INT8OID};
 	Datum		values[7];
 	char		nulls[7] = "       ";
 
@@ -384,20 +392,120 @@ tenancy_catalog_insert(const TenantRecord *rec, Jsonb *metadata)
 	values[2] = CStringGetTextDatum(rec->database_name);
 	if (rec->database_name[0] == '\0')
 		nulls[2] = 'n';
-	values[3] = CStringGetTextDatum(rec->schema_name);
-	if (rec->schema_name[0] == '\0')
-		nulls[3] = 'n';
-	values[4] = CStringGetTextDatum(rec->server);
+	values[3] = CStringGetTextDatum(rec->server);
 	if (rec->server[0] == '\0')
-		nulls[4] = 'n';
-	values[5] = CStringGetTextDatum(tenancy_state_name(rec->state));
-	values[6] = JsonbPGetDatum(metadata);
+		nulls[3] = 'n';
+	values[4] = Int64GetDatum(rec->applied_version);
+	values[5] = JsonbPGetDatum(metadata);
+	values[6] = Int64GetDatum(operation_id);
 
 	catalog_enter(&scope);
-	catalog_exec("INSERT INTO tenancy.tenant (id, isolation, database_name, schema_name, server, state, metadata) "
-				 "VALUES ($1, $2, $3, $4, $5::pg_catalog.name, $6, $7)",
-				 7, types, values, nulls, false, SPI_OK_INSERT);
+	catalog_exec("INSERT INTO tenancy.tenant AS t (id, isolation, database_name, server, state, applied_version, metadata) "
+				 "VALUES ($1, $2, $3, $4::pg_catalog.name, 'ready', $5, $6) "
+				 "ON CONFLICT (id) DO UPDATE SET isolation = excluded.isolation, "
+				 "database_name = excluded.database_name, server = excluded.server, state = 'ready', "
+				 "applied_version = excluded.applied_version, metadata = excluded.metadata, "
+				 "last_error = NULL, updated_at = pg_catalog.now()",
+				 6, types, values, nulls, false, SPI_OK_INSERT);
+	catalog_exec("DELETE FROM tenancy.pending_cleanup WHERE operation_id OPERATOR(pg_catalog.=) $1",
+				 1, types + 6, values + 6, NULL, false, SPI_OK_DELETE);
 	catalog_leave(&scope);
+}
+
+/* A new operation id (nextval: never rolled back, so never reused). */
+int64
+tenancy_catalog_next_operation(void)
+{
+	CatalogScope scope;
+	int64		id;
+	bool		isnull;
+
+	catalog_enter(&scope);
+	catalog_exec("SELECT pg_catalog.nextval('tenancy.operation_seq'::pg_catalog.regclass)",
+				 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	catalog_leave(&scope);
+	return id;
+}
+
+/*
+ * Cleanup records, oldest first, as a List of CleanupRecord in the caller's
+ * context; only those of "tenant" unless it is NULL.
+ */
+List *
+tenancy_catalog_cleanup_records(const char *tenant)
+{
+	CatalogScope scope;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	char		nulls[1] = {tenant ? ' ' : 'n'};
+	List	   *result = NIL;
+	uint64		i;
+
+	values[0] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
+	catalog_enter(&scope);
+	catalog_exec("SELECT operation_id, tenant_id, server, database_name, final_name "
+				 "FROM tenancy.pending_cleanup WHERE $1 IS NULL OR tenant_id OPERATOR(pg_catalog.=) $1 "
+				 "ORDER BY operation_id",
+				 1, types, values, nulls, false, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(scope.caller_context);
+		CleanupRecord *r = palloc0(sizeof(CleanupRecord));
+		bool		isnull;
+
+		r->operation_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		copy_name_column(tup, desc, 2, r->tenant);
+		copy_name_column(tup, desc, 3, r->server);
+		copy_name_column(tup, desc, 4, r->database_name);
+		copy_name_column(tup, desc, 5, r->final_name);
+		result = lappend(result, r);
+		MemoryContextSwitchTo(old);
+	}
+	catalog_leave(&scope);
+	return result;
+}
+
+/* Deletes a cleanup record, in the caller's transaction. */
+void
+tenancy_catalog_forget_cleanup(int64 operation_id)
+{
+	CatalogScope scope;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(operation_id);
+	catalog_enter(&scope);
+	catalog_exec("DELETE FROM tenancy.pending_cleanup WHERE operation_id OPERATOR(pg_catalog.=) $1",
+				 1, types, values, NULL, false, SPI_OK_DELETE);
+	catalog_leave(&scope);
+}
+
+/* Every tenant row, ordered by id, as a List of TenantRecord. */
+List *
+tenancy_catalog_tenants(void)
+{
+	CatalogScope scope;
+	List	   *result = NIL;
+	uint64		i;
+
+	catalog_enter(&scope);
+	catalog_exec("SELECT " TENANT_COLUMNS " FROM tenancy.tenant ORDER BY id",
+				 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		TenantRecord *rec = MemoryContextAlloc(scope.caller_context, sizeof(TenantRecord));
+		MemoryContext old;
+
+		record_from_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, rec);
+		old = MemoryContextSwitchTo(scope.caller_context);
+		result = lappend(result, rec);
+		MemoryContextSwitchTo(old);
+	}
+	catalog_leave(&scope);
+	return result;
 }
 
 /* Sets a tenant's state and last_error (NULL clears it). */
@@ -497,6 +605,33 @@ tenancy_catalog_lock_tenant(const char *id, bool nowait)
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("could not obtain lock on tenant \"%s\"", id),
 				 errdetail("Another tenancy operation on this tenant is in progress.")));
+}
+
+/*
+ * Takes the tenant's lock if it is free; returns false (without waiting)
+ * if another operation holds it.
+ */
+bool
+tenancy_catalog_try_lock_tenant(const char *id)
+{
+	LOCKTAG		tag;
+	uint32		key = DatumGetUInt32(hash_any((const unsigned char *) id, strlen(id)));
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, TENANCY_LOCK_CLASS, key, 2);
+	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
+ * Serialises reconcile() runs: the second waits for the first, then finds
+ * nothing left to do.
+ */
+void
+tenancy_catalog_lock_reconcile(void)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, TENANCY_RECONCILE_LOCK_CLASS, 0, 2);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
 /*

@@ -27,15 +27,32 @@ typedef enum MigrationAddResult
 	MIGRATION_OUT_OF_ORDER		/* lower than the highest registered */
 } MigrationAddResult;
 
+/* A row of tenancy.pending_cleanup. */
+typedef struct CleanupRecord
+{
+	int64		operation_id;
+	char		tenant[NAMEDATALEN];
+	char		server[NAMEDATALEN];	/* "" means this cluster */
+	char		database_name[NAMEDATALEN];
+	char		final_name[NAMEDATALEN];
+} CleanupRecord;
+
 extern bool tenancy_catalog_lookup(const char *id, TenantRecord *rec);
 extern bool tenancy_catalog_fetch(const char *id, TenantRecord *rec);
-extern void tenancy_catalog_insert(const TenantRecord *rec, Jsonb *metadata);
 extern void tenancy_catalog_set_state(const char *id, TenantState state,
 									  const char *last_error);
 extern void tenancy_catalog_set_applied(const char *id, int64 version);
 extern void tenancy_catalog_delete(const char *id);
 extern Datum tenancy_catalog_row(const char *id);
 extern void tenancy_catalog_lock_tenant(const char *id, bool nowait);
+extern bool tenancy_catalog_try_lock_tenant(const char *id);
+extern void tenancy_catalog_lock_reconcile(void);
+extern void tenancy_catalog_register_ready(const TenantRecord *rec, Jsonb *metadata,
+										   int64 operation_id);
+extern int64 tenancy_catalog_next_operation(void);
+extern List *tenancy_catalog_cleanup_records(const char *tenant);
+extern void tenancy_catalog_forget_cleanup(int64 operation_id);
+extern List *tenancy_catalog_tenants(void);
 
 extern List *tenancy_catalog_migrations(void);
 extern MigrationAddResult tenancy_catalog_add_migration(int64 version,

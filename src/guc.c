@@ -33,6 +33,7 @@ char	   *tenancy_loopback_host = NULL;
 int			tenancy_connect_timeout = 10;
 int			tenancy_remote_lock_timeout = 5000;
 int			tenancy_remote_statement_timeout = 0;
+char	   *tenancy_fault_injection = NULL;
 
 /*
  * Check hook for tenancy.current: '' (no tenant) or a syntactically valid
@@ -182,6 +183,15 @@ tenancy_guc_init(void)
 							PGC_SUSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("tenancy.fault_injection",
+							   "Sets a provisioning step to fail or wait at (testing only).",
+							   "Form: '<point>:error' or '<point>:wait'. Empty disables fault injection.",
+							   &tenancy_fault_injection,
+							   "",
+							   PGC_SUSET,
+							   GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("tenancy");
 }

@@ -20,5 +20,6 @@ extern char *tenancy_loopback_host;
 extern int	tenancy_connect_timeout;
 extern int	tenancy_remote_lock_timeout;
 extern int	tenancy_remote_statement_timeout;
+extern char *tenancy_fault_injection;
 
 #endif							/* TENANCY_GUC_H */

@@ -5,30 +5,45 @@
  *
  * State machine (tenancy.tenant.state):
  *
- *	  (none) --provision--> provisioning --remote work done--> ready
+ *	  (no row) --provision--> ready          (the row appears only when ready)
  *	  ready <--suspend/resume--> suspended
  *	  ready | suspended | failed --deprovision--> dropping --> (row gone)
- *	  any --error recorded--> failed (with last_error)
+ *	  ready | suspended --reconcile finds the database missing--> failed
  *
- * Steps of provision(), in order; each has a name shown in CONTEXT lines:
- *	  "validate"         name, isolation, server and metadata checked; no SQL
- *	                     built and no connection opened before this passes
- *	  "lock"             per-tenant advisory lock, local
- *	  "check"            catalog row and target database looked up
- *	  "register"         row inserted in state provisioning
- *	  "create database"  CREATE DATABASE ... TEMPLATE, REVOKE CONNECT, TEMP
- *	                     FROM PUBLIC, on the tenant's server
+ * CREATE and DROP DATABASE run through dblink and commit on their own,
+ * whatever the caller's transaction does.  So that no crash, kill, cancel
+ * or rollback can leave a database the catalog cannot explain (or a ready
+ * row without its database), provision() works under a temporary name
+ * recorded first (Citus's scheme):
+ *
+ *	  "record"           operation id taken; tenancy.pending_cleanup row
+ *	                     (temporary name <prefix>tmp_<id>, final name)
+ *	                     committed on its own through a loopback connection
+ *	  "create database"  CREATE DATABASE <tmp> TEMPLATE ..., REVOKE CONNECT,
+ *	                     TEMPORARY FROM PUBLIC, on the tenant's server
  *	  "migrate"          ledger created, every registered migration applied
- *	  "ready"            row set to ready with its applied version
+ *	  "rename"           ALTER DATABASE <tmp> RENAME TO <final>: in the
+ *	                     caller's transaction on this cluster; on a foreign
+ *	                     server it commits there on its own
+ *	  "register"         tenant row inserted as ready and the cleanup row
+ *	                     deleted, both in the caller's transaction
  *
- * Locking order: the per-tenant advisory lock first, then the catalog row
- * (FOR UPDATE), then remote work.  No remote call is made before the local
- * lock is held, so concurrent callers wait locally and visibly.
+ * A plain error undoes the steps at once (subtransaction, then best-effort
+ * drop and record removal).  A crash or a caller's rollback leaves a cleanup
+ * row naming what exists; reconcile(), or the next provision() of the same
+ * tenant, drops it.  Deprovision, suspend and resume change the tenant's
+ * state autonomously (loopback connection) before their remote step, and
+ * put it back if that step fails, so the catalog never claims a database
+ * that a committed remote step has changed.
  *
- * Not transactional: CREATE and DROP DATABASE run through dblink and commit
- * on their own, whatever the caller's transaction does afterwards.  The
- * catalog records the state before the remote step so the mismatch can be
- * found and repaired.
+ * Steps before "record": "validate" (name, isolation, server and metadata
+ * checked; no SQL built and no connection opened before this passes),
+ * "lock" and "check".  Each step's name is shown in CONTEXT lines.
+ *
+ * Locking order: the per-tenant advisory lock first, then remote work.  No
+ * remote call is made before the local lock is held, so concurrent callers
+ * wait locally and visibly.  No catalog row is locked: the autonomous
+ * updates of the loopback connection would wait for it.
  *
  * Copyright (c) 2026, the tenancy authors
  *
@@ -39,8 +54,11 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/resowner.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
@@ -54,6 +72,7 @@ PG_FUNCTION_INFO_V1(tenancy_provision);
 PG_FUNCTION_INFO_V1(tenancy_deprovision);
 PG_FUNCTION_INFO_V1(tenancy_suspend);
 PG_FUNCTION_INFO_V1(tenancy_resume);
+PG_FUNCTION_INFO_V1(tenancy_reconcile);
 
 /* What the error context callback reports. */
 typedef struct ProvisionContext
@@ -133,7 +152,75 @@ record_server(const TenantRecord *rec)
 	return rec->server[0] ? rec->server : NULL;
 }
 
-/* Remote steps of provisioning, run in the new tenant database. */
+/*
+ * Runs step(arg) in a subtransaction.  If it throws, the subtransaction is
+ * rolled back, undo(arg) runs in a subtransaction of its own (its failure
+ * is only a WARNING: reconcile() finishes the job), and the original error
+ * is re-thrown unchanged (SQLSTATE, detail and context kept).
+ */
+static void
+run_or_undo(void (*step) (void *), void (*undo) (void *), void *arg)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		step(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcontext);
+		PG_TRY();
+		{
+			undo(arg);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcontext);
+			CurrentResourceOwner = oldowner;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *undo_error;
+
+			MemoryContextSwitchTo(oldcontext);
+			undo_error = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcontext);
+			CurrentResourceOwner = oldowner;
+			ereport(WARNING,
+					(errmsg("could not undo a failed tenancy operation: %s", undo_error->message),
+					 errhint("Run tenancy.reconcile() to finish the cleanup.")));
+		}
+		PG_END_TRY();
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+}
+
+/* Commits a catalog statement on its own, through a loopback connection. */
+static void
+autonomous_exec(char *sql)
+{
+	tenancy_transport_exec_list(NULL, NULL, "tenancy/catalog", list_make1(sql));
+}
+
+/* Work in the new tenant database: ledger, then every migration. */
 typedef struct BootstrapWork
 {
 	const char *tenant;
@@ -151,27 +238,190 @@ bootstrap_work(TransportConn *conn, void *arg)
 											&from);
 }
 
+/* One provisioning operation, shared by its steps and their undo. */
+typedef struct ProvisionJob
+{
+	ProvisionContext *ctx;
+	TenantRecord rec;			/* the row to register */
+	const char *server;			/* NULL: this cluster */
+	Jsonb	   *metadata;
+	int64		operation_id;
+	char		tmp_db[NAMEDATALEN];
+	bool		recorded;		/* cleanup row committed */
+	bool		renamed;		/* remote rename committed */
+} ProvisionJob;
+
+/* "record" and, on this cluster, "create database" on one connection. */
+static void
+record_work(TransportConn *conn, void *arg)
+{
+	ProvisionJob *job = (ProvisionJob *) arg;
+
+	tenancy_transport_exec(conn, tenancy_transport_sql_cleanup_record(job->operation_id, job->rec.id,
+																	  job->server, job->tmp_db,
+																	  job->rec.database_name));
+	job->recorded = true;
+	tenancy_fault("after_cleanup_record");
+	if (job->server == NULL)
+	{
+		job->ctx->step = "create database";
+		tenancy_transport_exec(conn, tenancy_transport_sql_create_database(job->tmp_db, tenancy_template_database));
+		tenancy_transport_exec(conn, tenancy_transport_sql_revoke_public(job->tmp_db));
+	}
+}
+
+/* The steps of provision() from "record" to "register". */
+static void
+provision_steps(void *arg)
+{
+	ProvisionJob *job = (ProvisionJob *) arg;
+	const char *appname = tenancy_transport_appname(job->rec.id);
+	BootstrapWork bw;
+
+	job->ctx->step = "record";
+	tenancy_fault("before_cleanup_record");
+	tenancy_transport_run(NULL, NULL, appname, record_work, job);
+	if (job->server != NULL)
+	{
+		job->ctx->step = "create database";
+		tenancy_transport_exec_list(job->server, NULL, appname,
+									list_make2(tenancy_transport_sql_create_database(job->tmp_db, tenancy_template_database),
+											   tenancy_transport_sql_revoke_public(job->tmp_db)));
+	}
+	tenancy_fault("after_remote_create");
+
+	job->ctx->step = "migrate";
+	bw.tenant = job->rec.id;
+	bw.version = 0;
+	tenancy_transport_run(job->server, job->tmp_db, appname, bootstrap_work, &bw);
+	job->rec.applied_version = bw.version;
+	tenancy_fault("after_bootstrap");
+
+	job->ctx->step = "rename";
+	tenancy_fault("before_rename");
+	tenancy_transport_rename_database(job->server, job->tmp_db, job->rec.database_name);
+	job->renamed = (job->server != NULL);
+	tenancy_fault("after_rename");
+
+	job->ctx->step = "register";
+	tenancy_catalog_register_ready(&job->rec, job->metadata, job->operation_id);
+	tenancy_fault("after_local_record");
+}
+
+/*
+ * Undo of provision_steps() after an error: drops what was created (on this
+ * cluster the rename has been rolled back with the subtransaction) and
+ * removes the cleanup row, which committed on its own.
+ */
+static void
+provision_undo(void *arg)
+{
+	ProvisionJob *job = (ProvisionJob *) arg;
+	List	   *drops = list_make1(tenancy_transport_sql_drop_database(job->tmp_db, true));
+
+	if (!job->recorded)
+		return;
+	job->ctx->step = "undo";
+	if (job->renamed)
+		drops = lappend(drops, tenancy_transport_sql_drop_database(job->rec.database_name, true));
+	tenancy_transport_exec_list(job->server, NULL, tenancy_transport_appname(job->rec.id), drops);
+	autonomous_exec(tenancy_transport_sql_cleanup_forget(job->operation_id));
+}
+
+/* Which database a cleanup row's final name may be dropped from. */
+static bool
+row_claims_database(const TenantRecord *t, const CleanupRecord *c)
+{
+	return strcmp(t->database_name, c->final_name) == 0 &&
+		strcmp(t->server, c->server) == 0;
+}
+
+/* Emits one row of reconcile()'s result; tuplestore may be NULL. */
+typedef struct ReconcileOutput
+{
+	ReturnSetInfo *rsinfo;		/* NULL: report nothing */
+	bool		dry_run;
+	int			actions;
+} ReconcileOutput;
+
+static void
+report(ReconcileOutput *out, const char *tenant, const char *object,
+	   const char *problem, const char *action)
+{
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	out->actions++;
+	if (out->rsinfo == NULL)
+		return;
+	values[0] = CStringGetTextDatum(tenant);
+	values[1] = CStringGetTextDatum(object);
+	values[2] = CStringGetTextDatum(problem);
+	values[3] = CStringGetTextDatum(action);
+	tuplestore_putvalues(out->rsinfo->setResult, out->rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * Repairs what an interrupted provisioning left, from its cleanup row: the
+ * temporary database, and on a foreign server a final-name database that no
+ * row claims (its rename committed there, the registration did not).  On
+ * this cluster the rename is transactional, so a final-name database is
+ * never ours to drop.  The caller holds the tenant's lock.
+ */
+static void
+repair_cleanup(const CleanupRecord *c, ReconcileOutput *out)
+{
+	const char *server = c->server[0] ? c->server : NULL;
+	TenantRecord t;
+	bool		claimed = tenancy_catalog_fetch(c->tenant, &t) && row_claims_database(&t, c);
+	List	   *drops = NIL;
+
+	if (tenancy_transport_database_exists(server, c->database_name))
+	{
+		report(out, c->tenant, c->database_name, "temporary database of an interrupted provisioning",
+			   out->dry_run ? "would drop database" : "dropped database");
+		drops = lappend(drops, tenancy_transport_sql_drop_database(c->database_name, true));
+	}
+	if (server != NULL && !claimed && tenancy_transport_database_exists(server, c->final_name))
+	{
+		report(out, c->tenant, c->final_name, "database renamed by an interrupted provisioning but not registered",
+			   out->dry_run ? "would drop database" : "dropped database");
+		drops = lappend(drops, tenancy_transport_sql_drop_database(c->final_name, true));
+	}
+	report(out, c->tenant, psprintf("operation " INT64_FORMAT, c->operation_id),
+		   "cleanup record of an interrupted provisioning",
+		   out->dry_run ? "would remove record" : "removed record");
+	if (out->dry_run)
+		return;
+	if (drops != NIL)
+		tenancy_transport_exec_list(server, NULL, tenancy_transport_appname(c->tenant), drops);
+	tenancy_catalog_forget_cleanup(c->operation_id);
+}
+
 /*
  * tenancy.provision(tenant text, isolation text, server name, metadata jsonb)
  * RETURNS tenancy.tenant
  *
- * Registers the tenant, creates its database on its server, applies every
- * registered migration and returns the ready row.  On a ready tenant it is
- * a NOTICE and returns the row.
+ * Creates the tenant's database on its server under a temporary name,
+ * applies every registered migration, renames it and registers the tenant
+ * as ready, returning the row.  On a ready tenant it is a NOTICE and
+ * returns the row; what an interrupted earlier attempt left is cleaned up
+ * first, and a failed tenant whose database is gone is provisioned again.
  */
 Datum
 tenancy_provision(PG_FUNCTION_ARGS)
 {
 	ProvisionContext ctx;
 	ErrorContextCallback errcb;
-	TenantRecord rec;
 	TenantRecord existing;
+	ProvisionJob job;
 	char	   *tenant;
 	char	   *isolation;
 	const char *server = NULL;
 	Jsonb	   *metadata = NULL;
 	char	   *db;
-	BootstrapWork bw;
+	ListCell   *lc;
+	ReconcileOutput quiet = {NULL, false, 0};
 
 	tenant = tenant_argument(fcinfo, 0);
 	push_context(&ctx, &errcb, "provisioning", tenant);
@@ -211,6 +461,8 @@ tenancy_provision(PG_FUNCTION_ARGS)
 	tenancy_catalog_lock_tenant(tenant, false);
 
 	ctx.step = "check";
+	foreach(lc, tenancy_catalog_cleanup_records(tenant))
+		repair_cleanup((CleanupRecord *) lfirst(lc), &quiet);
 	if (tenancy_catalog_fetch(tenant, &existing))
 	{
 		if (existing.state == TENANT_STATE_READY)
@@ -220,7 +472,9 @@ tenancy_provision(PG_FUNCTION_ARGS)
 			error_context_stack = errcb.previous;
 			PG_RETURN_DATUM(tenancy_catalog_row(tenant));
 		}
-		not_in_state_error(&existing, "Deprovision the tenant and provision it again.");
+		if (existing.state != TENANT_STATE_FAILED ||
+			tenancy_transport_database_exists(record_server(&existing), existing.database_name))
+			not_in_state_error(&existing, "Deprovision the tenant, or run tenancy.reconcile().");
 	}
 	if (tenancy_transport_database_exists(server, db))
 		ereport(ERROR,
@@ -229,40 +483,74 @@ tenancy_provision(PG_FUNCTION_ARGS)
 				 errdetail("The database is not registered as a tenant database."),
 				 errhint("Drop or rename the database, or choose another tenant name.")));
 
-	ctx.step = "register";
-	memset(&rec, 0, sizeof(rec));
-	strlcpy(rec.id, tenant, NAMEDATALEN);
-	rec.isolation = TENANT_ISOLATION_DATABASE;
-	strlcpy(rec.database_name, db, NAMEDATALEN);
+	memset(&job, 0, sizeof(job));
+	job.ctx = &ctx;
+	strlcpy(job.rec.id, tenant, NAMEDATALEN);
+	job.rec.isolation = TENANT_ISOLATION_DATABASE;
+	strlcpy(job.rec.database_name, db, NAMEDATALEN);
 	if (server)
-		strlcpy(rec.server, server, NAMEDATALEN);
-	rec.state = TENANT_STATE_PROVISIONING;
-	tenancy_catalog_insert(&rec, metadata);
-
-	ctx.step = "create database";
-	tenancy_transport_exec_list(server, NULL, tenancy_transport_appname(tenant),
-								list_make2(tenancy_transport_sql_create_database(db, tenancy_template_database),
-										   tenancy_transport_sql_revoke_public(db)));
-
-	ctx.step = "migrate";
-	bw.tenant = tenant;
-	bw.version = 0;
-	tenancy_transport_run(server, db, tenancy_transport_appname(tenant), bootstrap_work, &bw);
-
-	ctx.step = "ready";
-	tenancy_catalog_set_applied(tenant, bw.version);
-	tenancy_catalog_set_state(tenant, TENANT_STATE_READY, NULL);
+		strlcpy(job.rec.server, server, NAMEDATALEN);
+	job.rec.state = TENANT_STATE_READY;
+	job.server = server;
+	job.metadata = metadata;
+	job.operation_id = tenancy_catalog_next_operation();
+	snprintf(job.tmp_db, NAMEDATALEN, "%stmp_" INT64_FORMAT, tenancy_database_prefix, job.operation_id);
+	run_or_undo(provision_steps, provision_undo, &job);
 
 	error_context_stack = errcb.previous;
 	PG_RETURN_DATUM(tenancy_catalog_row(tenant));
 }
 
 /*
+ * A state change with a remote step: the new state commits on its own
+ * first; if the remote step fails, the old state is put back (also on its
+ * own) and the error re-thrown.
+ */
+typedef struct StateChange
+{
+	const TenantRecord *rec;
+	TenantState to;
+	List	   *remote;			/* commands for the tenant's server */
+} StateChange;
+
+static void
+state_change_steps(void *arg)
+{
+	StateChange *sc = (StateChange *) arg;
+
+	tenancy_fault("before_drop");
+	tenancy_transport_exec_list(record_server(sc->rec), NULL,
+								tenancy_transport_appname(sc->rec->id), sc->remote);
+}
+
+static void
+state_change_undo(void *arg)
+{
+	StateChange *sc = (StateChange *) arg;
+
+	autonomous_exec(tenancy_transport_sql_set_state(sc->rec->id, tenancy_state_name(sc->rec->state), NULL));
+}
+
+static void
+change_state(const TenantRecord *rec, TenantState to, List *remote)
+{
+	StateChange sc = {rec, to, remote};
+
+	if (rec->state != to)
+		autonomous_exec(tenancy_transport_sql_set_state(rec->id, tenancy_state_name(to), NULL));
+	run_or_undo(state_change_steps, state_change_undo, &sc);
+}
+
+/*
  * tenancy.deprovision(tenant text, force boolean) RETURNS void
  *
- * Drops the tenant's database on its server and deletes its row (and its
- * members).  Without force, the remote DROP DATABASE fails with 55006 while
- * sessions are connected; with force, they are terminated.
+ * Marks the tenant dropping, drops its database on its server and deletes
+ * its row (and its members); each step commits on its own, so a rollback
+ * of the caller cannot bring back a row whose database is gone.  Without
+ * force, DROP DATABASE fails with 55006 while sessions are connected, and
+ * the tenant goes back to its state; with force, they are terminated.  An
+ * interrupted deprovision (state dropping) is finished by calling it again
+ * or by reconcile().
  */
 Datum
 tenancy_deprovision(PG_FUNCTION_ARGS)
@@ -282,16 +570,13 @@ tenancy_deprovision(PG_FUNCTION_ARGS)
 
 	ctx.step = "lock";
 	lock_existing_tenant(tenant, &rec);
-	if (rec.state == TENANT_STATE_PROVISIONING)
-		not_in_state_error(&rec, NULL);
 
 	ctx.step = "drop database";
-	tenancy_catalog_set_state(tenant, TENANT_STATE_DROPPING, NULL);
-	tenancy_transport_exec_list(record_server(&rec), NULL, tenancy_transport_appname(tenant),
-								list_make1(tenancy_transport_sql_drop_database(rec.database_name, force)));
+	change_state(&rec, TENANT_STATE_DROPPING,
+				 list_make1(tenancy_transport_sql_drop_database(rec.database_name, force)));
 
 	ctx.step = "unregister";
-	tenancy_catalog_delete(tenant);
+	autonomous_exec(tenancy_transport_sql_delete_tenant(tenant));
 	error_context_stack = errcb.previous;
 	PG_RETURN_VOID();
 }
@@ -326,9 +611,8 @@ set_suspended(FunctionCallInfo fcinfo, bool suspend)
 		not_in_state_error(&rec, NULL);
 
 	ctx.step = suspend ? "disallow connections" : "allow connections";
-	tenancy_catalog_set_state(tenant, to, NULL);
-	tenancy_transport_exec_list(record_server(&rec), NULL, tenancy_transport_appname(tenant),
-								list_make1(tenancy_transport_sql_allow_connections(rec.database_name, !suspend)));
+	change_state(&rec, to,
+				 list_make1(tenancy_transport_sql_allow_connections(rec.database_name, !suspend)));
 	error_context_stack = errcb.previous;
 }
 
@@ -346,4 +630,77 @@ tenancy_resume(PG_FUNCTION_ARGS)
 {
 	set_suspended(fcinfo, false);
 	PG_RETURN_VOID();
+}
+
+/*
+ * tenancy.reconcile(dry_run boolean) RETURNS TABLE(tenant, object, problem,
+ * action)
+ *
+ * Compares the catalog with the databases and repairs what interrupted
+ * operations left: temporary databases of interrupted provisionings (from
+ * their cleanup rows), interrupted deprovisions (state dropping: the drop
+ * is finished and the row deleted), and rows whose database is missing
+ * (marked failed).  Operations still running are reported and skipped.
+ * Temporary databases on this cluster that no cleanup row explains are
+ * reported, never dropped.  With dry_run, only reports.  Concurrent calls
+ * serialise on one lock; a second run right after a first finds nothing.
+ */
+Datum
+tenancy_reconcile(PG_FUNCTION_ARGS)
+{
+	ReconcileOutput out;
+	ListCell   *lc;
+
+	out.dry_run = PG_ARGISNULL(0) ? false : PG_GETARG_BOOL(0);
+	out.actions = 0;
+	InitMaterializedSRF(fcinfo, 0);
+	out.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	tenancy_catalog_lock_reconcile();
+
+	foreach(lc, tenancy_catalog_cleanup_records(NULL))
+	{
+		CleanupRecord *c = (CleanupRecord *) lfirst(lc);
+
+		if (!tenancy_catalog_try_lock_tenant(c->tenant))
+		{
+			report(&out, c->tenant, c->database_name, "provisioning in progress", "none");
+			continue;
+		}
+		repair_cleanup(c, &out);
+	}
+
+	foreach(lc, tenancy_catalog_tenants())
+	{
+		TenantRecord *t = (TenantRecord *) lfirst(lc);
+		const char *server = record_server(t);
+
+		if (t->state == TENANT_STATE_FAILED)
+			continue;
+		if (!tenancy_catalog_try_lock_tenant(t->id))
+		{
+			report(&out, t->id, t->database_name, "operation in progress", "none");
+			continue;
+		}
+		if (t->state == TENANT_STATE_DROPPING)
+		{
+			report(&out, t->id, t->database_name, "interrupted deprovisioning",
+				   out.dry_run ? "would drop database and remove tenant" : "dropped database, removed tenant");
+			if (!out.dry_run)
+			{
+				tenancy_transport_exec_list(server, NULL, tenancy_transport_appname(t->id),
+											list_make1(tenancy_transport_sql_drop_database(t->database_name, true)));
+				tenancy_catalog_delete(t->id);
+			}
+		}
+		else if (!tenancy_transport_database_exists(server, t->database_name))
+		{
+			report(&out, t->id, t->database_name, "database is missing",
+				   out.dry_run ? "would mark tenant failed" : "marked tenant failed");
+			if (!out.dry_run)
+				tenancy_catalog_set_state(t->id, TENANT_STATE_FAILED,
+										  psprintf("database \"%s\" does not exist", t->database_name));
+		}
+	}
+	return (Datum) 0;
 }

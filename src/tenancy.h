@@ -22,8 +22,10 @@
 /* Longest tenancy.database_prefix accepted (leaves 43 bytes for the id). */
 #define TENANCY_MAX_PREFIX_LEN 20
 
-/* Advisory lock class used for per-tenant locks ("tenancy" in spirit). */
+/* Advisory lock classes: per-tenant locks, reconcile, fault injection. */
 #define TENANCY_LOCK_CLASS 0x74656e61
+#define TENANCY_RECONCILE_LOCK_CLASS 0x74656e62
+#define TENANCY_FAULT_LOCK_CLASS 0x74656e63
 
 /* Tenant states, as stored in tenancy.tenant.state. */
 typedef enum TenantState
@@ -71,6 +73,9 @@ extern void tenancy_name_validate(const char *name);
 extern char *tenancy_name_database(const char *tenant);
 extern const char *tenancy_state_name(TenantState state);
 extern TenantState tenancy_state_from_name(const char *name);
+
+/* fault.c */
+extern void tenancy_fault(const char *point);
 
 /* module init functions, called from _PG_init */
 extern void tenancy_guc_init(void);

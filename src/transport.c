@@ -41,6 +41,7 @@
 #include "commands/defrem.h"
 #include "commands/extension.h"
 #include "executor/executor.h"
+#include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "foreign/foreign.h"
 #include "funcapi.h"
@@ -454,6 +455,75 @@ char *
 tenancy_transport_appname(const char *tenant)
 {
 	return psprintf("tenancy/%s", tenant);
+}
+
+/*
+ * Renames a database on "server".  On this cluster (server NULL) the
+ * ALTER DATABASE runs locally, in the caller's transaction, so that it
+ * commits or rolls back with the catalog rows written beside it; on a
+ * foreign server it runs there and commits on its own.  The caller has
+ * validated both names.
+ */
+void
+tenancy_transport_rename_database(const char *server, const char *from, const char *to)
+{
+	char	   *sql = psprintf("ALTER DATABASE %s RENAME TO %s",
+							   quote_identifier(from), quote_identifier(to));
+
+	if (server == NULL)
+	{
+		int			rc;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		rc = SPI_execute(sql, false, 0);
+		if (rc != SPI_OK_UTILITY)
+			elog(ERROR, "rename of database \"%s\" failed: %s", from, SPI_result_code_string(rc));
+		SPI_finish();
+	}
+	else
+		tenancy_transport_exec_list(server, NULL, "tenancy/rename", list_make1(sql));
+}
+
+/*
+ * Autonomous catalog writes: statements run in the admin database through a
+ * loopback connection, so they commit whatever the caller's transaction
+ * does.  Values are literals quoted here.
+ */
+char *
+tenancy_transport_sql_cleanup_record(int64 operation_id, const char *tenant,
+									 const char *server, const char *database_name,
+									 const char *final_name)
+{
+	return psprintf("INSERT INTO tenancy.pending_cleanup (operation_id, tenant_id, server, database_name, final_name) "
+					"VALUES (" INT64_FORMAT ", %s, %s, %s, %s)",
+					operation_id, quote_literal_cstr(tenant),
+					server ? quote_literal_cstr(server) : "NULL",
+					quote_literal_cstr(database_name), quote_literal_cstr(final_name));
+}
+
+char *
+tenancy_transport_sql_cleanup_forget(int64 operation_id)
+{
+	return psprintf("DELETE FROM tenancy.pending_cleanup WHERE operation_id OPERATOR(pg_catalog.=) " INT64_FORMAT,
+					operation_id);
+}
+
+char *
+tenancy_transport_sql_set_state(const char *tenant, const char *state, const char *last_error)
+{
+	return psprintf("UPDATE tenancy.tenant SET state = %s, last_error = %s, updated_at = pg_catalog.now() "
+					"WHERE id OPERATOR(pg_catalog.=) %s",
+					quote_literal_cstr(state),
+					last_error ? quote_literal_cstr(last_error) : "NULL",
+					quote_literal_cstr(tenant));
+}
+
+char *
+tenancy_transport_sql_delete_tenant(const char *tenant)
+{
+	return psprintf("DELETE FROM tenancy.tenant WHERE id OPERATOR(pg_catalog.=) %s",
+					quote_literal_cstr(tenant));
 }
 
 /* CREATE DATABASE "dbname" TEMPLATE "template_db" */

@@ -47,6 +47,8 @@ extern bool tenancy_transport_database_exists(const char *server,
 											  const char *dbname);
 extern void tenancy_transport_check_server(const char *server);
 extern char *tenancy_transport_appname(const char *tenant);
+extern void tenancy_transport_rename_database(const char *server, const char *from,
+											  const char *to);
 
 /* Remote SQL builders: names are quoted here, never by callers. */
 extern char *tenancy_transport_sql_create_database(const char *dbname,
@@ -57,6 +59,13 @@ extern char *tenancy_transport_sql_allow_connections(const char *dbname, bool al
 extern char *tenancy_transport_sql_exists_database(const char *dbname);
 extern char *tenancy_transport_sql_ledger_insert(int64 version,
 												 const char *checksum);
+extern char *tenancy_transport_sql_cleanup_record(int64 operation_id, const char *tenant,
+												  const char *server, const char *database_name,
+												  const char *final_name);
+extern char *tenancy_transport_sql_cleanup_forget(int64 operation_id);
+extern char *tenancy_transport_sql_set_state(const char *tenant, const char *state,
+											 const char *last_error);
+extern char *tenancy_transport_sql_delete_tenant(const char *tenant);
 
 /*
  * Fixed remote statements for the per-tenant migration ledger, which lives

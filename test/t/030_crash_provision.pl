@@ -1,0 +1,146 @@
+# Copyright (c) 2026, the tenancy authors
+#
+# Crash safety of provisioning, shown by killing things: provisioning is
+# parked at each step with tenancy.fault_injection = '<point>:wait', then
+# the server is stopped immediately (crash recovery at restart) or the
+# provisioning backend is SIGKILLed.  After a restart and reconcile(): no
+# database the catalog cannot explain (I1), nothing untracked (I2), nothing
+# left open (I3), and a second reconcile() finds nothing.  Also: a remote
+# backend terminated mid-migration fails the provision and leaves nothing.
+use strict;
+use warnings FATAL => 'all';
+
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $fault_class = 0x74656e63;	# TENANCY_FAULT_LOCK_CLASS
+
+my $node = PostgreSQL::Test::Cluster->new('crash');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+session_preload_libraries = 'tenancy'
+tenancy.database_prefix = 'regress_crash_'
+restart_after_crash = on
+});
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION tenancy CASCADE;
+	SELECT tenancy.add_migration(1, 'CREATE TABLE public.item (id int PRIMARY KEY)');
+});
+
+# Everything that exists, as one comparable string.
+my $state_query = q{
+	SELECT coalesce(string_agg(x, ', ' ORDER BY x), 'nothing') FROM (
+	  SELECT 'db:' || regexp_replace(datname, 'tmp_[0-9]+$', 'tmp_N') AS x
+	    FROM pg_database WHERE datname LIKE 'regress_crash_%'
+	  UNION ALL SELECT 'cleanup:' || tenant_id FROM tenancy.pending_cleanup
+	  UNION ALL SELECT 'tenant:' || id || ':' || state FROM tenancy.tenant) s};
+
+sub check_clean
+{
+	my ($label) = @_;
+	my $actions = $node->safe_psql('postgres', 'SELECT count(*) FROM tenancy.reconcile()');
+	cmp_ok($actions, '>=', 0, "$label: reconcile ran");
+	is($node->safe_psql('postgres', $state_query), 'nothing', "$label: nothing left after reconcile");
+	is($node->safe_psql('postgres', 'SELECT count(*) FROM tenancy.reconcile()'), '0',
+		"$label: a second reconcile finds nothing");
+	is($node->safe_psql('postgres', q{
+		SELECT count(*) FROM pg_stat_activity
+		 WHERE application_name LIKE 'tenancy/%' OR state = 'idle in transaction'}),
+		'0', "$label: no tenancy session and nothing idle in transaction");
+}
+
+# Runs psql in the background; killed with kill_kill when done with.
+sub background
+{
+	my ($sql) = @_;
+	my ($out, $err) = ('', '');
+	return IPC::Run::start([ 'psql', '-X', '-d', $node->connstr('postgres'), '-c', $sql ],
+		'<', \undef, '>', \$out, '2>', \$err);
+}
+
+# Parks a provision of $tenant at $point; returns the two background psql
+# runs (the provision, and the session holding the fault lock).
+sub park_provision
+{
+	my ($tenant, $point) = @_;
+	my $holder = background("SELECT pg_advisory_lock($fault_class, hashtext('$point')); SELECT pg_sleep(3600)");
+	$node->poll_query_until('postgres', qq{
+		SELECT count(*) > 0 FROM pg_locks
+		 WHERE locktype = 'advisory' AND classid = $fault_class AND granted})
+	  or die 'fault lock not taken';
+	my $prov = background("SET tenancy.fault_injection = '$point:wait'; SELECT tenancy.provision('$tenant')");
+	$node->poll_query_until('postgres', qq{
+		SELECT count(*) > 0 FROM pg_locks
+		 WHERE locktype = 'advisory' AND classid = $fault_class AND NOT granted})
+	  or die "provision never reached $point";
+	return ($prov, $holder);
+}
+
+my $i = 0;
+foreach my $point (qw(after_cleanup_record after_remote_create after_bootstrap
+	before_rename after_rename after_local_record))
+{
+	$i++;
+	my ($prov, $holder) = park_provision("crash-$i", $point);
+	my $before = $node->safe_psql('postgres', $state_query);
+	note "parked at $point: $before";
+	$node->stop('immediate');
+	$prov->kill_kill;
+	$holder->kill_kill;
+	$node->start;
+	check_clean("immediate stop at $point");
+}
+
+# SIGKILL of the provisioning backend: the postmaster restarts every
+# backend; the outcome must be the same.
+foreach my $point (qw(after_remote_create after_rename))
+{
+	$i++;
+	my ($prov, $holder) = park_provision("killed-$i", $point);
+	my $pid = $node->safe_psql('postgres', qq{
+		SELECT pid FROM pg_stat_activity
+		 WHERE query LIKE '%tenancy.provision(''killed-$i'')%' AND pid <> pg_backend_pid()});
+	ok($pid =~ /^\d+$/, "found the provisioning backend at $point");
+	kill 'KILL', $pid;
+	$prov->kill_kill;
+	$holder->kill_kill;
+	$node->poll_query_until('postgres', 'SELECT 1', '1') or die 'server did not come back';
+	check_clean("SIGKILL of the provisioning backend at $point");
+}
+
+# A crash after the caller committed keeps the tenant: nothing to repair.
+$node->safe_psql('postgres', q{SELECT tenancy.provision('committed')});
+$node->stop('immediate');
+$node->start;
+is($node->safe_psql('postgres', 'SELECT count(*) FROM tenancy.reconcile()'), '0',
+	'crash after commit: reconcile changes nothing');
+is($node->safe_psql('postgres', $state_query), 'db:regress_crash_committed, tenant:committed:ready',
+	'crash after commit: tenant and database kept');
+$node->safe_psql('postgres', q{SELECT tenancy.deprovision('committed')});
+
+# The remote backend terminated in the middle of a migration: the provision
+# fails with a connection error and undoes itself.
+$node->safe_psql('postgres', q{SELECT tenancy.add_migration(2, 'SELECT pg_catalog.pg_sleep(60)')});
+my ($out, $err) = ('', '');
+my $prov = IPC::Run::start([ 'psql', '-X', '-v', 'VERBOSITY=verbose', '-d', $node->connstr('postgres'),
+	'-c', q{SELECT tenancy.provision('remote-killed')} ],
+	'<', \undef, '>', \$out, '2>', \$err);
+$node->poll_query_until('postgres', q{
+	SELECT count(*) > 0 FROM pg_stat_activity
+	 WHERE application_name = 'tenancy/remote-killed' AND query LIKE '%pg_sleep%'})
+  or die 'migration never started';
+$node->safe_psql('postgres', q{
+	SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	 WHERE application_name = 'tenancy/remote-killed' AND query LIKE '%pg_sleep%'});
+$prov->finish;
+like($err, qr/ERROR:  08006: .*terminating connection due to administrator command/,
+	'provision fails with 08006 (connection failure) when its remote backend is terminated');
+like($err, qr/migrating tenant "remote-killed" to version 2/, 'CONTEXT names the tenant and version');
+unlike($err, qr/57P01/, 'the remote 57P01 is not passed off as our own termination');
+is($node->safe_psql('postgres', $state_query), 'nothing', 'remote backend killed: nothing left, without reconcile');
+
+$node->stop;
+done_testing();

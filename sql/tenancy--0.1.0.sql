@@ -93,6 +93,25 @@ COMMENT ON COLUMN tenancy.member.tenant_id IS 'the tenant';
 COMMENT ON COLUMN tenancy.member.role IS 'a role allowed to select and use the tenant';
 COMMENT ON COLUMN tenancy.member.granted_at IS 'when access was granted';
 
+CREATE TABLE tenancy.template (
+    server          name,
+    database_name   text        NOT NULL
+                                CONSTRAINT template_database_name_length CHECK (pg_catalog.octet_length(database_name) OPERATOR(pg_catalog.<=) 63),
+    applied_version bigint      NOT NULL DEFAULT 0
+                                CONSTRAINT template_applied_version_check CHECK (applied_version OPERATOR(pg_catalog.>=) 0),
+    fingerprint     text        NOT NULL,
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE UNIQUE INDEX template_server_key ON tenancy.template ((COALESCE(server, ''::pg_catalog.name)));
+
+COMMENT ON TABLE tenancy.template IS 'tenancy: the template database tenancy keeps on each server, rebuilt whenever the registered migrations change, that new tenant databases are copied from';
+COMMENT ON COLUMN tenancy.template.server IS 'foreign server holding the template; NULL means this cluster';
+COMMENT ON COLUMN tenancy.template.database_name IS 'name of the template database';
+COMMENT ON COLUMN tenancy.template.applied_version IS 'highest migration version the template was built with';
+COMMENT ON COLUMN tenancy.template.fingerprint IS 'MD5 of the registered migrations (versions and checksums) the template was built from';
+COMMENT ON COLUMN tenancy.template.updated_at IS 'when the template was last built';
+COMMENT ON INDEX tenancy.template_server_key IS 'tenancy: one template per server';
+
 CREATE SEQUENCE tenancy.operation_seq;
 COMMENT ON SEQUENCE tenancy.operation_seq IS 'tenancy: ids of provisioning operations, which name temporary databases';
 
@@ -118,11 +137,12 @@ COMMENT ON COLUMN tenancy.pending_cleanup.created_at IS 'when the operation star
 -- pg_dump keeps the rows of extension configuration tables
 SELECT pg_catalog.pg_extension_config_dump('tenancy.tenant', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.pending_cleanup', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.template', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.operation_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.migration', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.member', '');
 
-REVOKE ALL ON tenancy.tenant, tenancy.migration, tenancy.member, tenancy.pending_cleanup FROM PUBLIC;
+REVOKE ALL ON tenancy.tenant, tenancy.migration, tenancy.member, tenancy.pending_cleanup, tenancy.template FROM PUBLIC;
 REVOKE ALL ON SEQUENCE tenancy.operation_seq FROM PUBLIC;
 
 CREATE VIEW tenancy.migration_status AS

@@ -743,6 +743,110 @@ tenancy_cache_stats(PG_FUNCTION_ARGS)
 }
 
 /*
+ * A fingerprint of the registered migrations: MD5 of their versions and
+ * checksums in order.  Equal fingerprints mean the same migrations.  Result
+ * in the caller's context.
+ */
+char *
+tenancy_catalog_migration_fingerprint(void)
+{
+	CatalogScope scope;
+	char	   *result;
+
+	catalog_enter(&scope);
+	catalog_exec("SELECT pg_catalog.md5(COALESCE(pg_catalog.string_agg(version::text OPERATOR(pg_catalog.||) ':' "
+				 "OPERATOR(pg_catalog.||) checksum, ',' ORDER BY version), '')) FROM tenancy.migration",
+				 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
+	result = MemoryContextStrdup(scope.caller_context,
+								 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	catalog_leave(&scope);
+	return result;
+}
+
+/*
+ * The fingerprint of the migrations tenancy's template on "server" (NULL:
+ * this cluster) was built from; NULL if no template is recorded.
+ */
+char *
+tenancy_catalog_template_fingerprint(const char *server)
+{
+	CatalogScope scope;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	char	   *result = NULL;
+
+	values[0] = CStringGetTextDatum(server ? server : "");
+	catalog_enter(&scope);
+	catalog_exec("SELECT fingerprint FROM tenancy.template "
+				 "WHERE COALESCE(server, ''::pg_catalog.name) OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+				 1, types, values, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		result = MemoryContextStrdup(scope.caller_context,
+									 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	catalog_leave(&scope);
+	return result;
+}
+
+/* Records the template of "server" and what it was built from. */
+void
+tenancy_catalog_set_template(const char *server, const char *dbname, int64 version,
+							 const char *fingerprint)
+{
+	CatalogScope scope;
+	Oid			types[4] = {TEXTOID, TEXTOID, INT8OID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = "    ";
+
+	values[0] = server ? CStringGetTextDatum(server) : (Datum) 0;
+	if (server == NULL)
+		nulls[0] = 'n';
+	values[1] = CStringGetTextDatum(dbname);
+	values[2] = Int64GetDatum(version);
+	values[3] = CStringGetTextDatum(fingerprint);
+	catalog_enter(&scope);
+	catalog_exec("INSERT INTO tenancy.template (server, database_name, applied_version, fingerprint) "
+				 "VALUES ($1::pg_catalog.name, $2, $3, $4) "
+				 "ON CONFLICT ((COALESCE(server, ''::pg_catalog.name))) DO UPDATE "
+				 "SET database_name = excluded.database_name, applied_version = excluded.applied_version, "
+				 "fingerprint = excluded.fingerprint, updated_at = pg_catalog.now()",
+				 4, types, values, nulls, false, SPI_OK_INSERT);
+	catalog_leave(&scope);
+}
+
+/* The advisory lock of the template on "server". */
+static void
+template_locktag(LOCKTAG *tag, const char *server)
+{
+	const char *key = server ? server : "";
+
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, TENANCY_TEMPLATE_LOCK_CLASS,
+						 DatumGetUInt32(hash_any((const unsigned char *) key, strlen(key))), 2);
+}
+
+/*
+ * Locks the template of "server": exclusive to create or migrate it, shared
+ * to copy it (copies run side by side; a migration waits for them).
+ */
+void
+tenancy_catalog_lock_template(const char *server, bool exclusive)
+{
+	LOCKTAG		tag;
+
+	template_locktag(&tag, server);
+	(void) LockAcquire(&tag, exclusive ? ExclusiveLock : ShareLock, false, false);
+}
+
+/* Releases a template lock before the end of the transaction. */
+void
+tenancy_catalog_unlock_template(const char *server, bool exclusive)
+{
+	LOCKTAG		tag;
+
+	template_locktag(&tag, server);
+	(void) LockRelease(&tag, exclusive ? ExclusiveLock : ShareLock, false);
+}
+
+/*
  * Statement trigger on tenancy.tenant: tells every backend (including this
  * one, at the next command) that its tenant cache is stale.
  */

@@ -53,6 +53,12 @@ extern int64 tenancy_catalog_next_operation(void);
 extern List *tenancy_catalog_cleanup_records(const char *tenant);
 extern void tenancy_catalog_forget_cleanup(int64 operation_id);
 extern List *tenancy_catalog_tenants(void);
+extern char *tenancy_catalog_migration_fingerprint(void);
+extern char *tenancy_catalog_template_fingerprint(const char *server);
+extern void tenancy_catalog_set_template(const char *server, const char *dbname,
+										 int64 version, const char *fingerprint);
+extern void tenancy_catalog_lock_template(const char *server, bool exclusive);
+extern void tenancy_catalog_unlock_template(const char *server, bool exclusive);
 
 extern List *tenancy_catalog_migrations(void);
 extern MigrationAddResult tenancy_catalog_add_migration(int64 version,

@@ -89,18 +89,20 @@ check_prefix(char **newval, void **extra, GucSource source)
 }
 
 /*
- * Check hook for tenancy.template_database: a plain identifier that fits in
- * NAMEDATALEN (it is quoted wherever it is used, but refusing odd names
- * here keeps conninfo and messages simple).
+ * Check hook for tenancy.template_database: empty (tenancy's own template),
+ * or a plain identifier that fits in NAMEDATALEN (it is quoted wherever it
+ * is used, but refusing odd names here keeps messages simple).
  */
 static bool
 check_template(char **newval, void **extra, GucSource source)
 {
 	const char *p = *newval;
 
-	if (p == NULL || p[0] == '\0' || strlen(p) >= NAMEDATALEN)
+	if (p == NULL || p[0] == '\0')
+		return true;
+	if (strlen(p) >= NAMEDATALEN)
 	{
-		GUC_check_errdetail("The template database name must be 1 to %d bytes long.", NAMEDATALEN - 1);
+		GUC_check_errdetail("The template database name must be at most %d bytes long.", NAMEDATALEN - 1);
 		return false;
 	}
 	for (; *p; p++)
@@ -141,9 +143,9 @@ tenancy_guc_init(void)
 
 	DefineCustomStringVariable("tenancy.template_database",
 							   "Sets the template database new tenant databases are copied from.",
-							   NULL,
+							   "Empty means tenancy's own template on each server, kept at the latest migration.",
 							   &tenancy_template_database,
-							   "template0",
+							   "",
 							   PGC_SUSET,
 							   0,
 							   check_template, NULL, NULL);

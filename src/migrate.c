@@ -49,7 +49,7 @@ PG_FUNCTION_INFO_V1(tenancy_migrate);
 /* What the error context callback reports. */
 typedef struct MigrateContext
 {
-	const char *tenant;
+	const char *target;			/* 'tenant "x"' or 'template database "y"' */
 	int64		version;
 } MigrateContext;
 
@@ -59,10 +59,9 @@ migrate_error_callback(void *arg)
 	MigrateContext *ctx = (MigrateContext *) arg;
 
 	if (ctx->version > 0)
-		errcontext("migrating tenant \"%s\" to version " INT64_FORMAT,
-				   ctx->tenant, ctx->version);
+		errcontext("migrating %s to version " INT64_FORMAT, ctx->target, ctx->version);
 	else
-		errcontext("migrating tenant \"%s\"", ctx->tenant);
+		errcontext("migrating %s", ctx->target);
 }
 
 /* Hex SHA-256 of "sql": the identity of a migration.  Result palloc'd. */
@@ -180,16 +179,17 @@ find_migration(List *migrations, int64 version)
  * in the ledger afterwards, and sets *from to the highest version in it
  * before (the ledger, not the catalog, is the truth).
  *
- * The caller holds the tenant's lock.
+ * "target" names what is migrated in messages: 'tenant "x"' or 'template
+ * database "y"'.  The caller holds the tenant's (or the template's) lock.
  */
 int64
-tenancy_migrate_connection(TransportConn *conn, const char *tenant, List *migrations,
+tenancy_migrate_connection(TransportConn *conn, const char *target, List *migrations,
 						   int64 *from)
 {
 	List	   *ledger = tenancy_transport_query(conn, TRANSPORT_SQL_LEDGER_READ, 2);
 	ListCell   *lc;
 	int64		applied = 0;
-	MigrateContext ctx = {tenant, 0};
+	MigrateContext ctx = {target, 0};
 	ErrorContextCallback errcb;
 
 	errcb.callback = migrate_error_callback;
@@ -207,13 +207,13 @@ tenancy_migrate_connection(TransportConn *conn, const char *tenant, List *migrat
 		if (m == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("migration " INT64_FORMAT " was applied to tenant \"%s\" but is not registered",
-							version, tenant)));
+					 errmsg("migration " INT64_FORMAT " was applied to %s but is not registered",
+							version, target)));
 		if (strcmp(m->checksum, row[1]) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("migration " INT64_FORMAT " has changed since it was applied to tenant \"%s\"",
-							version, tenant),
+					 errmsg("migration " INT64_FORMAT " has changed since it was applied to %s",
+							version, target),
 					 errdetail("The tenant's ledger has checksum %s; the registered migration has %s.",
 							   row[1], m->checksum)));
 		applied = Max(applied, version);
@@ -245,8 +245,8 @@ tenancy_migrate_connection(TransportConn *conn, const char *tenant, List *migrat
 		if (xid_before == NULL || xid_after == NULL || strcmp(xid_before, xid_after) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
-					 errmsg("migration " INT64_FORMAT " ended the transaction on tenant \"%s\"",
-							m->version, tenant),
+					 errmsg("migration " INT64_FORMAT " ended the transaction on %s",
+							m->version, target),
 					 errdetail("Migrations run inside a transaction that tenancy commits; they must not contain COMMIT, ROLLBACK or similar."),
 					 errhint("Check the tenant's schema by hand: statements before the transaction ended may have been committed.")));
 		tenancy_transport_exec(conn, tenancy_transport_sql_ledger_insert(m->version, m->checksum));
@@ -272,8 +272,8 @@ migrate_work(TransportConn *conn, void *arg)
 {
 	MigrateWork *w = (MigrateWork *) arg;
 
-	w->to_version = tenancy_migrate_connection(conn, w->tenant, w->migrations,
-											   &w->from_version);
+	w->to_version = tenancy_migrate_connection(conn, psprintf("tenant \"%s\"", w->tenant),
+											   w->migrations, &w->from_version);
 }
 
 /*

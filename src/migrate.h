@@ -17,7 +17,7 @@
 
 #include "transport.h"
 
-extern int64 tenancy_migrate_connection(TransportConn *conn, const char *tenant,
+extern int64 tenancy_migrate_connection(TransportConn *conn, const char *target,
 										List *migrations, int64 *from);
 
 #endif							/* TENANCY_MIGRATE_H */

@@ -37,7 +37,7 @@ static const char *const state_names[] = {
 /* Ids that are refused even though their syntax is valid. */
 static const char *const reserved_ids[] = {
 	"postgres", "template0", "template1", "public", "tenancy",
-	"information_schema", NULL
+	"information_schema", "template", NULL
 };
 
 /*
@@ -152,16 +152,32 @@ tenancy_name_database(const char *tenant)
 {
 	char	   *db = psprintf("%s%s", tenancy_database_prefix, tenant);
 	const char *admin = get_database_name(MyDatabaseId);
+	bool		managed;
 
 	Assert(strlen(db) < NAMEDATALEN);
 	if (strcmp(db, "postgres") == 0 || strcmp(db, "template0") == 0 ||
-		strcmp(db, "template1") == 0 || strcmp(db, tenancy_template_database) == 0 ||
+		strcmp(db, "template1") == 0 || strcmp(db, tenancy_name_template(&managed)) == 0 ||
 		(admin != NULL && strcmp(db, admin) == 0) || strncmp(db, "pg_", 3) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_RESERVED_NAME),
 				 errmsg("tenant name \"%s\" is reserved", tenant),
 				 errdetail("Its database name \"%s\" is a system, template or admin database.", db)));
 	return db;
+}
+
+/*
+ * The template new tenant databases are copied from: the one named by
+ * tenancy.template_database, or, when that is empty (the default),
+ * tenancy's own, tenancy.database_prefix followed by "template", which
+ * tenancy keeps at the latest migration.  Result in CurrentMemoryContext.
+ */
+char *
+tenancy_name_template(bool *managed)
+{
+	*managed = (tenancy_template_database[0] == '\0');
+	if (*managed)
+		return psprintf("%stemplate", tenancy_database_prefix);
+	return pstrdup(tenancy_template_database);
 }
 
 /* Name of a state, as stored in the catalog. */

@@ -220,10 +220,13 @@ autonomous_exec(char *sql)
 	tenancy_transport_exec_list(NULL, NULL, "tenancy/catalog", list_make1(sql));
 }
 
-/* Work in the new tenant database: ledger, then every migration. */
+/*
+ * Work in a new tenant database or the template: ledger, then every
+ * migration.  "target" names it in messages.
+ */
 typedef struct BootstrapWork
 {
-	const char *tenant;
+	const char *target;
 	int64		version;
 } BootstrapWork;
 
@@ -234,8 +237,84 @@ bootstrap_work(TransportConn *conn, void *arg)
 	int64		from;
 
 	tenancy_transport_exec(conn, TRANSPORT_SQL_LEDGER_SETUP);
-	w->version = tenancy_migrate_connection(conn, w->tenant, tenancy_catalog_migrations(),
+	w->version = tenancy_migrate_connection(conn, w->target, tenancy_catalog_migrations(),
 											&from);
+}
+
+/* Template (re)building, as steps for run_or_undo(). */
+typedef struct TemplateJob
+{
+	const char *server;
+	const char *template_db;
+	const char *appname;
+	int64		version;
+} TemplateJob;
+
+/*
+ * Builds tenancy's template afresh: dropped if it exists, created from
+ * template0, made unreachable by PUBLIC, given the ledger and every
+ * registered migration, then closed to connections (CREATE DATABASE cannot
+ * copy a database others are connected to).  Rebuilding rather than
+ * migrating in place keeps the template exactly what the registered
+ * migrations produce, even if someone edited them by hand.
+ */
+static void
+template_steps(void *arg)
+{
+	TemplateJob *tj = (TemplateJob *) arg;
+	BootstrapWork bw = {psprintf("template database \"%s\"", tj->template_db), 0};
+
+	tenancy_transport_exec_list(tj->server, NULL, tj->appname,
+								list_make3(tenancy_transport_sql_drop_database(tj->template_db, true),
+										   tenancy_transport_sql_create_database(tj->template_db, "template0"),
+										   tenancy_transport_sql_revoke_public(tj->template_db)));
+	tenancy_transport_run(tj->server, tj->template_db, tj->appname, bootstrap_work, &bw);
+	tenancy_transport_exec_list(tj->server, NULL, tj->appname,
+								list_make1(tenancy_transport_sql_allow_connections(tj->template_db, false)));
+	tj->version = bw.version;
+}
+
+/* After a failed build: drop the half-built template. */
+static void
+template_undo(void *arg)
+{
+	TemplateJob *tj = (TemplateJob *) arg;
+
+	tenancy_transport_exec_list(tj->server, NULL, tj->appname,
+								list_make1(tenancy_transport_sql_drop_database(tj->template_db, true)));
+}
+
+/*
+ * Makes sure the template that new databases on "server" are copied from is
+ * ready, and holds it (shared lock) for the copy.  With tenancy's own
+ * template (tenancy.template_database empty): (re)builds it when it is
+ * missing or the registered migrations changed since it was built, under
+ * the template's exclusive lock.  Returns the template's name.
+ */
+static char *
+prepare_template(const char *server, const char *appname)
+{
+	bool		managed;
+	char	   *tpl = tenancy_name_template(&managed);
+	char	   *built_from;
+	char	   *wanted;
+	TemplateJob tj = {server, tpl, appname, 0};
+
+	if (!managed)
+		return tpl;
+
+	tenancy_catalog_lock_template(server, true);
+	built_from = tenancy_catalog_template_fingerprint(server);
+	wanted = tenancy_catalog_migration_fingerprint();
+	if (built_from == NULL || strcmp(built_from, wanted) != 0 ||
+		!tenancy_transport_database_exists(server, tpl))
+	{
+		run_or_undo(template_steps, template_undo, &tj);
+		tenancy_catalog_set_template(server, tpl, tj.version, wanted);
+	}
+	tenancy_catalog_unlock_template(server, true);
+	tenancy_catalog_lock_template(server, false);
+	return tpl;
 }
 
 /* One provisioning operation, shared by its steps and their undo. */
@@ -246,6 +325,7 @@ typedef struct ProvisionJob
 	const char *server;			/* NULL: this cluster */
 	Jsonb	   *metadata;
 	int64		operation_id;
+	char	   *template_db;
 	char		tmp_db[NAMEDATALEN];
 	bool		recorded;		/* cleanup row committed */
 	bool		renamed;		/* remote rename committed */
@@ -265,7 +345,7 @@ record_work(TransportConn *conn, void *arg)
 	if (job->server == NULL)
 	{
 		job->ctx->step = "create database";
-		tenancy_transport_exec(conn, tenancy_transport_sql_create_database(job->tmp_db, tenancy_template_database));
+		tenancy_transport_exec(conn, tenancy_transport_sql_create_database(job->tmp_db, job->template_db));
 		tenancy_transport_exec(conn, tenancy_transport_sql_revoke_public(job->tmp_db));
 	}
 }
@@ -278,6 +358,9 @@ provision_steps(void *arg)
 	const char *appname = tenancy_transport_appname(job->rec.id);
 	BootstrapWork bw;
 
+	job->ctx->step = "template";
+	job->template_db = prepare_template(job->server, appname);
+
 	job->ctx->step = "record";
 	tenancy_fault("before_cleanup_record");
 	tenancy_transport_run(NULL, NULL, appname, record_work, job);
@@ -285,13 +368,13 @@ provision_steps(void *arg)
 	{
 		job->ctx->step = "create database";
 		tenancy_transport_exec_list(job->server, NULL, appname,
-									list_make2(tenancy_transport_sql_create_database(job->tmp_db, tenancy_template_database),
+									list_make2(tenancy_transport_sql_create_database(job->tmp_db, job->template_db),
 											   tenancy_transport_sql_revoke_public(job->tmp_db)));
 	}
 	tenancy_fault("after_remote_create");
 
 	job->ctx->step = "migrate";
-	bw.tenant = job->rec.id;
+	bw.target = psprintf("tenant \"%s\"", job->rec.id);
 	bw.version = 0;
 	tenancy_transport_run(job->server, job->tmp_db, appname, bootstrap_work, &bw);
 	job->rec.applied_version = bw.version;

@@ -26,6 +26,7 @@
 #define TENANCY_LOCK_CLASS 0x74656e61
 #define TENANCY_RECONCILE_LOCK_CLASS 0x74656e62
 #define TENANCY_FAULT_LOCK_CLASS 0x74656e63
+#define TENANCY_TEMPLATE_LOCK_CLASS 0x74656e64
 
 /* Tenant states, as stored in tenancy.tenant.state. */
 typedef enum TenantState
@@ -71,6 +72,7 @@ typedef struct TenancyMigration
 extern bool tenancy_name_syntax_ok(const char *name, const char **why);
 extern void tenancy_name_validate(const char *name);
 extern char *tenancy_name_database(const char *tenant);
+extern char *tenancy_name_template(bool *managed);
 extern const char *tenancy_state_name(TenantState state);
 extern TenantState tenancy_state_from_name(const char *name);
 

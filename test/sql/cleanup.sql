@@ -3,6 +3,8 @@
 --
 SELECT tenancy.deprovision(id, force => true) FROM tenancy.tenant ORDER BY id;
 DELETE FROM tenancy.migration;
+-- tenancy's template on this cluster (rebuilt on demand, safe to drop)
+DROP DATABASE IF EXISTS regress_tn_template;
 SELECT current_database() AS dbname \gset
 ALTER DATABASE :"dbname" RESET tenancy.database_prefix;
 DROP EXTENSION tenancy;

@@ -76,8 +76,10 @@ SET tenancy.database_prefix = 'a_prefix_that_is_too_long_';
 \echo :LAST_ERROR_SQLSTATE
 SET tenancy.database_prefix = '1abc';
 \echo :LAST_ERROR_SQLSTATE
--- should fail: bad template names
+-- '' means tenancy's own template
 SET tenancy.template_database = '';
+-- should fail: bad template names
+SELECT set_config('tenancy.template_database', repeat('t', 64), false);
 \echo :LAST_ERROR_SQLSTATE
 SET tenancy.template_database = 'template0 connect_timeout=1';
 \echo :LAST_ERROR_SQLSTATE

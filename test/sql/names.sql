@@ -75,7 +75,7 @@ SELECT b.n, f.f, pg_temp.attempt(format(f.call, b.name)) AS result
 
 -- nothing was created or registered, and no connection is left open
 SELECT count(*) AS tenants FROM tenancy.tenant;
-SELECT count(*) AS tenant_databases FROM pg_database WHERE datname LIKE 'regress_tn_%';
+SELECT count(*) AS tenant_databases FROM pg_database WHERE datname LIKE 'regress_tn_%' AND datname <> 'regress_tn_template';
 SELECT dblink_get_connections() AS open_connections;
 SHOW tenancy.current;
 
@@ -87,4 +87,4 @@ SELECT id, database_name, state FROM tenancy.provision('0-acme_corp-1');
 SELECT datname FROM pg_database WHERE datname = 'regress_tn_0-acme_corp-1';
 SELECT tenancy.deprovision(repeat('b', 52));
 SELECT tenancy.deprovision('0-acme_corp-1');
-SELECT count(*) AS tenant_databases FROM pg_database WHERE datname LIKE 'regress_tn_%';
+SELECT count(*) AS tenant_databases FROM pg_database WHERE datname LIKE 'regress_tn_%' AND datname <> 'regress_tn_template';

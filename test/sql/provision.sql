@@ -20,6 +20,35 @@ SELECT * FROM dblink(format('host=%s port=%s dbname=regress_tn_acme', :'sockdir'
 SELECT dblink_get_connections() AS open_connections;
 SELECT count(*) AS remote_sessions FROM pg_stat_activity WHERE application_name LIKE 'tenancy/%';
 
+-- New tenants are copies of tenancy's own template, built from the
+-- registered migrations, closed to connections and to PUBLIC.
+SELECT server, database_name, applied_version, fingerprint = md5('') AS built_from_no_migrations
+  FROM tenancy.template;
+SELECT datallowconn, has_database_privilege('public', datname, 'CONNECT') AS public_connect
+  FROM pg_database WHERE datname = 'regress_tn_template';
+-- should fail: nobody connects to the template
+\set VERBOSITY terse
+SELECT dblink_connect('tpl', format('host=%s port=%s dbname=regress_tn_template', :'sockdir', :'port'));
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+-- a registered migration changes the fingerprint: the next provision
+-- rebuilds the template, and the new tenant has the migration's table
+SELECT tenancy.add_migration(1, 'CREATE TABLE public.from_template (id int)');
+SELECT id, applied_version FROM tenancy.provision('copied');
+SELECT applied_version, fingerprint = md5('1:' || (SELECT checksum FROM tenancy.migration WHERE version = 1)) AS rebuilt
+  FROM tenancy.template;
+SELECT * FROM dblink(format('host=%s port=%s dbname=regress_tn_copied', :'sockdir', :'port'),
+                     $$SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'from_template'$$) AS t(n bigint);
+-- acme, provisioned before the migration, does not have it until migrated
+SELECT tenant, from_version, to_version, status FROM tenancy.migrate('acme');
+SELECT tenancy.deprovision('copied');
+-- an explicit template is copied as it is, and migrations run in the copy
+SET tenancy.template_database = 'template0';
+SELECT id, applied_version FROM tenancy.provision('explicit');
+RESET tenancy.template_database;
+SELECT tenancy.deprovision('explicit');
+DELETE FROM tenancy.migration;
+
 -- should succeed with a NOTICE: provisioning a ready tenant again
 SELECT id, state FROM tenancy.provision('acme');
 
@@ -116,5 +145,5 @@ SELECT dblink_disconnect('holder');
 -- a deprovisioned name can be provisioned again
 SELECT id, state FROM tenancy.provision('acme');
 SELECT tenancy.deprovision('acme');
-SELECT count(*) AS tenant_databases FROM pg_database WHERE datname LIKE 'regress_tn_%';
+SELECT count(*) AS tenant_databases FROM pg_database WHERE datname LIKE 'regress_tn_%' AND datname <> 'regress_tn_template';
 SELECT dblink_get_connections() AS open_connections;

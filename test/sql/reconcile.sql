@@ -9,7 +9,7 @@ SELECT tenancy.add_migration(1, 'CREATE TABLE public.item (id int)');
 -- what exists, with operation ids masked
 CREATE VIEW pg_temp.leftovers AS
 SELECT 'database' AS kind, regexp_replace(datname, 'tmp_[0-9]+$', 'tmp_N') AS name
-  FROM pg_database WHERE datname LIKE 'regress_tn_%'
+  FROM pg_database WHERE datname LIKE 'regress_tn_%' AND datname <> 'regress_tn_template'
 UNION ALL
 SELECT 'cleanup row', tenant_id || ' ' || regexp_replace(database_name, 'tmp_[0-9]+$', 'tmp_N') || ' -> ' || final_name
   FROM tenancy.pending_cleanup

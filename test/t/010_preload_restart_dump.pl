@@ -90,7 +90,7 @@ $node->safe_psql('postgres', q{
 	SELECT tenancy.deprovision(id, force => true) FROM tenancy.tenant;
 	ALTER ROLE regress_app RESET tenancy.current;
 });
-is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_database WHERE datname LIKE 'regress_tap_%'}),
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_database WHERE datname LIKE 'regress_tap_%' AND datname <> 'regress_tap_template'}),
 	'0', 'no tenant database left');
 
 $node->stop;

@@ -765,10 +765,11 @@ tenancy_catalog_migration_fingerprint(void)
 
 /*
  * The fingerprint of the migrations tenancy's template on "server" (NULL:
- * this cluster) was built from; NULL if no template is recorded.
+ * this cluster) was built from, and in *version the highest of them; NULL
+ * if no template is recorded.
  */
 char *
-tenancy_catalog_template_fingerprint(const char *server)
+tenancy_catalog_template_fingerprint(const char *server, int64 *version)
 {
 	CatalogScope scope;
 	Oid			types[1] = {TEXTOID};
@@ -777,12 +778,17 @@ tenancy_catalog_template_fingerprint(const char *server)
 
 	values[0] = CStringGetTextDatum(server ? server : "");
 	catalog_enter(&scope);
-	catalog_exec("SELECT fingerprint FROM tenancy.template "
+	catalog_exec("SELECT fingerprint, applied_version FROM tenancy.template "
 				 "WHERE COALESCE(server, ''::pg_catalog.name) OPERATOR(pg_catalog.=) $1::pg_catalog.name",
 				 1, types, values, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed > 0)
+	{
+		bool		isnull;
+
 		result = MemoryContextStrdup(scope.caller_context,
 									 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		*version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
 	catalog_leave(&scope);
 	return result;
 }

@@ -54,7 +54,7 @@ extern List *tenancy_catalog_cleanup_records(const char *tenant);
 extern void tenancy_catalog_forget_cleanup(int64 operation_id);
 extern List *tenancy_catalog_tenants(void);
 extern char *tenancy_catalog_migration_fingerprint(void);
-extern char *tenancy_catalog_template_fingerprint(const char *server);
+extern char *tenancy_catalog_template_fingerprint(const char *server, int64 *version);
 extern void tenancy_catalog_set_template(const char *server, const char *dbname,
 										 int64 version, const char *fingerprint);
 extern void tenancy_catalog_lock_template(const char *server, bool exclusive);

@@ -289,10 +289,12 @@ template_undo(void *arg)
  * ready, and holds it (shared lock) for the copy.  With tenancy's own
  * template (tenancy.template_database empty): (re)builds it when it is
  * missing or the registered migrations changed since it was built, under
- * the template's exclusive lock.  Returns the template's name.
+ * the template's exclusive lock.  Returns the template's name; *version is
+ * the migration version copies of it start at, or -1 for a template
+ * tenancy does not manage (copies must then be migrated).
  */
 static char *
-prepare_template(const char *server, const char *appname)
+prepare_template(const char *server, const char *appname, int64 *version)
 {
 	bool		managed;
 	char	   *tpl = tenancy_name_template(&managed);
@@ -300,11 +302,12 @@ prepare_template(const char *server, const char *appname)
 	char	   *wanted;
 	TemplateJob tj = {server, tpl, appname, 0};
 
+	*version = -1;
 	if (!managed)
 		return tpl;
 
 	tenancy_catalog_lock_template(server, true);
-	built_from = tenancy_catalog_template_fingerprint(server);
+	built_from = tenancy_catalog_template_fingerprint(server, &tj.version);
 	wanted = tenancy_catalog_migration_fingerprint();
 	if (built_from == NULL || strcmp(built_from, wanted) != 0 ||
 		!tenancy_transport_database_exists(server, tpl))
@@ -312,6 +315,7 @@ prepare_template(const char *server, const char *appname)
 		run_or_undo(template_steps, template_undo, &tj);
 		tenancy_catalog_set_template(server, tpl, tj.version, wanted);
 	}
+	*version = tj.version;
 	tenancy_catalog_unlock_template(server, true);
 	tenancy_catalog_lock_template(server, false);
 	return tpl;
@@ -357,9 +361,10 @@ provision_steps(void *arg)
 	ProvisionJob *job = (ProvisionJob *) arg;
 	const char *appname = tenancy_transport_appname(job->rec.id);
 	BootstrapWork bw;
+	int64		template_version;
 
 	job->ctx->step = "template";
-	job->template_db = prepare_template(job->server, appname);
+	job->template_db = prepare_template(job->server, appname, &template_version);
 
 	job->ctx->step = "record";
 	tenancy_fault("before_cleanup_record");
@@ -373,11 +378,23 @@ provision_steps(void *arg)
 	}
 	tenancy_fault("after_remote_create");
 
+	/*
+	 * A copy of tenancy's own template already has exactly the registered
+	 * migrations (the template lock keeps them from changing meanwhile), so
+	 * there is nothing to connect to it for; not connecting also spares the
+	 * rename below the wait for that session to exit.  Copies of any other
+	 * template get the ledger and every migration.
+	 */
 	job->ctx->step = "migrate";
-	bw.target = psprintf("tenant \"%s\"", job->rec.id);
-	bw.version = 0;
-	tenancy_transport_run(job->server, job->tmp_db, appname, bootstrap_work, &bw);
-	job->rec.applied_version = bw.version;
+	if (template_version >= 0)
+		job->rec.applied_version = template_version;
+	else
+	{
+		bw.target = psprintf("tenant \"%s\"", job->rec.id);
+		bw.version = 0;
+		tenancy_transport_run(job->server, job->tmp_db, appname, bootstrap_work, &bw);
+		job->rec.applied_version = bw.version;
+	}
 	tenancy_fault("after_bootstrap");
 
 	job->ctx->step = "rename";

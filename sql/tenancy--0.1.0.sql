@@ -93,6 +93,20 @@ COMMENT ON COLUMN tenancy.member.tenant_id IS 'the tenant';
 COMMENT ON COLUMN tenancy.member.role IS 'a role allowed to select and use the tenant';
 COMMENT ON COLUMN tenancy.member.granted_at IS 'when access was granted';
 
+CREATE TABLE tenancy.config (
+    singleton       boolean     PRIMARY KEY DEFAULT true
+                                CONSTRAINT config_singleton CHECK (singleton),
+    service_role    regrole     NOT NULL,
+    loopback_server name        NOT NULL,
+    configured_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+COMMENT ON TABLE tenancy.config IS 'tenancy: who remote work runs as (set by tenancy.configure); no credentials are stored here';
+COMMENT ON COLUMN tenancy.config.singleton IS 'always true: there is one configuration';
+COMMENT ON COLUMN tenancy.config.service_role IS 'the non-superuser role (CREATEDB, no CREATEROLE) that creates, owns, migrates and drops tenant databases';
+COMMENT ON COLUMN tenancy.config.loopback_server IS 'the dblink foreign server that reaches this cluster; its user mapping for the service role holds the credentials';
+COMMENT ON COLUMN tenancy.config.configured_at IS 'when tenancy.configure() last ran';
+
 CREATE TABLE tenancy.template (
     server          name,
     database_name   text        NOT NULL
@@ -138,11 +152,13 @@ COMMENT ON COLUMN tenancy.pending_cleanup.created_at IS 'when the operation star
 SELECT pg_catalog.pg_extension_config_dump('tenancy.tenant', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.pending_cleanup', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.template', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.config', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.operation_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.migration', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.member', '');
 
-REVOKE ALL ON tenancy.tenant, tenancy.migration, tenancy.member, tenancy.pending_cleanup, tenancy.template FROM PUBLIC;
+REVOKE ALL ON tenancy.tenant, tenancy.migration, tenancy.member, tenancy.pending_cleanup, tenancy.template,
+               tenancy.config FROM PUBLIC;
 REVOKE ALL ON SEQUENCE tenancy.operation_seq FROM PUBLIC;
 
 CREATE VIEW tenancy.migration_status AS
@@ -228,6 +244,76 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'tenancy_reconcile';
 
 COMMENT ON FUNCTION tenancy.reconcile(boolean) IS 'tenancy: finds and repairs what interrupted operations left: temporary databases, unregistered final databases, interrupted drops, rows whose database is missing';
+
+-------------------------------------------------------------------------------
+-- Least privilege: the service role
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION tenancy.configure(service_role regrole, loopback_server name, admin_role regrole DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $configure$
+DECLARE
+  r pg_catalog.pg_roles;
+BEGIN
+  IF service_role IS NULL OR loopback_server IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'service_role and loopback_server must not be null';
+  END IF;
+  SELECT * INTO r FROM pg_catalog.pg_roles WHERE oid OPERATOR(pg_catalog.=) service_role;
+  IF r.rolsuper THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = format('service role "%s" must not be a superuser', r.rolname),
+      DETAIL = 'Remote work runs as the service role, and dblink enforces password authentication only for non-superusers.';
+  END IF;
+  IF r.rolcreaterole THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = format('service role "%s" must not have CREATEROLE', r.rolname),
+      DETAIL = 'Roles with CREATEROLE are almost superusers.';
+  END IF;
+  IF NOT r.rolcreatedb OR NOT r.rolcanlogin THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = format('service role "%s" must have LOGIN and CREATEDB', r.rolname);
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_foreign_server s
+                   JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid OPERATOR(pg_catalog.=) s.srvfdw
+                  WHERE s.srvname OPERATOR(pg_catalog.=) loopback_server
+                    AND w.fdwname OPERATOR(pg_catalog.=) 'dblink_fdw') THEN
+    RAISE EXCEPTION USING ERRCODE = '42704',
+      MESSAGE = format('dblink_fdw server "%s" does not exist', loopback_server),
+      HINT = 'Create it with CREATE SERVER ... FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host ..., port ..., dbname ...).';
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_user_mappings m
+                  WHERE m.srvname OPERATOR(pg_catalog.=) loopback_server
+                    AND m.usename OPERATOR(pg_catalog.=) r.rolname) THEN
+    RAISE EXCEPTION USING ERRCODE = '42704',
+      MESSAGE = format('user mapping for "%s" on server "%s" does not exist', r.rolname, loopback_server),
+      HINT = 'Create it with CREATE USER MAPPING FOR ... SERVER ... OPTIONS (user ..., password ...).';
+  END IF;
+
+  -- what the service role needs: the loopback server, and the catalog rows
+  -- it writes on its own (cleanup records, state changes)
+  EXECUTE format('GRANT USAGE ON FOREIGN SERVER %I TO %I', loopback_server, r.rolname);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON tenancy.tenant, tenancy.pending_cleanup TO %I', r.rolname);
+  IF admin_role IS NOT NULL THEN
+    EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy.provision(text, text, name, jsonb), '
+                   'tenancy.deprovision(text, boolean), tenancy.suspend(text), tenancy.resume(text), '
+                   'tenancy.reconcile(boolean), tenancy.add_migration(bigint, text, text), '
+                   'tenancy.migrate(text) TO %s', admin_role);
+    EXECUTE format('GRANT SELECT ON tenancy.tenant, tenancy.migration, tenancy.migration_status, '
+                   'tenancy.member, tenancy.pending_cleanup, tenancy.template TO %s', admin_role);
+  END IF;
+
+  INSERT INTO tenancy.config AS c (service_role, loopback_server)
+  VALUES (configure.service_role, configure.loopback_server)
+  ON CONFLICT (singleton) DO UPDATE
+     SET service_role = excluded.service_role, loopback_server = excluded.loopback_server,
+         configured_at = pg_catalog.now();
+END
+$configure$;
+
+COMMENT ON FUNCTION tenancy.configure(regrole, name, regrole) IS 'tenancy: names the service role remote work runs as and the dblink server that reaches this cluster; optionally grants the admin functions to an admin role';
+REVOKE ALL ON FUNCTION tenancy.configure(regrole, name, regrole) FROM PUBLIC;
 
 -------------------------------------------------------------------------------
 -- Migrations

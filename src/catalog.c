@@ -51,6 +51,7 @@
 
 #include "catalog.h"
 #include "tenancy.h"
+#include "transport.h"
 
 PG_FUNCTION_INFO_V1(tenancy_cache_invalidate);
 PG_FUNCTION_INFO_V1(tenancy_cache_stats);
@@ -850,6 +851,34 @@ tenancy_catalog_unlock_template(const char *server, bool exclusive)
 
 	template_locktag(&tag, server);
 	(void) LockRelease(&tag, exclusive ? ExclusiveLock : ShareLock, false);
+}
+
+/*
+ * Reads tenancy.config and tells transport who remote work runs as: the
+ * configured service role through the loopback server, or (unconfigured)
+ * the calling superuser.  Called at the start of every operation that does
+ * remote work.
+ */
+void
+tenancy_catalog_apply_config(void)
+{
+	CatalogScope scope;
+	Oid			role = InvalidOid;
+	char	   *server = NULL;
+
+	catalog_enter(&scope);
+	catalog_exec("SELECT service_role::pg_catalog.oid, loopback_server FROM tenancy.config",
+				 0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+
+		role = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		server = MemoryContextStrdup(scope.caller_context,
+									 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	}
+	catalog_leave(&scope);
+	tenancy_transport_set_identity(role, server);
 }
 
 /*

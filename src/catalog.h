@@ -37,6 +37,7 @@ typedef struct CleanupRecord
 	char		final_name[NAMEDATALEN];
 } CleanupRecord;
 
+extern void tenancy_catalog_apply_config(void);
 extern bool tenancy_catalog_lookup(const char *id, TenantRecord *rec);
 extern bool tenancy_catalog_fetch(const char *id, TenantRecord *rec);
 extern void tenancy_catalog_set_state(const char *id, TenantState state,

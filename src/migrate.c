@@ -304,6 +304,7 @@ tenancy_migrate(PG_FUNCTION_ARGS)
 	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	tenancy_name_validate(tenant);
 	InitMaterializedSRF(fcinfo, 0);
+	tenancy_catalog_apply_config();
 
 	tenancy_catalog_lock_tenant(tenant, false);
 	if (!tenancy_catalog_fetch(tenant, &rec))

@@ -525,6 +525,7 @@ tenancy_provision(PG_FUNCTION_ARGS)
 
 	tenant = tenant_argument(fcinfo, 0);
 	push_context(&ctx, &errcb, "provisioning", tenant);
+	tenancy_catalog_apply_config();
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -667,6 +668,7 @@ tenancy_deprovision(PG_FUNCTION_ARGS)
 				 errmsg("force must not be null")));
 	force = PG_GETARG_BOOL(1);
 	push_context(&ctx, &errcb, "deprovisioning", tenant);
+	tenancy_catalog_apply_config();
 
 	ctx.step = "lock";
 	lock_existing_tenant(tenant, &rec);
@@ -697,6 +699,7 @@ set_suspended(FunctionCallInfo fcinfo, bool suspend)
 	TenantState to = suspend ? TENANT_STATE_SUSPENDED : TENANT_STATE_READY;
 
 	push_context(&ctx, &errcb, suspend ? "suspending" : "resuming", tenant);
+	tenancy_catalog_apply_config();
 
 	ctx.step = "lock";
 	lock_existing_tenant(tenant, &rec);
@@ -755,6 +758,7 @@ tenancy_reconcile(PG_FUNCTION_ARGS)
 	out.actions = 0;
 	InitMaterializedSRF(fcinfo, 0);
 	out.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	tenancy_catalog_apply_config();
 
 	tenancy_catalog_lock_reconcile();
 

@@ -51,6 +51,7 @@
 #include "parser/parse_func.h"
 #include "postmaster/postmaster.h"
 #include "utils/acl.h"
+#include "utils/memutils.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -66,6 +67,43 @@
  * returns), so the depth makes a unique, deterministic name.
  */
 static int	connection_depth = 0;
+
+/*
+ * Who remote work runs as (tenancy_transport_set_identity): the configured
+ * service role and the foreign server that reaches this cluster, or, when
+ * tenancy is not configured, the calling superuser over the local socket.
+ */
+static Oid	service_role = InvalidOid;
+static char *loopback_server = NULL;
+
+/*
+ * Sets who remote work runs as, for the rest of this call: "role" (a
+ * non-superuser with CREATEDB whose user mappings hold its credentials) and
+ * "server", the dblink foreign server that reaches this cluster; or, with
+ * InvalidOid, the current user, who must then be a superuser (dblink lets
+ * only superusers connect without a password).  Raises 42501 otherwise.
+ */
+void
+tenancy_transport_set_identity(Oid role, const char *server)
+{
+	if (!OidIsValid(role) && !superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to run tenancy operations"),
+				 errdetail("No service role is configured, so only superusers can provision, migrate or drop tenants."),
+				 errhint("A superuser can name one with tenancy.configure().")));
+	service_role = role;
+	if (loopback_server)
+		pfree(loopback_server);
+	loopback_server = server ? MemoryContextStrdup(TopMemoryContext, server) : NULL;
+}
+
+/* The role remote connections authenticate as. */
+static Oid
+remote_role(void)
+{
+	return OidIsValid(service_role) ? service_role : GetUserId();
+}
 
 /*
  * Schema dblink is installed in.  Raises 55000 if dblink is missing (it is
@@ -177,8 +215,8 @@ maintenance_database(const char *server)
 }
 
 /*
- * Checks that "server" names a foreign server the current user may use
- * (USAGE) and has a user mapping for.  Raises 42704 or 42501.
+ * Checks that "server" names a foreign server the role remote work runs as
+ * may use (USAGE) and has a user mapping for.  Raises 42704 or 42501.
  */
 void
 tenancy_transport_check_server(const char *server)
@@ -186,10 +224,10 @@ tenancy_transport_check_server(const char *server)
 	ForeignServer *fs = GetForeignServerByName(server, false);
 	AclResult	aclresult;
 
-	aclresult = pg_foreign_server_aclcheck(fs->serverid, GetUserId(), ACL_USAGE);
+	aclresult = pg_foreign_server_aclcheck(fs->serverid, remote_role(), ACL_USAGE);
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_FOREIGN_SERVER, fs->servername);
-	(void) GetUserMapping(GetUserId(), fs->serverid);
+	(void) GetUserMapping(remote_role(), fs->serverid);
 }
 
 /*
@@ -207,6 +245,9 @@ build_conninfo(const char *server, const char *dbname, const char *appname)
 	initStringInfo(&buf);
 	if (dbname == NULL)
 		dbname = maintenance_database(server);
+	/* with a service role, this cluster is reached through its server */
+	if (server == NULL && loopback_server != NULL)
+		server = loopback_server;
 
 	if (server == NULL)
 	{
@@ -225,7 +266,7 @@ build_conninfo(const char *server, const char *dbname, const char *appname)
 
 		tenancy_transport_check_server(server);
 		fs = GetForeignServerByName(server, false);
-		um = GetUserMapping(GetUserId(), fs->serverid);
+		um = GetUserMapping(remote_role(), fs->serverid);
 		foreach(lc, list_concat(list_copy(fs->options), um->options))
 		{
 			DefElem    *d = (DefElem *) lfirst(lc);
@@ -275,9 +316,27 @@ tenancy_transport_connect(const char *server, const char *dbname, const char *ap
 	conn->query_fn = dblink_function(schema, "dblink", 2, true);
 	fmgr_info(dblink_function(schema, "dblink_disconnect", 1, false), &conn->disconnect_fn);
 
-	(void) OidFunctionCall2(connect_fn,
-							CStringGetTextDatum(conn->name),
-							CStringGetTextDatum(conninfo));
+	/*
+	 * dblink decides at connect time whether a password is required: as the
+	 * service role (not a superuser), it is, and dblink checks that the
+	 * server asked for it.  The switch lasts for the call only.
+	 */
+	if (OidIsValid(service_role))
+	{
+		Oid			save_userid;
+		int			save_sec_context;
+
+		GetUserIdAndSecContext(&save_userid, &save_sec_context);
+		SetUserIdAndSecContext(service_role, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+		(void) OidFunctionCall2(connect_fn,
+								CStringGetTextDatum(conn->name),
+								CStringGetTextDatum(conninfo));
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	else
+		(void) OidFunctionCall2(connect_fn,
+								CStringGetTextDatum(conn->name),
+								CStringGetTextDatum(conninfo));
 	conn->open = true;
 	connection_depth++;
 	return conn;
@@ -473,13 +532,19 @@ tenancy_transport_rename_database(const char *server, const char *from, const ch
 	if (server == NULL)
 	{
 		int			rc;
+		Oid			save_userid;
+		int			save_sec_context;
 
+		/* as the role that created (and owns) the database */
+		GetUserIdAndSecContext(&save_userid, &save_sec_context);
+		SetUserIdAndSecContext(remote_role(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		rc = SPI_execute(sql, false, 0);
 		if (rc != SPI_OK_UTILITY)
 			elog(ERROR, "rename of database \"%s\" failed: %s", from, SPI_result_code_string(rc));
 		SPI_finish();
+		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 	else
 		tenancy_transport_exec_list(server, NULL, "tenancy/rename", list_make1(sql));

@@ -46,6 +46,7 @@ extern char *tenancy_transport_query_value(TransportConn *conn, const char *sql)
 extern bool tenancy_transport_database_exists(const char *server,
 											  const char *dbname);
 extern void tenancy_transport_check_server(const char *server);
+extern void tenancy_transport_set_identity(Oid role, const char *server);
 extern char *tenancy_transport_appname(const char *tenant);
 extern void tenancy_transport_rename_database(const char *server, const char *from,
 											  const char *to);

@@ -34,7 +34,8 @@ SELECT has_function_privilege('public', 'dblink_connect_u(text,text)', 'EXECUTE'
 -- planted beforehand makes installation fail instead of being adopted.
 SELECT setting AS sharedir FROM pg_config WHERE name = 'SHAREDIR' \gset
 SELECT s.file,
-       pg_read_file(:'sharedir' || '/extension/' || s.file) ~* '(or\s+replace|if\s+not\s+exists)' AS adopts_objects
+       pg_read_file(:'sharedir' || '/extension/' || s.file)
+         ~* '(create\s+or\s+replace|create\s+\w+(\s+\w+)?\s+if\s+not\s+exists)' AS adopts_objects
   FROM (SELECT pg_ls_dir(:'sharedir' || '/extension') AS file) s
  WHERE s.file LIKE 'tenancy--%.sql'
  ORDER BY 1;
@@ -64,3 +65,51 @@ SELECT * FROM tenancy.member;
 RESET ROLE;
 DROP ROLE regress_intruder;
 SELECT count(*) AS tenants FROM tenancy.tenant;
+
+-- configure(): the service role must be a plain role with LOGIN and
+-- CREATEDB, the server a dblink_fdw server with a user mapping for it.
+CREATE ROLE regress_svc_super SUPERUSER LOGIN;
+CREATE ROLE regress_svc_crole LOGIN CREATEDB CREATEROLE;
+CREATE ROLE regress_svc_nodb LOGIN;
+CREATE ROLE regress_svc LOGIN CREATEDB;
+CREATE SERVER regress_loop FOREIGN DATA WRAPPER dblink_fdw OPTIONS (dbname 'postgres');
+CREATE FOREIGN DATA WRAPPER regress_fdw;
+CREATE SERVER regress_not_dblink FOREIGN DATA WRAPPER regress_fdw;
+-- should fail: 22004, 22023 (superuser, CREATEROLE, no CREATEDB), 42704
+SELECT tenancy.configure(NULL, 'regress_loop');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.configure('regress_svc_super', 'regress_loop');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.configure('regress_svc_crole', 'regress_loop');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.configure('regress_svc_nodb', 'regress_loop');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.configure('regress_svc', 'no_such_server');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.configure('regress_svc', 'regress_not_dblink');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.configure('regress_svc', 'regress_loop');
+\echo :LAST_ERROR_SQLSTATE
+-- nothing was configured or granted
+SELECT count(*) AS configured FROM tenancy.config;
+SELECT has_table_privilege('regress_svc', 'tenancy.tenant', 'INSERT') AS svc_can_write;
+-- should fail: only superusers configure
+CREATE ROLE regress_not_super;
+SET ROLE regress_not_super;
+SELECT tenancy.configure('regress_svc', 'regress_loop');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+-- Unconfigured, a non-superuser granted EXECUTE still cannot provision:
+-- dblink would need a password, and there is no service role to use one.
+GRANT EXECUTE ON FUNCTION tenancy.provision(text, text, name, jsonb) TO regress_not_super;
+SET ROLE regress_not_super;
+-- should fail: 42501, before any connection
+SELECT tenancy.provision('not-super');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION tenancy.provision(text, text, name, jsonb) FROM regress_not_super;
+SELECT count(*) AS tenants FROM tenancy.tenant;
+DROP SERVER regress_loop;
+DROP SERVER regress_not_dblink;
+DROP FOREIGN DATA WRAPPER regress_fdw;
+DROP ROLE regress_svc_super, regress_svc_crole, regress_svc_nodb, regress_svc, regress_not_super;

@@ -1,0 +1,150 @@
+# Copyright (c) 2026, the tenancy authors
+#
+# Least privilege: remote work runs as a non-superuser service role with
+# CREATEDB, authenticated by SCRAM with credentials that live only in a
+# dblink user mapping.  A non-superuser admin provisions, migrates,
+# suspends and drops tenants; tenant databases belong to the service role
+# and refuse PUBLIC; other roles are refused.  The password never appears in
+# errors, the server log, pg_stat_activity or tenancy's tables, dblink's own
+# password rule stays in force, and rotating the password works at once.
+use strict;
+use warnings FATAL => 'all';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $password = 'regress_s3cr3t_' . int(rand(1_000_000_000));
+
+my $node = PostgreSQL::Test::Cluster->new('lp');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+session_preload_libraries = 'tenancy'
+tenancy.database_prefix = 'regress_lp_'
+log_statement = 'all'
+log_min_error_statement = 'debug5'
+log_connections = on
+});
+# the service role must authenticate with SCRAM; everyone else: trust
+sub set_hba
+{
+	my ($method) = @_;
+	my $hba = $node->data_dir . '/pg_hba.conf';
+	my $rest = slurp_file($hba);
+	$rest =~ s/^local\s+all\s+regress_provisioner\s+\S+\n//mg;
+	open(my $fh, '>', $hba) or die $!;
+	print $fh "local all regress_provisioner $method\n" . $rest;
+	close($fh);
+}
+set_hba('scram-sha-256');
+$node->start;
+
+my $host = $node->host;
+my $port = $node->port;
+# statements that carry the password are kept out of the log by the test
+# itself (SET log_statement = 'none'): what must never log it is tenancy
+$node->safe_psql('postgres', qq{
+	SET log_statement = 'none';
+	CREATE ROLE regress_provisioner LOGIN CREATEDB NOSUPERUSER NOCREATEROLE PASSWORD '$password';
+	CREATE ROLE tenancy_admin NOLOGIN;
+	CREATE ROLE regress_dba LOGIN IN ROLE tenancy_admin;
+	CREATE ROLE regress_app LOGIN;
+	CREATE EXTENSION tenancy CASCADE;
+	CREATE SERVER tenancy_loopback FOREIGN DATA WRAPPER dblink_fdw
+	  OPTIONS (host '$host', port '$port', dbname 'postgres');
+	CREATE USER MAPPING FOR regress_provisioner SERVER tenancy_loopback
+	  OPTIONS (user 'regress_provisioner', password '$password');
+	SELECT tenancy.configure('regress_provisioner', 'tenancy_loopback', admin_role => 'tenancy_admin');
+});
+
+my @dba = (extra_params => [ '-U', 'regress_dba' ]);
+$node->safe_psql('postgres', q{SELECT tenancy.add_migration(1, 'CREATE TABLE public.item (id int)')}, @dba);
+is($node->safe_psql('postgres', q{SELECT state FROM tenancy.provision('acme')}, @dba),
+	'ready', 'a non-superuser admin provisions through the service role');
+is($node->safe_psql('postgres', q{
+	SELECT pg_get_userbyid(datdba) || ' ' || has_database_privilege('public', datname, 'CONNECT')
+	  FROM pg_database WHERE datname = 'regress_lp_acme'}),
+	'regress_provisioner false', 'the tenant database belongs to the service role, and PUBLIC cannot connect');
+is($node->safe_psql('postgres', q{
+	SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'regress_lp_template'}),
+	'regress_provisioner', 'so does the template');
+$node->safe_psql('postgres', q{SELECT tenancy.add_migration(2, 'CREATE INDEX ON public.item (id)')}, @dba);
+is($node->safe_psql('postgres', q{SELECT status FROM tenancy.migrate('acme')}, @dba),
+	'migrated', 'the admin migrates');
+$node->safe_psql('postgres', q{SELECT tenancy.suspend('acme'); SELECT tenancy.resume('acme')}, @dba);
+is($node->safe_psql('postgres', q{SELECT state FROM tenancy.tenant WHERE id = 'acme'}, @dba),
+	'ready', 'the admin suspends and resumes');
+
+# a role that is not an admin is refused, before anything happens
+my ($ret, $out, $err) = $node->psql('postgres', q{SELECT tenancy.provision('intruder')},
+	extra_params => [ '-U', 'regress_app' ]);
+like($err, qr/permission denied for function provision/, 'non-admins cannot provision');
+($ret, $out, $err) = $node->psql('postgres', q{SELECT dblink_connect('x', 'tenancy_loopback')},
+	extra_params => [ '-U', 'regress_app' ]);
+like($err, qr/permission denied for foreign server tenancy_loopback|user mapping not found/,
+	'non-admins cannot use the loopback server');
+($ret, $out, $err) = $node->psql('postgres', 'SELECT 1', extra_params => [ '-U', 'regress_app', '-d', 'regress_lp_acme' ]);
+like($err, qr/permission denied for database "regress_lp_acme"/, 'non-members cannot connect to the tenant database');
+
+# failures with the password in play: a wrong password, a remote error
+$node->safe_psql('postgres', q{
+	SET log_statement = 'none';
+	ALTER USER MAPPING FOR regress_provisioner SERVER tenancy_loopback OPTIONS (SET password 'wrong')});
+($ret, $out, $err) = $node->psql('postgres', q{SELECT tenancy.provision('wrong-password')}, @dba);
+like($err, qr/password authentication failed for user "regress_provisioner"/, 'a wrong password fails cleanly');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM tenancy.tenant WHERE id = 'wrong-password'}), '0',
+	'and registers nothing');
+my $all_errors = $err;
+
+# rotation: role password and user mapping in one transaction; works at once
+my $new_password = $password . '_rotated';
+$node->safe_psql('postgres', qq{
+	SET log_statement = 'none';
+	BEGIN;
+	ALTER ROLE regress_provisioner PASSWORD '$new_password';
+	ALTER USER MAPPING FOR regress_provisioner SERVER tenancy_loopback OPTIONS (SET password '$new_password');
+	COMMIT;
+});
+is($node->safe_psql('postgres', q{SELECT state FROM tenancy.provision('rotated')}, @dba),
+	'ready', 'provisioning works right after a password rotation');
+$node->safe_psql('postgres', q{SELECT tenancy.add_migration(3, 'SELECT 1/0')}, @dba);
+($ret, $out, $err) = $node->psql('postgres', q{SELECT * FROM tenancy.migrate('acme')}, @dba);
+like($err, qr/division by zero/, 'a remote error passes through');
+$all_errors .= $err;
+$node->safe_psql('postgres', q{DELETE FROM tenancy.migration WHERE version = 3});
+
+# dblink's own rule stays in force: without password authentication, the
+# non-superuser service role may not connect at all
+set_hba('trust');
+$node->reload;
+($ret, $out, $err) = $node->psql('postgres', q{SELECT tenancy.provision('trusted')}, @dba);
+like($err, qr/password is required/, 'dblink refuses the service role when the server does not ask for a password');
+$all_errors .= $err;
+set_hba('scram-sha-256');
+$node->reload;
+
+# the passwords appear nowhere
+my $log = slurp_file($node->logfile);
+foreach my $secret ($password, $new_password)
+{
+	unlike($all_errors, qr/\Q$secret\E/, 'no password in client errors');
+	unlike($log, qr/\Q$secret\E/, 'no password in the server log (all statements and errors logged)');
+}
+like($log, qr/tenancy\/acme LOG:  statement: CREATE DATABASE/, 'the log did record tenancy\'s remote statements');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM (
+	  SELECT t::text AS row FROM tenancy.tenant t UNION ALL SELECT c::text FROM tenancy.config c
+	  UNION ALL SELECT p::text FROM tenancy.pending_cleanup p UNION ALL SELECT m::text FROM tenancy.migration m
+	  UNION ALL SELECT query FROM pg_stat_activity) s
+	 WHERE row LIKE '%regress_s3cr3t_%' AND row NOT LIKE '%pg_stat_activity%'}),
+	'0', 'no password in tenancy tables or pg_stat_activity');
+
+$node->safe_psql('postgres', q{
+	SELECT tenancy.deprovision(id, force => true) FROM tenancy.tenant;
+	SELECT count(*) FROM tenancy.reconcile();
+}, @dba);
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_database WHERE datname LIKE 'regress_lp_%' AND datname <> 'regress_lp_template'}),
+	'0', 'the admin drops every tenant');
+
+$node->stop;
+done_testing();

@@ -1,0 +1,130 @@
+# Copyright (c) 2026, the tenancy authors
+#
+# Tenants on another server: the catalog lives on node1, tenant databases
+# are created, migrated, suspended and dropped on node2 (a dblink_fdw
+# server), as node2's own service role.  node2 down: a clean 08001, nothing
+# registered, and provisioning works once it is back.  A crash of node1
+# after node2 committed the rename leaves a final-name database that no
+# row claims: reconcile drops it.
+use strict;
+use warnings FATAL => 'all';
+
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $password = 'regress_pw_' . int(rand(1_000_000_000));
+my $fault_class = 0x74656e63;
+
+my $node1 = PostgreSQL::Test::Cluster->new('admin');
+my $node2 = PostgreSQL::Test::Cluster->new('host');
+foreach my $node ($node1, $node2)
+{
+	$node->init;
+	$node->append_conf('postgresql.conf', qq{
+tenancy.database_prefix = 'regress_tc_'
+restart_after_crash = on
+});
+	my $hba = $node->data_dir . '/pg_hba.conf';
+	my $rest = slurp_file($hba);
+	open(my $fh, '>', $hba) or die $!;
+	print $fh "local all regress_provisioner scram-sha-256\n" . $rest;
+	close($fh);
+	$node->start;
+	$node->safe_psql('postgres', qq{
+		SET log_statement = 'none';
+		CREATE ROLE regress_provisioner LOGIN CREATEDB PASSWORD '$password';
+	});
+}
+$node1->append_conf('postgresql.conf', "session_preload_libraries = 'tenancy'");
+$node1->restart;
+
+my ($h1, $p1, $h2, $p2) = ($node1->host, $node1->port, $node2->host, $node2->port);
+$node1->safe_psql('postgres', qq{
+	SET log_statement = 'none';
+	CREATE EXTENSION tenancy CASCADE;
+	CREATE SERVER tenancy_loopback FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host '$h1', port '$p1', dbname 'postgres');
+	CREATE USER MAPPING FOR regress_provisioner SERVER tenancy_loopback
+	  OPTIONS (user 'regress_provisioner', password '$password');
+	CREATE SERVER host2 FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host '$h2', port '$p2', dbname 'postgres');
+	CREATE USER MAPPING FOR regress_provisioner SERVER host2
+	  OPTIONS (user 'regress_provisioner', password '$password');
+	GRANT USAGE ON FOREIGN SERVER host2 TO regress_provisioner;
+	SELECT tenancy.configure('regress_provisioner', 'tenancy_loopback');
+	SELECT tenancy.add_migration(1, 'CREATE TABLE public.item (id int PRIMARY KEY)');
+});
+
+my $dbs2 = q{SELECT coalesce(string_agg(regexp_replace(datname, 'tmp_[0-9]+$', 'tmp_N'), ',' ORDER BY datname), 'none')
+	FROM pg_database WHERE datname LIKE 'regress_tc_%' AND datname <> 'regress_tc_template'};
+
+# provision on node2
+is($node1->safe_psql('postgres', q{SELECT id || ' ' || state || ' ' || server FROM tenancy.provision('remote', server => 'host2')}),
+	'remote ready host2', 'a tenant is provisioned on the other server');
+is($node2->safe_psql('postgres', $dbs2), 'regress_tc_remote', 'its database is on node2');
+is($node1->safe_psql('postgres', q{SELECT count(*) FROM pg_database WHERE datname LIKE 'regress_tc_remote'}),
+	'0', 'and not on node1');
+is($node2->safe_psql('postgres', q{SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'regress_tc_remote'}),
+	'regress_provisioner', "owned by node2's service role");
+is($node2->safe_psql('regress_tc_remote', 'SELECT count(*) FROM tenancy.applied_migration'), '1',
+	'node2 has its template and the migration');
+
+# migrate, suspend, resume on node2
+$node1->safe_psql('postgres', q{SELECT tenancy.add_migration(2, 'INSERT INTO public.item VALUES (7)')});
+is($node1->safe_psql('postgres', q{SELECT status || ' ' || to_version FROM tenancy.migrate('remote')}),
+	'migrated 2', 'migrated on node2');
+is($node2->safe_psql('regress_tc_remote', 'SELECT id FROM public.item'), '7', 'the migration ran on node2');
+$node1->safe_psql('postgres', q{SELECT tenancy.suspend('remote')});
+is($node2->safe_psql('postgres', q{SELECT datallowconn FROM pg_database WHERE datname = 'regress_tc_remote'}),
+	'f', 'suspend closes the database on node2');
+$node1->safe_psql('postgres', q{SELECT tenancy.resume('remote')});
+is($node2->safe_psql('postgres', q{SELECT datallowconn FROM pg_database WHERE datname = 'regress_tc_remote'}),
+	't', 'resume opens it again');
+
+# node2 down: a clean connection error, nothing registered or recorded
+$node2->stop;
+my ($ret, $out, $err) = $node1->psql('postgres', q{SELECT tenancy.provision('while-down', server => 'host2')},
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/ERROR:  08001: could not establish connection/, 'server down: 08001');
+unlike($err, qr/\Q$password\E/, 'the error holds no password');
+is($node1->safe_psql('postgres', q{SELECT count(*) FROM tenancy.tenant WHERE id = 'while-down'}), '0',
+	'nothing registered');
+($ret, $out, $err) = $node1->psql('postgres', q{SELECT * FROM tenancy.migrate('remote')});
+like($err, qr/could not establish connection/, 'migrating a tenant on a down server fails cleanly');
+$node2->start;
+$node1->safe_psql('postgres', 'SELECT count(*) FROM tenancy.reconcile()');
+is($node1->safe_psql('postgres', q{SELECT state FROM tenancy.provision('while-down', server => 'host2')}),
+	'ready', 'once node2 is back, provisioning works');
+
+# node1 crashes after node2 committed the rename: reconcile drops the
+# final-name database on node2 that no row claims
+my ($o, $e) = ('', '');
+my $holder = IPC::Run::start([ 'psql', '-X', '-d', $node1->connstr('postgres'), '-c',
+	"SELECT pg_advisory_lock($fault_class, hashtext('after_rename')); SELECT pg_sleep(3600)" ],
+	'<', \undef, '>', \$o, '2>', \$e);
+$node1->poll_query_until('postgres', "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND classid = $fault_class AND granted")
+  or die 'no fault lock';
+my $prov = IPC::Run::start([ 'psql', '-X', '-d', $node1->connstr('postgres'), '-c',
+	q{SET tenancy.fault_injection = 'after_rename:wait'; SELECT tenancy.provision('crashed', server => 'host2')} ],
+	'<', \undef, '>', \$o, '2>', \$e);
+$node1->poll_query_until('postgres', "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND classid = $fault_class AND NOT granted")
+  or die 'provision never reached after_rename';
+is($node2->safe_psql('postgres', $dbs2), 'regress_tc_crashed,regress_tc_remote,regress_tc_while-down',
+	'node2 committed the rename');
+$node1->stop('immediate');
+$prov->kill_kill;
+$holder->kill_kill;
+$node1->start;
+my $report = $node1->safe_psql('postgres', q{SELECT string_agg(object || ': ' || action, '; ' ORDER BY object) FROM tenancy.reconcile() WHERE tenant = 'crashed'});
+like($report, qr/regress_tc_crashed: dropped database/, 'reconcile drops the unregistered final-name database on node2');
+is($node2->safe_psql('postgres', $dbs2), 'regress_tc_remote,regress_tc_while-down', 'nothing orphaned on node2');
+is($node1->safe_psql('postgres', 'SELECT count(*) FROM tenancy.reconcile()'), '0', 'a second reconcile finds nothing');
+is($node1->safe_psql('postgres', q{SELECT count(*) FROM tenancy.tenant WHERE id = 'crashed'}), '0', 'and no row');
+
+# deprovision on node2
+$node1->safe_psql('postgres', q{SELECT tenancy.deprovision(id) FROM tenancy.tenant});
+is($node2->safe_psql('postgres', $dbs2), 'none', 'deprovision drops the databases on node2');
+
+$node1->stop;
+$node2->stop;
+done_testing();

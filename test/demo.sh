@@ -26,8 +26,28 @@ echo "== 1. Install the extension in the admin database"
 sql -qc "CREATE EXTENSION tenancy CASCADE" 2>&1 | grep -v '^NOTICE' || true
 sql -c "\dx tenancy"
 
+echo "== 1b. Least privilege: a service role (CREATEDB, not superuser) whose password lives only in a"
+echo "       dblink user mapping does the remote work; a non-superuser admin calls tenancy"
+password="demo-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+tenancy_hba_prepend "local all tenancy_provisioner scram-sha-256"
+sql -q <<SQL
+SET log_statement = 'none';
+CREATE ROLE tenancy_provisioner LOGIN CREATEDB NOSUPERUSER NOCREATEROLE PASSWORD '$password';
+CREATE ROLE tenancy_admin NOLOGIN;
+CREATE ROLE demo_admin LOGIN IN ROLE tenancy_admin;
+CREATE SERVER tenancy_loopback FOREIGN DATA WRAPPER dblink_fdw
+  OPTIONS (host '$PGHOST', port '$PGPORT', dbname 'postgres');
+CREATE USER MAPPING FOR tenancy_provisioner SERVER tenancy_loopback
+  OPTIONS (user 'tenancy_provisioner', password '$password');
+SQL
+sql -q -o /dev/null -c "SELECT tenancy.configure('tenancy_provisioner', 'tenancy_loopback', admin_role => 'tenancy_admin')"
+sql -c "SELECT service_role, loopback_server FROM tenancy.config"
+echo "   (pg_hba.conf: 'local all tenancy_provisioner scram-sha-256' comes first)"
+echo
+admin() { sql -U demo_admin "$@"; }
+
 echo "== 2. Register two migrations (each is applied per tenant in one transaction with its ledger row)"
-sql -q -o /dev/null <<'SQL'
+admin -q -o /dev/null <<'SQL'
 SELECT tenancy.add_migration(1,
   $$CREATE TABLE public.customer (id int PRIMARY KEY, name text NOT NULL)$$, 'customers');
 SELECT tenancy.add_migration(2,
@@ -37,8 +57,8 @@ SQL
 
 sql -c "SELECT version, description, left(checksum, 12) || '…' AS checksum FROM tenancy.migration ORDER BY version"
 
-echo "== 3. Provision three tenants (CREATE DATABASE through dblink, migrations applied)"
-sql -c "SELECT id, database_name, state, applied_version, metadata
+echo "== 3. Provision three tenants as demo_admin (copies of tenancy's template, owned by the service role)"
+admin -c "SELECT id, database_name, state, applied_version, metadata
           FROM tenancy.provision('acme', metadata => '{\"plan\": \"gold\"}')
         UNION ALL SELECT id, database_name, state, applied_version, metadata FROM tenancy.provision('globex')
         UNION ALL SELECT id, database_name, state, applied_version, metadata FROM tenancy.provision('initech')"
@@ -49,9 +69,9 @@ for t in acme globex initech; do
 done
 
 echo "== 5. A third migration arrives later: migrate each tenant"
-sql -q -o /dev/null -c "SELECT tenancy.add_migration(3, \$\$ALTER TABLE public.customer ADD COLUMN created_at timestamptz NOT NULL DEFAULT now()\$\$, 'timestamps')"
-sql -c "SELECT tenant, applied_version, latest_version, pending FROM tenancy.migration_status ORDER BY tenant"
-sql -c "SELECT m.* FROM (VALUES ('acme'), ('globex'), ('initech')) t(id), tenancy.migrate(t.id) m"
+admin -q -o /dev/null -c "SELECT tenancy.add_migration(3, \$\$ALTER TABLE public.customer ADD COLUMN created_at timestamptz NOT NULL DEFAULT now()\$\$, 'timestamps')"
+admin -c "SELECT tenant, applied_version, latest_version, pending FROM tenancy.migration_status ORDER BY tenant"
+admin -c "SELECT m.* FROM (VALUES ('acme'), ('globex'), ('initech')) t(id), tenancy.migrate(t.id) m"
 
 echo "== 6. Select each tenant with SET tenancy.current and see what resolves"
 for t in acme globex initech; do
@@ -77,18 +97,35 @@ done
 
 echo
 echo "== 8. Suspend one tenant: it can no longer be selected or connected to"
-sql -q -o /dev/null -c "SELECT tenancy.suspend('globex')"
+admin -q -o /dev/null -c "SELECT tenancy.suspend('globex')"
 psql -X -v VERBOSITY=terse -c "SET tenancy.current = 'globex'; SELECT tenancy.current_tenant()" 2>&1 | sed -n 's/^ERROR: */   -> ERROR: /p' || true
 psql -X -d tenant_globex -c 'SELECT 1' 2>&1 | sed -n 's/.*FATAL: */   -> FATAL: /p' || true
-sql -q -o /dev/null -c "SELECT tenancy.resume('globex')"
+admin -q -o /dev/null -c "SELECT tenancy.resume('globex')"
+
+echo
+echo "== 9. A provisioning the caller rolls back leaves no tenant database behind: reconcile() drops its"
+echo "      recorded temporary copy"
+admin -q -o /dev/null <<'SQL'
+BEGIN;
+SELECT tenancy.provision('rolled-back');
+ROLLBACK;
+SQL
+admin -c "SELECT tenant, regexp_replace(object, '[0-9]+', 'N') AS object, problem, action FROM tenancy.reconcile() ORDER BY 1, 2"
 
 echo
 echo "== Report"
 sql -c "SELECT t.id AS tenant, t.state, t.applied_version AS version, s.latest_version AS latest,
                pg_size_pretty(pg_database_size(t.database_name)) AS size,
+               pg_get_userbyid(d.datdba) AS owner,
                has_database_privilege('public', t.database_name, 'CONNECT') AS public_can_connect
-          FROM tenancy.tenant t JOIN tenancy.migration_status s ON s.tenant = t.id ORDER BY t.id"
+          FROM tenancy.tenant t JOIN tenancy.migration_status s ON s.tenant = t.id
+          JOIN pg_database d ON d.datname = t.database_name ORDER BY t.id"
 sql -Atc "SELECT 'open dblink connections left: ' || coalesce(array_length(dblink_get_connections(), 1), 0)"
+sql -Atc "SELECT 'databases without a tenant row (besides the template): ' || count(*) FROM pg_database
+          WHERE datname LIKE 'tenant_%' AND datname <> 'tenant_template'
+            AND datname NOT IN (SELECT database_name FROM tenancy.tenant)"
+if grep -q "$password" "$TENANCY_WORK/server.log"; then echo "the service role's password is in the server log!"; exit 1; fi
+echo "service role's password in the server log: no"
 
 if [ -n "${KEEP:-}" ]; then
 	echo

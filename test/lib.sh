@@ -88,6 +88,14 @@ tenancy_start_cluster() {
 	export PGHOST="$TENANCY_WORK" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
 }
 
+# Puts a pg_hba.conf line first (first match wins) and reloads.
+tenancy_hba_prepend() {
+	local hba="$TENANCY_WORK/data/pg_hba.conf"
+	{ echo "$1"; cat "$hba"; } > "$TENANCY_WORK/pg_hba.new"
+	as_pg tee "$hba" < "$TENANCY_WORK/pg_hba.new" >/dev/null
+	as_pg pg_ctl -D "$TENANCY_WORK/data" reload >/dev/null
+}
+
 # Stops the cluster started by tenancy_start_cluster, by its data directory.
 tenancy_stop_cluster() {
 	if [ -n "${TENANCY_WORK:-}" ] && [ -f "$TENANCY_WORK/data/postmaster.pid" ]; then

@@ -67,6 +67,16 @@ SELECT tenancy.provision('bad-server', server => 'no_such_server');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.provision('bad-server', server => 'x host=evil');
 \echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.provision('bad-server', server => 'x'' dbname=''postgres');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.provision('bad-server', server => 'a=b c');
+\echo :LAST_ERROR_SQLSTATE
+-- should fail: the server exists but there is no user mapping for the role
+-- remote work runs as (42704), or it is not a server that role may use
+CREATE SERVER regress_nomap FOREIGN DATA WRAPPER dblink_fdw OPTIONS (dbname 'postgres');
+SELECT tenancy.provision('bad-server', server => 'regress_nomap');
+\echo :LAST_ERROR_SQLSTATE
+DROP SERVER regress_nomap;
 SELECT tenancy.deprovision('acme', force => NULL);
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS tenants FROM tenancy.tenant;

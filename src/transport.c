@@ -286,10 +286,18 @@ build_conninfo(const char *server, const char *dbname, const char *appname)
 		snprintf(timeout, sizeof(timeout), "%d", tenancy_connect_timeout);
 		append_conninfo(&buf, "connect_timeout", timeout);
 	}
+	/*
+	 * Remote sessions: empty search_path (migrations qualify names), lock and
+	 * statement timeouts, a bound on idling inside a transaction, and a
+	 * check every second that tenancy's end of the connection is still
+	 * there, so that a remote statement stops soon after the local backend
+	 * that sent it is killed, instead of running to completion.
+	 */
 	initStringInfo(&opts);
 	appendStringInfo(&opts,
 					 "-c search_path= -c lock_timeout=%d -c statement_timeout=%d "
-					 "-c idle_in_transaction_session_timeout=%d",
+					 "-c idle_in_transaction_session_timeout=%d "
+					 "-c client_connection_check_interval=1000",
 					 tenancy_remote_lock_timeout, tenancy_remote_statement_timeout,
 					 Max(tenancy_remote_statement_timeout, 60000));
 	append_conninfo(&buf, "options", opts.data);

@@ -121,6 +121,30 @@ is($node2->safe_psql('postgres', $dbs2), 'regress_tc_remote,regress_tc_while-dow
 is($node1->safe_psql('postgres', 'SELECT count(*) FROM tenancy.reconcile()'), '0', 'a second reconcile finds nothing');
 is($node1->safe_psql('postgres', q{SELECT count(*) FROM tenancy.tenant WHERE id = 'crashed'}), '0', 'and no row');
 
+# The local backend killed while node2 runs a long migration for it: node2
+# notices the closed connection within seconds (client_connection_check_
+# interval on tenancy's remote sessions) instead of finishing the statement,
+# and the migration does not commit.
+$node1->safe_psql('postgres', q{SELECT tenancy.add_migration(3, 'SELECT pg_catalog.pg_sleep(120); INSERT INTO public.item VALUES (99)')});
+my $slow = IPC::Run::start([ 'psql', '-X', '-d', $node1->connstr('postgres'), '-c', q{SELECT * FROM tenancy.migrate('remote')} ],
+	'<', \undef, '>', \$o, '2>', \$e);
+$node2->poll_query_until('postgres', q{
+	SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'tenancy/remote' AND query LIKE '%pg_sleep%'})
+  or die 'the slow migration never started';
+my $victim = $node1->safe_psql('postgres', q{
+	SELECT pid FROM pg_stat_activity WHERE query LIKE '%tenancy.migrate(''remote'')%' AND pid <> pg_backend_pid()});
+my $killed_at = time();
+kill 'KILL', $victim;
+$slow->kill_kill;
+$node2->poll_query_until('postgres', q{
+	SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'tenancy/remote'})
+  or die 'the remote session never ended';
+cmp_ok(time() - $killed_at, '<', 30, 'the remote statement stops soon after the local backend is killed');
+is($node2->safe_psql('regress_tc_remote', 'SELECT max(version) FROM tenancy.applied_migration'), '2',
+	'the interrupted migration did not commit');
+$node1->poll_query_until('postgres', 'SELECT 1', '1') or die 'node1 did not come back';
+$node1->safe_psql('postgres', q{DELETE FROM tenancy.migration WHERE version = 3});
+
 # deprovision on node2
 $node1->safe_psql('postgres', q{SELECT tenancy.deprovision(id) FROM tenancy.tenant});
 is($node2->safe_psql('postgres', $dbs2), 'none', 'deprovision drops the databases on node2');

@@ -26,6 +26,10 @@ ISOLATION_OPTS = --inputdir=test --outputdir=. --load-extension=dblink --load-ex
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
+# fleet-wide work talks libpq directly (src/transport.c), as dblink does
+PG_CPPFLAGS = -I$(libpq_srcdir)
+SHLIB_LINK_INTERNAL = $(libpq)
+
 EXTRA_CLEAN = log/ src/*.gcno src/*.gcda
 
 PG_CONFIG ?= pg_config

@@ -38,6 +38,7 @@ CREATE TABLE tenancy.tenant (
     applied_version bigint      NOT NULL DEFAULT 0
                                 CONSTRAINT tenant_applied_version_check CHECK (applied_version OPERATOR(pg_catalog.>=) 0),
     last_error      text,
+    last_sqlstate   text        CONSTRAINT tenant_last_sqlstate_check CHECK (last_sqlstate OPERATOR(pg_catalog.~) '^[0-9A-Z]{5}$'),
     metadata        jsonb       NOT NULL DEFAULT '{}'
                                 CONSTRAINT tenant_metadata_object CHECK (pg_catalog.jsonb_typeof(metadata) OPERATOR(pg_catalog.=) 'object'),
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -57,7 +58,8 @@ COMMENT ON COLUMN tenancy.tenant.schema_name IS 'name of the tenant schema (sche
 COMMENT ON COLUMN tenancy.tenant.server IS 'dblink foreign server holding the tenant database; NULL means this cluster';
 COMMENT ON COLUMN tenancy.tenant.state IS 'provisioning, ready, suspended, failed or dropping';
 COMMENT ON COLUMN tenancy.tenant.applied_version IS 'highest migration version in the tenant''s own ledger (a summary of it)';
-COMMENT ON COLUMN tenancy.tenant.last_error IS 'text of the last error recorded for the tenant';
+COMMENT ON COLUMN tenancy.tenant.last_error IS 'text of the last error recorded for the tenant (cleared by the next success)';
+COMMENT ON COLUMN tenancy.tenant.last_sqlstate IS 'SQLSTATE of that error';
 COMMENT ON COLUMN tenancy.tenant.metadata IS 'free-form JSON object for the application';
 COMMENT ON COLUMN tenancy.tenant.created_at IS 'when the tenant was registered';
 COMMENT ON COLUMN tenancy.tenant.updated_at IS 'when the row last changed state or version';
@@ -169,6 +171,7 @@ SELECT t.id AS tenant,
        (SELECT pg_catalog.count(*) FROM tenancy.migration m
          WHERE m.version OPERATOR(pg_catalog.>) t.applied_version) AS pending,
        t.last_error,
+       t.last_sqlstate,
        t.updated_at
   FROM tenancy.tenant t
  CROSS JOIN (SELECT COALESCE(pg_catalog.max(version), 0) AS latest_version
@@ -299,7 +302,8 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy.provision(text, text, name, jsonb), '
                    'tenancy.deprovision(text, boolean), tenancy.suspend(text), tenancy.resume(text), '
                    'tenancy.reconcile(boolean), tenancy.add_migration(bigint, text, text), '
-                   'tenancy.migrate(text) TO %s', admin_role);
+                   'tenancy.migrate(text), tenancy.migrate_all(integer, boolean), tenancy.bootstrap(integer) TO %s',
+                   admin_role);
     EXECUTE format('GRANT SELECT ON tenancy.tenant, tenancy.migration, tenancy.migration_status, '
                    'tenancy.member, tenancy.pending_cleanup, tenancy.template TO %s', admin_role);
   END IF;
@@ -331,6 +335,48 @@ RETURNS TABLE (tenant text, from_version bigint, to_version bigint, status text,
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'tenancy_migrate';
 
+CREATE FUNCTION tenancy.migrate_all(parallel integer DEFAULT 4, verify boolean DEFAULT false)
+RETURNS TABLE (tenant text, from_version bigint, to_version bigint, status text, duration interval,
+               error text, sqlstate text)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_migrate_all';
+
+COMMENT ON FUNCTION tenancy.migrate_all(integer, boolean) IS 'tenancy: migrates every ready tenant, at most parallel at once; failures are recorded and the others go on; up-to-date tenants are answered from the catalog unless verify';
+
+CREATE FUNCTION tenancy.bootstrap(parallel integer DEFAULT 4)
+RETURNS TABLE (tenant text, action text, status text, error text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $bootstrap$
+DECLARE
+  r record;
+BEGIN
+  -- what interrupted operations left; rows whose database is gone become failed
+  FOR r IN SELECT * FROM tenancy.reconcile() LOOP
+    tenant := r.tenant; action := 'reconcile'; status := r.action; error := r.problem;
+    RETURN NEXT;
+  END LOOP;
+  -- every registered tenant exists: recreate those whose database is missing
+  FOR r IN SELECT t.id FROM tenancy.tenant t WHERE t.state OPERATOR(pg_catalog.=) 'failed' ORDER BY t.id LOOP
+    tenant := r.id; action := 'provision';
+    BEGIN
+      PERFORM tenancy.provision(r.id);
+      status := 'provisioned'; error := NULL;
+    EXCEPTION WHEN OTHERS THEN
+      status := 'failed'; error := SQLSTATE OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) SQLERRM;
+    END;
+    RETURN NEXT;
+  END LOOP;
+  -- every ready tenant reachable, its ledger checked, and migrated
+  RETURN QUERY
+    SELECT m.tenant, 'migrate'::text, m.status,
+           CASE WHEN m.sqlstate IS NULL THEN m.error ELSE m.sqlstate OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) m.error END
+      FROM tenancy.migrate_all(bootstrap.parallel, verify => true) m;
+END
+$bootstrap$;
+
+COMMENT ON FUNCTION tenancy.bootstrap(integer) IS 'tenancy: an application''s start-up routine in one call: reconcile, recreate tenants whose database is missing, connect to every tenant and migrate it';
+
 COMMENT ON FUNCTION tenancy.migrate(text) IS 'tenancy: applies pending migrations to one tenant, each in one remote transaction with its ledger row';
 
 REVOKE ALL ON FUNCTION tenancy.provision(text, text, name, jsonb),
@@ -339,7 +385,9 @@ REVOKE ALL ON FUNCTION tenancy.provision(text, text, name, jsonb),
                        tenancy.resume(text),
                        tenancy.reconcile(boolean),
                        tenancy.add_migration(bigint, text, text),
-                       tenancy.migrate(text)
+                       tenancy.migrate(text),
+                       tenancy.migrate_all(integer, boolean),
+                       tenancy.bootstrap(integer)
   FROM PUBLIC;
 
 -------------------------------------------------------------------------------

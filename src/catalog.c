@@ -224,7 +224,7 @@ copy_name_column(HeapTuple tup, TupleDesc desc, int col, char *dst)
 }
 
 /* Fills "rec" from a row of TENANT_COLUMNS. */
-#define TENANT_COLUMNS "id, isolation, database_name, schema_name, server, state, applied_version"
+#define TENANT_COLUMNS "id, isolation, database_name, schema_name, server, state, applied_version, last_error IS NOT NULL"
 static void
 record_from_tuple(HeapTuple tup, TupleDesc desc, TenantRecord *rec)
 {
@@ -240,6 +240,7 @@ record_from_tuple(HeapTuple tup, TupleDesc desc, TenantRecord *rec)
 	copy_name_column(tup, desc, 5, rec->server);
 	rec->state = tenancy_state_from_name(SPI_getvalue(tup, desc, 6));
 	rec->applied_version = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+	rec->has_error = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
 }
 
 /*
@@ -406,7 +407,7 @@ tenancy_catalog_register_ready(const TenantRecord *rec, Jsonb *metadata, int64 o
 				 "ON CONFLICT (id) DO UPDATE SET isolation = excluded.isolation, "
 				 "database_name = excluded.database_name, server = excluded.server, state = 'ready', "
 				 "applied_version = excluded.applied_version, metadata = excluded.metadata, "
-				 "last_error = NULL, updated_at = pg_catalog.now()",
+				 "last_error = NULL, last_sqlstate = NULL, updated_at = pg_catalog.now()",
 				 6, types, values, nulls, false, SPI_OK_INSERT);
 	catalog_exec("DELETE FROM tenancy.pending_cleanup WHERE operation_id OPERATOR(pg_catalog.=) $1",
 				 1, types + 6, values + 6, NULL, false, SPI_OK_DELETE);
@@ -524,7 +525,7 @@ tenancy_catalog_set_state(const char *id, TenantState state, const char *last_er
 	if (last_error == NULL)
 		nulls[2] = 'n';
 	catalog_enter(&scope);
-	catalog_exec("UPDATE tenancy.tenant SET state = $2, last_error = $3, updated_at = pg_catalog.now() "
+	catalog_exec("UPDATE tenancy.tenant SET state = $2, last_error = $3, last_sqlstate = NULL, updated_at = pg_catalog.now() "
 				 "WHERE id OPERATOR(pg_catalog.=) $1",
 				 3, types, values, nulls, false, SPI_OK_UPDATE);
 	catalog_leave(&scope);
@@ -541,7 +542,7 @@ tenancy_catalog_set_applied(const char *id, int64 version)
 	values[0] = CStringGetTextDatum(id);
 	values[1] = Int64GetDatum(version);
 	catalog_enter(&scope);
-	catalog_exec("UPDATE tenancy.tenant SET applied_version = $2, last_error = NULL, updated_at = pg_catalog.now() "
+	catalog_exec("UPDATE tenancy.tenant SET applied_version = $2, last_error = NULL, last_sqlstate = NULL, updated_at = pg_catalog.now() "
 				 "WHERE id OPERATOR(pg_catalog.=) $1",
 				 2, types, values, NULL, false, SPI_OK_UPDATE);
 	catalog_leave(&scope);
@@ -620,6 +621,17 @@ tenancy_catalog_try_lock_tenant(const char *id)
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, TENANCY_LOCK_CLASS, key, 2);
 	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/* Releases a tenant's lock before the end of the transaction. */
+void
+tenancy_catalog_unlock_tenant(const char *id)
+{
+	LOCKTAG		tag;
+	uint32		key = DatumGetUInt32(hash_any((const unsigned char *) id, strlen(id)));
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, TENANCY_LOCK_CLASS, key, 2);
+	(void) LockRelease(&tag, ExclusiveLock, false);
 }
 
 /*

@@ -47,6 +47,7 @@ extern void tenancy_catalog_delete(const char *id);
 extern Datum tenancy_catalog_row(const char *id);
 extern void tenancy_catalog_lock_tenant(const char *id, bool nowait);
 extern bool tenancy_catalog_try_lock_tenant(const char *id);
+extern void tenancy_catalog_unlock_tenant(const char *id);
 extern void tenancy_catalog_lock_reconcile(void);
 extern void tenancy_catalog_register_ready(const TenantRecord *rec, Jsonb *metadata,
 										   int64 operation_id);

@@ -33,8 +33,10 @@
 
 #include "common/cryptohash.h"
 #include "common/sha2.h"
+#include "access/xact.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/resowner.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -45,6 +47,7 @@
 
 PG_FUNCTION_INFO_V1(tenancy_add_migration);
 PG_FUNCTION_INFO_V1(tenancy_migrate);
+PG_FUNCTION_INFO_V1(tenancy_migrate_all);
 
 /* What the error context callback reports. */
 typedef struct MigrateContext
@@ -171,6 +174,62 @@ find_migration(List *migrations, int64 version)
 }
 
 /*
+ * Compares a tenant's ledger (rows of version, checksum as text) with the
+ * registered migrations.  Returns false, with *message (and *detail, or
+ * NULL) saying what differs, on drift: a version applied with another
+ * checksum, or applied but not registered.  Sets *applied to the highest
+ * version in the ledger.  Never throws for drift, so that fleet runs can
+ * record it and go on.
+ */
+static bool
+check_ledger(List *ledger, List *migrations, const char *target, int64 *applied,
+			 char **message, char **detail)
+{
+	ListCell   *lc;
+
+	*applied = 0;
+	*message = NULL;
+	*detail = NULL;
+	foreach(lc, ledger)
+	{
+		char	  **row = (char **) lfirst(lc);
+		int64		version = pg_strtoint64(row[0]);
+		TenancyMigration *m = find_migration(migrations, version);
+
+		if (m == NULL)
+		{
+			*message = psprintf("migration " INT64_FORMAT " was applied to %s but is not registered",
+								version, target);
+			return false;
+		}
+		if (strcmp(m->checksum, row[1]) != 0)
+		{
+			*message = psprintf("migration " INT64_FORMAT " has changed since it was applied to %s",
+								version, target);
+			*detail = psprintf("The tenant's ledger has checksum %s; the registered migration has %s.",
+							   row[1], m->checksum);
+			return false;
+		}
+		*applied = Max(*applied, version);
+	}
+	return true;
+}
+
+/* Is "version" in the ledger rows? */
+static bool
+in_ledger(List *ledger, int64 version)
+{
+	ListCell   *lc;
+
+	foreach(lc, ledger)
+	{
+		if (pg_strtoint64(((char **) lfirst(lc))[0]) == version)
+			return true;
+	}
+	return false;
+}
+
+/*
  * Applies every registered migration that tenant's ledger lacks, in
  * ascending order, each in its own remote transaction with its ledger row,
  * on an open connection to the tenant database.  Raises XX001 on drift
@@ -190,6 +249,8 @@ tenancy_migrate_connection(TransportConn *conn, const char *target, List *migrat
 	ListCell   *lc;
 	int64		applied = 0;
 	MigrateContext ctx = {target, 0};
+	char	   *drift;
+	char	   *drift_detail;
 	ErrorContextCallback errcb;
 
 	errcb.callback = migrate_error_callback;
@@ -198,26 +259,11 @@ tenancy_migrate_connection(TransportConn *conn, const char *target, List *migrat
 	error_context_stack = &errcb;
 
 	/* drift check: every ledger row must match a registered migration */
-	foreach(lc, ledger)
-	{
-		char	  **row = (char **) lfirst(lc);
-		int64		version = pg_strtoint64(row[0]);
-		TenancyMigration *m = find_migration(migrations, version);
-
-		if (m == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("migration " INT64_FORMAT " was applied to %s but is not registered",
-							version, target)));
-		if (strcmp(m->checksum, row[1]) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("migration " INT64_FORMAT " has changed since it was applied to %s",
-							version, target),
-					 errdetail("The tenant's ledger has checksum %s; the registered migration has %s.",
-							   row[1], m->checksum)));
-		applied = Max(applied, version);
-	}
+	if (!check_ledger(ledger, migrations, target, &applied, &drift, &drift_detail))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg_internal("%s", drift),
+				 drift_detail ? errdetail_internal("%s", drift_detail) : 0));
 	*from = applied;
 
 	foreach(lc, migrations)
@@ -225,15 +271,8 @@ tenancy_migrate_connection(TransportConn *conn, const char *target, List *migrat
 		TenancyMigration *m = (TenancyMigration *) lfirst(lc);
 		char	   *xid_before;
 		char	   *xid_after;
-		ListCell   *lc2;
-		bool		done = false;
 
-		foreach(lc2, ledger)
-		{
-			if (pg_strtoint64(((char **) lfirst(lc2))[0]) == m->version)
-				done = true;
-		}
-		if (done)
+		if (in_ledger(ledger, m->version))
 			continue;
 
 		ctx.version = m->version;
@@ -344,5 +383,397 @@ tenancy_migrate(PG_FUNCTION_ARGS)
 	}
 	values[5] = (Datum) 0;
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}
+
+/*-------------------------------------------------------------------------
+ * migrate_all: the whole fleet, in parallel.
+ *
+ * Tenants whose catalog summary says they are at the latest version with
+ * no recorded error are answered from the catalog, without a connection.
+ * The others run through at most "parallel" asynchronous sessions at once
+ * (transport.c), each with the same steps as migrate(): read the ledger,
+ * check it for drift, then one round trip per pending migration, each a
+ * remote transaction with its ledger row.  A failure is recorded (error
+ * text and SQLSTATE) and the run goes on; the next run retries.  Each
+ * tenant's lock is taken without waiting (a tenant another operation holds
+ * is skipped) and released as soon as that tenant is done, so the run never
+ * holds more than "parallel" tenant locks.  The catalog summary of each
+ * tenant is written as soon as it is done, through a session of its own to
+ * the admin database, so other sessions watch progress in
+ * tenancy.migration_status, and a rollback of the caller does not hide
+ * what the tenants' ledgers already committed.
+ *-------------------------------------------------------------------------
+ */
+
+/* One tenant of a fleet run. */
+typedef struct FleetTenant
+{
+	TenantRecord rec;
+	int64		from_version;
+	int64		to_version;
+	List	   *pending;		/* TenancyMigration still to apply */
+	const char *status;
+	char	   *error;
+	char	   *sqlstate;
+	TimestampTz started;
+} FleetTenant;
+
+/* A session slot. */
+typedef struct FleetSlot
+{
+	RemoteSession *session;
+	FleetTenant *tenant;
+	bool		reading_ledger;
+} FleetSlot;
+
+/* State of a run. */
+typedef struct FleetRun
+{
+	ReturnSetInfo *rsinfo;
+	RemoteSession *catalog;		/* autocommit session to the admin database */
+	List	   *migrations;
+	int			total;
+	int			done;
+	int			failed;
+	int			next_notice;
+} FleetRun;
+
+/* Runs one statement on the catalog session, waiting for it. */
+static void
+catalog_session_exec(FleetRun *run, const char *sql)
+{
+	char	   *sqlstate;
+	char	   *message;
+
+	if (!tenancy_transport_session_send(run->catalog, sql, &message))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("lost the connection to the admin database"),
+				 errdetail_internal("%s", message)));
+	while (!tenancy_transport_session_ready(run->catalog))
+		tenancy_transport_sessions_wait(&run->catalog, 1, 1000);
+	(void) tenancy_transport_session_result(run->catalog, 0, &sqlstate, &message);
+	if (sqlstate != NULL)
+		ereport(ERROR,
+				(errcode(MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4])),
+				 errmsg("could not record a migration result: %s", message)));
+}
+
+/* Emits a tenant's result row, records it in the catalog, reports progress. */
+static void
+finish_tenant(FleetRun *run, FleetTenant *t, bool connected)
+{
+	Datum		values[7];
+	bool		nulls[7] = {false, false, false, false, false, false, false};
+	long		secs;
+	int			usecs;
+	Interval   *iv = palloc0(sizeof(Interval));
+
+	TimestampDifference(t->started, GetCurrentTimestamp(), &secs, &usecs);
+	iv->time = secs * USECS_PER_SEC + usecs;
+	values[0] = CStringGetTextDatum(t->rec.id);
+	values[1] = Int64GetDatum(t->from_version);
+	values[2] = Int64GetDatum(t->to_version);
+	values[3] = CStringGetTextDatum(t->status);
+	values[4] = IntervalPGetDatum(iv);
+	values[5] = t->error ? CStringGetTextDatum(t->error) : (Datum) 0;
+	nulls[5] = (t->error == NULL);
+	values[6] = t->sqlstate ? CStringGetTextDatum(t->sqlstate) : (Datum) 0;
+	nulls[6] = (t->sqlstate == NULL);
+	tuplestore_putvalues(run->rsinfo->setResult, run->rsinfo->setDesc, values, nulls);
+
+	/* tenants that were worked on: record where their ledger is, and why */
+	if (connected)
+		catalog_session_exec(run, tenancy_transport_sql_record_migration(t->rec.id, t->to_version,
+																		 t->sqlstate, t->error));
+	run->done++;
+	if (t->sqlstate != NULL)
+	{
+		run->failed++;
+		ereport(NOTICE,
+				(errmsg("tenant \"%s\" failed: %s", t->rec.id, t->error)));
+	}
+	if (run->done >= run->next_notice || run->done == run->total)
+	{
+		ereport(NOTICE,
+				(errmsg("migrate_all: %d of %d tenants done, %d failed", run->done, run->total, run->failed)));
+		run->next_notice = run->done + Max(1, run->total / 10);
+	}
+}
+
+/* Records a tenant's failure (text and SQLSTATE). */
+static void
+fail_tenant(FleetTenant *t, const char *sqlstate, const char *message)
+{
+	t->status = "failed";
+	t->sqlstate = pstrdup(sqlstate);
+	t->error = pstrdup(message);
+}
+
+/*
+ * Opens a session for a tenant inside a subtransaction, so that a tenant
+ * whose server is misconfigured or down fails alone.  Returns NULL and
+ * fills in the failure otherwise.
+ */
+static RemoteSession *
+open_tenant_session(FleetTenant *t)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	RemoteSession *volatile session = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		session = tenancy_transport_session_open(t->rec.server[0] ? t->rec.server : NULL,
+												 t->rec.database_name,
+												 tenancy_transport_appname(t->rec.id));
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		fail_tenant(t, unpack_sql_state(edata->sqlerrcode),
+					edata->detail ? psprintf("%s: %s", edata->message, edata->detail) : edata->message);
+		session = NULL;
+	}
+	PG_END_TRY();
+	return session;
+}
+
+/* Sends the next pending migration of a slot's tenant, or finishes it. */
+static void
+advance_slot(FleetRun *run, FleetSlot *slot)
+{
+	FleetTenant *t = slot->tenant;
+	char	   *message;
+
+	if (t->pending != NIL)
+	{
+		TenancyMigration *m = (TenancyMigration *) linitial(t->pending);
+
+		if (tenancy_transport_session_send(slot->session,
+										   tenancy_transport_sql_migration_script(m->version, m->sql, m->checksum),
+										   &message))
+			return;
+		fail_tenant(t, "08006", message);
+	}
+	else if (t->sqlstate != NULL)
+		 /* failed: status already set */ ;
+	else if (t->to_version > t->from_version)
+		t->status = "migrated";
+	else
+		t->status = "up_to_date";
+
+	tenancy_transport_session_close(slot->session);
+	slot->session = NULL;
+	tenancy_catalog_unlock_tenant(t->rec.id);
+	finish_tenant(run, t, true);
+	slot->tenant = NULL;
+}
+
+/* Handles the finished query of a slot. */
+static void
+collect_slot(FleetRun *run, FleetSlot *slot)
+{
+	FleetTenant *t = slot->tenant;
+	char	   *sqlstate;
+	char	   *message;
+	List	   *rows = tenancy_transport_session_result(slot->session, 2, &sqlstate, &message);
+
+	if (sqlstate != NULL)
+	{
+		if (!slot->reading_ledger && t->pending != NIL && strncmp(message, "migration ", 10) != 0)
+			message = psprintf("migration " INT64_FORMAT ": %s",
+							   ((TenancyMigration *) linitial(t->pending))->version, message);
+		fail_tenant(t, sqlstate, message);
+		t->pending = NIL;
+	}
+	else if (slot->reading_ledger)
+	{
+		char	   *detail;
+		ListCell   *lc;
+
+		slot->reading_ledger = false;
+		if (!check_ledger(rows, run->migrations, psprintf("tenant \"%s\"", t->rec.id),
+						  &t->from_version, &message, &detail))
+			fail_tenant(t, "XX001", message);
+		else
+		{
+			t->to_version = t->from_version;
+			foreach(lc, run->migrations)
+			{
+				TenancyMigration *m = (TenancyMigration *) lfirst(lc);
+
+				if (!in_ledger(rows, m->version))
+					t->pending = lappend(t->pending, m);
+			}
+		}
+	}
+	else
+	{
+		t->to_version = Max(t->to_version, ((TenancyMigration *) linitial(t->pending))->version);
+		t->pending = list_delete_first(t->pending);
+	}
+
+	if (t->sqlstate != NULL)
+		t->pending = NIL;
+	advance_slot(run, slot);
+}
+
+/* The body of migrate_all(); the caller closes every session on exit. */
+static void
+run_fleet(FleetRun *run, List *tenants, int parallel, bool verify, int64 latest)
+{
+	FleetSlot  *slots = palloc0(sizeof(FleetSlot) * parallel);
+	RemoteSession **busy = palloc(sizeof(RemoteSession *) * parallel);
+	List	   *queue = NIL;
+	ListCell   *lc;
+	int			i;
+
+	foreach(lc, tenants)
+	{
+		FleetTenant *t = palloc0(sizeof(FleetTenant));
+
+		t->rec = *(TenantRecord *) lfirst(lc);
+		t->from_version = t->to_version = t->rec.applied_version;
+		t->started = GetCurrentTimestamp();
+		if (t->rec.state != TENANT_STATE_READY)
+		{
+			t->status = "skipped";
+			t->error = psprintf("tenant is in state \"%s\"", tenancy_state_name(t->rec.state));
+			finish_tenant(run, t, false);
+		}
+		else if (t->rec.isolation != TENANT_ISOLATION_DATABASE)
+		{
+			t->status = "skipped";
+			t->error = pstrdup("schema tenants are not supported yet");
+			finish_tenant(run, t, false);
+		}
+		else if (!verify && t->rec.applied_version == latest && !t->rec.has_error)
+		{
+			t->status = "up_to_date";
+			finish_tenant(run, t, false);
+		}
+		else
+			queue = lappend(queue, t);
+	}
+
+	if (queue != NIL)
+		run->catalog = tenancy_transport_session_open(NULL, NULL, "tenancy/migrate_all");
+
+	for (;;)
+	{
+		int			active = 0;
+
+		/* fill free slots */
+		for (i = 0; i < parallel && queue != NIL; i++)
+		{
+			FleetTenant *t;
+			char	   *message;
+
+			if (slots[i].tenant != NULL)
+				continue;
+			t = (FleetTenant *) linitial(queue);
+			queue = list_delete_first(queue);
+			t->started = GetCurrentTimestamp();
+			if (!tenancy_catalog_try_lock_tenant(t->rec.id))
+			{
+				t->status = "skipped";
+				t->error = pstrdup("another operation holds the tenant");
+				finish_tenant(run, t, false);
+				i--;			/* this slot is still free */
+				continue;
+			}
+			slots[i].session = open_tenant_session(t);
+			if (slots[i].session == NULL)
+			{
+				tenancy_catalog_unlock_tenant(t->rec.id);
+				finish_tenant(run, t, true);
+				i--;
+				continue;
+			}
+			slots[i].tenant = t;
+			slots[i].reading_ledger = true;
+			if (!tenancy_transport_session_send(slots[i].session, TRANSPORT_SQL_LEDGER_READ, &message))
+			{
+				fail_tenant(t, "08006", message);
+				advance_slot(run, &slots[i]);
+			}
+		}
+
+		for (i = 0; i < parallel; i++)
+			if (slots[i].tenant != NULL)
+				busy[active++] = slots[i].session;
+		if (active == 0)
+		{
+			if (queue == NIL)
+				break;
+			continue;
+		}
+
+		tenancy_transport_sessions_wait(busy, active, 1000);
+		for (i = 0; i < parallel; i++)
+		{
+			if (slots[i].tenant != NULL && tenancy_transport_session_ready(slots[i].session))
+				collect_slot(run, &slots[i]);
+		}
+	}
+}
+
+/*
+ * tenancy.migrate_all(parallel integer, verify boolean) RETURNS TABLE(tenant,
+ * from_version, to_version, status, duration, error, sqlstate)
+ *
+ * Migrates every ready tenant, at most "parallel" at once.  With verify,
+ * connects to every ready tenant (checking its ledger for drift) instead of
+ * answering up-to-date tenants from the catalog.
+ */
+Datum
+tenancy_migrate_all(PG_FUNCTION_ARGS)
+{
+	int			parallel;
+	bool		verify = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
+	FleetRun	run;
+	List	   *tenants;
+	volatile int64 latest = 0;
+
+	if (PG_ARGISNULL(0) || PG_GETARG_INT32(0) < 1 || PG_GETARG_INT32(0) > 64)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("parallel must be between 1 and 64")));
+	parallel = PG_GETARG_INT32(0);
+	InitMaterializedSRF(fcinfo, 0);
+	tenancy_catalog_apply_config();
+
+	memset(&run, 0, sizeof(run));
+	run.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	run.migrations = tenancy_catalog_migrations();
+	if (run.migrations != NIL)
+		latest = ((TenancyMigration *) llast(run.migrations))->version;
+	tenants = tenancy_catalog_tenants();
+	run.total = list_length(tenants);
+	run.next_notice = Max(1, run.total / 10);
+
+	PG_TRY();
+	{
+		run_fleet(&run, tenants, parallel, verify, latest);
+	}
+	PG_FINALLY();
+	{
+		tenancy_transport_sessions_close_all();
+	}
+	PG_END_TRY();
 	return (Datum) 0;
 }

@@ -58,6 +58,7 @@ typedef struct TenantRecord
 	char		server[NAMEDATALEN];	/* "" means this cluster */
 	TenantState state;
 	int64		applied_version;
+	bool		has_error;		/* last_error is set */
 } TenantRecord;
 
 /* A registered migration. */

@@ -59,6 +59,10 @@
 #include "utils/tuplestore.h"
 #include "utils/varlena.h"
 
+#include "libpq-fe.h"
+#include "storage/latch.h"
+#include "utils/wait_event.h"
+
 #include "guc.h"
 #include "transport.h"
 
@@ -585,10 +589,26 @@ tenancy_transport_sql_cleanup_forget(int64 operation_id)
 char *
 tenancy_transport_sql_set_state(const char *tenant, const char *state, const char *last_error)
 {
-	return psprintf("UPDATE tenancy.tenant SET state = %s, last_error = %s, updated_at = pg_catalog.now() "
+	return psprintf("UPDATE tenancy.tenant SET state = %s, last_error = %s, last_sqlstate = NULL, updated_at = pg_catalog.now() "
 					"WHERE id OPERATOR(pg_catalog.=) %s",
 					quote_literal_cstr(state),
 					last_error ? quote_literal_cstr(last_error) : "NULL",
+					quote_literal_cstr(tenant));
+}
+
+/*
+ * The catalog summary of a tenant after a migration run: the version its
+ * ledger reached, and the error (text and SQLSTATE) if the run failed.
+ */
+char *
+tenancy_transport_sql_record_migration(const char *tenant, int64 version,
+									   const char *sqlstate, const char *error)
+{
+	return psprintf("UPDATE tenancy.tenant SET applied_version = " INT64_FORMAT ", last_error = %s, "
+					"last_sqlstate = %s, updated_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) %s",
+					version,
+					error ? quote_literal_cstr(error) : "NULL",
+					sqlstate ? quote_literal_cstr(sqlstate) : "NULL",
 					quote_literal_cstr(tenant));
 }
 
@@ -650,4 +670,233 @@ tenancy_transport_sql_ledger_insert(int64 version, const char *checksum)
 	return psprintf("INSERT INTO tenancy.applied_migration (version, checksum, duration) "
 					"VALUES (" INT64_FORMAT ", %s, pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.now())",
 					version, quote_literal_cstr(checksum));
+}
+
+
+/*-------------------------------------------------------------------------
+ * Asynchronous sessions, for fleet-wide work (migrate_all).
+ *
+ * dblink's asynchronous calls return one result per call and need a row
+ * type for each, which a migration's arbitrary statements do not have, so
+ * fleet work talks libpq directly, here beside dblink, with the same
+ * conninfo (built above, from the same foreign servers and user mappings)
+ * and the same rule dblink enforces: a non-superuser must have been asked
+ * for a password.  Sessions are tracked so that every exit path, error or
+ * cancel included, closes them (tenancy_transport_sessions_close_all), and
+ * a busy one gets a cancel request first, so the remote statement stops.
+ *-------------------------------------------------------------------------
+ */
+struct RemoteSession
+{
+	PGconn	   *conn;
+	bool		busy;			/* a query was sent and not fully read */
+};
+
+static List *open_sessions = NIL;	/* in TopMemoryContext */
+
+/*
+ * Opens a session to "dbname" on "server" (NULL: this cluster), blocking
+ * for at most tenancy.connect_timeout.  Raises 08001 (with libpq's text in
+ * DETAIL, which holds no password) or 2F003, as dblink does.
+ */
+RemoteSession *
+tenancy_transport_session_open(const char *server, const char *dbname, const char *appname)
+{
+	char	   *conninfo = build_conninfo(server, dbname, appname);
+	RemoteSession *session;
+	PGconn	   *conn;
+	MemoryContext old;
+
+	conn = PQconnectdb(conninfo);
+	memset(conninfo, 0, strlen(conninfo));	/* it may hold a password */
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	{
+		char	   *msg = conn ? pstrdup(PQerrorMessage(conn)) : pstrdup("out of memory");
+
+		if (conn)
+			PQfinish(conn);
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not establish connection"),
+				 errdetail_internal("%s", pchomp(msg))));
+	}
+	if (!superuser_arg(remote_role()) && !PQconnectionUsedPassword(conn))
+	{
+		PQfinish(conn);
+		ereport(ERROR,
+				(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
+				 errmsg("password is required"),
+				 errdetail("Non-superuser cannot connect if the server does not request a password."),
+				 errhint("Target server's authentication method must be changed.")));
+	}
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	session = palloc0(sizeof(RemoteSession));
+	session->conn = conn;
+	open_sessions = lappend(open_sessions, session);
+	MemoryContextSwitchTo(old);
+	return session;
+}
+
+/* Closes a session (cancelling its query if one is running). */
+void
+tenancy_transport_session_close(RemoteSession *session)
+{
+	if (session == NULL)
+		return;
+	if (session->busy)
+	{
+		PGcancel   *cancel = PQgetCancel(session->conn);
+		char		errbuf[256];
+
+		if (cancel)
+		{
+			(void) PQcancel(cancel, errbuf, sizeof(errbuf));
+			PQfreeCancel(cancel);
+		}
+	}
+	PQfinish(session->conn);
+	open_sessions = list_delete_ptr(open_sessions, session);
+	pfree(session);
+}
+
+/* Closes every open session; safe in error paths. */
+void
+tenancy_transport_sessions_close_all(void)
+{
+	while (open_sessions != NIL)
+		tenancy_transport_session_close((RemoteSession *) linitial(open_sessions));
+}
+
+/*
+ * Sends "sql" (one or more statements) without waiting.  Returns false,
+ * with *message set, if it could not be sent.
+ */
+bool
+tenancy_transport_session_send(RemoteSession *session, const char *sql, char **message)
+{
+	if (!PQsendQuery(session->conn, sql))
+	{
+		*message = pchomp(pstrdup(PQerrorMessage(session->conn)));
+		return false;
+	}
+	session->busy = true;
+	return true;
+}
+
+/* Has the query sent on this session finished (results ready to read)? */
+bool
+tenancy_transport_session_ready(RemoteSession *session)
+{
+	if (!session->busy)
+		return true;
+	if (!PQconsumeInput(session->conn))
+		return true;			/* broken: reading will report it */
+	return !PQisBusy(session->conn);
+}
+
+/*
+ * Waits until at least one of the busy sessions has something to read, the
+ * latch is set or timeout_ms passes; interruptible (cancel works here).
+ */
+void
+tenancy_transport_sessions_wait(RemoteSession **sessions, int n, long timeout_ms)
+{
+	WaitEventSet *set = CreateWaitEventSet(CurrentMemoryContext, n + 2);
+	WaitEvent	event;
+	int			i;
+
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (i = 0; i < n; i++)
+		if (sessions[i] != NULL && sessions[i]->busy)
+			AddWaitEventToSet(set, WL_SOCKET_READABLE, PQsocket(sessions[i]->conn), NULL, NULL);
+	(void) WaitEventSetWait(set, timeout_ms, &event, 1, PG_WAIT_EXTENSION);
+	FreeWaitEventSet(set);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Reads every result of the finished query.  On success returns the rows
+ * of the last result that had any (char *[ncolumns], NULL for SQL NULL) and
+ * sets *sqlstate NULL.  On failure sets *sqlstate and *message from the
+ * first error (08006 if the connection broke) and returns NIL.  Results in
+ * CurrentMemoryContext.
+ */
+List *
+tenancy_transport_session_result(RemoteSession *session, int ncolumns,
+								 char **sqlstate, char **message)
+{
+	List	   *rows = NIL;
+	PGresult   *res;
+
+	*sqlstate = NULL;
+	*message = NULL;
+	while ((res = PQgetResult(session->conn)) != NULL)
+	{
+		ExecStatusType st = PQresultStatus(res);
+
+		if (st == PGRES_TUPLES_OK && *sqlstate == NULL && PQntuples(res) > 0 &&
+			PQnfields(res) >= ncolumns)
+		{
+			int			r,
+						c;
+
+			rows = NIL;
+			for (r = 0; r < PQntuples(res); r++)
+			{
+				char	  **row = palloc(sizeof(char *) * Max(ncolumns, 1));
+
+				for (c = 0; c < ncolumns; c++)
+					row[c] = PQgetisnull(res, r, c) ? NULL : pstrdup(PQgetvalue(res, r, c));
+				rows = lappend(rows, row);
+			}
+		}
+		else if ((st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE) && *sqlstate == NULL)
+		{
+			const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+			const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+			*sqlstate = pstrdup(state ? state : "08006");
+			*message = pchomp(pstrdup(primary ? primary : PQerrorMessage(session->conn)));
+		}
+		PQclear(res);
+	}
+	session->busy = false;
+	if (*sqlstate == NULL && PQstatus(session->conn) == CONNECTION_BAD)
+	{
+		*sqlstate = pstrdup("08006");
+		*message = pchomp(pstrdup(PQerrorMessage(session->conn)));
+	}
+	return *sqlstate ? NIL : rows;
+}
+
+/*
+ * One migration as one remote round trip: its SQL between BEGIN and the
+ * ledger row, in one transaction.  A guard token set with SET LOCAL at the
+ * start must still be there after the migration's SQL, or the migration
+ * ended tenancy's transaction itself (25000, raised remotely before the
+ * ledger row is written).  The migration's SQL starts and ends on lines of
+ * its own, so a trailing comment cannot swallow what follows.
+ */
+char *
+tenancy_transport_sql_migration_script(int64 version, const char *sql, const char *checksum)
+{
+	char	   *token = psprintf("t%d_" INT64_FORMAT, MyProcPid, version);
+
+	return psprintf("BEGIN;\n"
+					"SET LOCAL tenancy_guard.token = %s;\n"
+					"%s;\n"
+					"%s\n;\n"
+					"DO $tenancy_guard$ BEGIN "
+					"IF pg_catalog.current_setting('tenancy_guard.token', true) IS DISTINCT FROM %s THEN "
+					"RAISE EXCEPTION USING ERRCODE = '25000', MESSAGE = %s; END IF; END $tenancy_guard$;\n"
+					"%s;\n"
+					"COMMIT",
+					quote_literal_cstr(token),
+					TRANSPORT_SQL_LEDGER_LOCK,
+					sql,
+					quote_literal_cstr(token),
+					quote_literal_cstr(psprintf("migration " INT64_FORMAT " ended the transaction", version)),
+					tenancy_transport_sql_ledger_insert(version, checksum));
 }

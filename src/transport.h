@@ -27,6 +27,9 @@ typedef struct TransportConn
 	bool		open;
 } TransportConn;
 
+/* An asynchronous libpq session (fleet work); opaque outside transport.c. */
+typedef struct RemoteSession RemoteSession;
+
 /* Work done on a connection by tenancy_transport_run(). */
 typedef void (*TransportWork) (TransportConn *conn, void *arg);
 
@@ -51,6 +54,17 @@ extern char *tenancy_transport_appname(const char *tenant);
 extern void tenancy_transport_rename_database(const char *server, const char *from,
 											  const char *to);
 
+extern RemoteSession *tenancy_transport_session_open(const char *server, const char *dbname,
+													 const char *appname);
+extern void tenancy_transport_session_close(RemoteSession *session);
+extern void tenancy_transport_sessions_close_all(void);
+extern bool tenancy_transport_session_send(RemoteSession *session, const char *sql,
+										   char **message);
+extern bool tenancy_transport_session_ready(RemoteSession *session);
+extern void tenancy_transport_sessions_wait(RemoteSession **sessions, int n, long timeout_ms);
+extern List *tenancy_transport_session_result(RemoteSession *session, int ncolumns,
+											  char **sqlstate, char **message);
+
 /* Remote SQL builders: names are quoted here, never by callers. */
 extern char *tenancy_transport_sql_create_database(const char *dbname,
 												   const char *template_db);
@@ -67,6 +81,10 @@ extern char *tenancy_transport_sql_cleanup_forget(int64 operation_id);
 extern char *tenancy_transport_sql_set_state(const char *tenant, const char *state,
 											 const char *last_error);
 extern char *tenancy_transport_sql_delete_tenant(const char *tenant);
+extern char *tenancy_transport_sql_migration_script(int64 version, const char *sql,
+													const char *checksum);
+extern char *tenancy_transport_sql_record_migration(const char *tenant, int64 version,
+													const char *sqlstate, const char *error);
 
 /*
  * Fixed remote statements for the per-tenant migration ledger, which lives

@@ -17,7 +17,7 @@ OBJS = \
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
-REGRESS = init guc names catalog provision reconcile migrate routing security load_order cleanup
+REGRESS = init guc names catalog provision reconcile migrate migrate_all routing security load_order cleanup
 REGRESS_OPTS = --inputdir=test --load-extension=dblink
 
 ISOLATION = concurrent_provision current_per_session

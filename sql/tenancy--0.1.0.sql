@@ -95,6 +95,28 @@ COMMENT ON COLUMN tenancy.member.tenant_id IS 'the tenant';
 COMMENT ON COLUMN tenancy.member.role IS 'a role allowed to select and use the tenant';
 COMMENT ON COLUMN tenancy.member.granted_at IS 'when access was granted';
 
+CREATE TABLE tenancy.migration_progress (
+    tenant_id    text        PRIMARY KEY,
+    status       text        NOT NULL
+                             CONSTRAINT migration_progress_status_check CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['running', 'migrated', 'up_to_date', 'failed', 'skipped'])),
+    from_version bigint,
+    to_version   bigint,
+    error        text,
+    sqlstate     text,
+    backend_pid  integer     NOT NULL,
+    updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+COMMENT ON TABLE tenancy.migration_progress IS 'tenancy: the latest migrate_all() outcome per tenant, written as each tenant starts and ends (committed on its own, so other sessions watch a run while it goes)';
+COMMENT ON COLUMN tenancy.migration_progress.tenant_id IS 'the tenant';
+COMMENT ON COLUMN tenancy.migration_progress.status IS 'running, migrated, up_to_date, failed or skipped';
+COMMENT ON COLUMN tenancy.migration_progress.from_version IS 'ledger version before the run';
+COMMENT ON COLUMN tenancy.migration_progress.to_version IS 'ledger version reached';
+COMMENT ON COLUMN tenancy.migration_progress.error IS 'error text of a failure';
+COMMENT ON COLUMN tenancy.migration_progress.sqlstate IS 'SQLSTATE of a failure';
+COMMENT ON COLUMN tenancy.migration_progress.backend_pid IS 'the backend running migrate_all()';
+COMMENT ON COLUMN tenancy.migration_progress.updated_at IS 'when this row last changed';
+
 CREATE TABLE tenancy.config (
     singleton       boolean     PRIMARY KEY DEFAULT true
                                 CONSTRAINT config_singleton CHECK (singleton),
@@ -160,7 +182,7 @@ SELECT pg_catalog.pg_extension_config_dump('tenancy.migration', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.member', '');
 
 REVOKE ALL ON tenancy.tenant, tenancy.migration, tenancy.member, tenancy.pending_cleanup, tenancy.template,
-               tenancy.config FROM PUBLIC;
+               tenancy.config, tenancy.migration_progress FROM PUBLIC;
 REVOKE ALL ON SEQUENCE tenancy.operation_seq FROM PUBLIC;
 
 CREATE VIEW tenancy.migration_status AS
@@ -297,7 +319,8 @@ BEGIN
   -- what the service role needs: the loopback server, and the catalog rows
   -- it writes on its own (cleanup records, state changes)
   EXECUTE format('GRANT USAGE ON FOREIGN SERVER %I TO %I', loopback_server, r.rolname);
-  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON tenancy.tenant, tenancy.pending_cleanup TO %I', r.rolname);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON tenancy.tenant, tenancy.pending_cleanup, '
+                 'tenancy.migration_progress TO %I', r.rolname);
   IF admin_role IS NOT NULL THEN
     EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy.provision(text, text, name, jsonb), '
                    'tenancy.deprovision(text, boolean), tenancy.suspend(text), tenancy.resume(text), '
@@ -305,7 +328,8 @@ BEGIN
                    'tenancy.migrate(text), tenancy.migrate_all(integer, boolean), tenancy.bootstrap(integer) TO %s',
                    admin_role);
     EXECUTE format('GRANT SELECT ON tenancy.tenant, tenancy.migration, tenancy.migration_status, '
-                   'tenancy.member, tenancy.pending_cleanup, tenancy.template TO %s', admin_role);
+                   'tenancy.member, tenancy.pending_cleanup, tenancy.template, tenancy.migration_progress TO %s',
+                   admin_role);
   END IF;
 
   INSERT INTO tenancy.config AS c (service_role, loopback_server)
@@ -356,7 +380,14 @@ BEGIN
     tenant := r.tenant; action := 'reconcile'; status := r.action; error := r.problem;
     RETURN NEXT;
   END LOOP;
+  -- every ready tenant reachable, its ledger checked, and migrated
+  RETURN QUERY
+    SELECT m.tenant, 'migrate'::text, m.status,
+           CASE WHEN m.sqlstate IS NULL THEN m.error ELSE m.sqlstate OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) m.error END
+      FROM tenancy.migrate_all(bootstrap.parallel, verify => true) m;
   -- every registered tenant exists: recreate those whose database is missing
+  -- (last: a database created in this transaction is not visible to the
+  -- sessions migrate_all opens, and it starts at the latest version anyway)
   FOR r IN SELECT t.id FROM tenancy.tenant t WHERE t.state OPERATOR(pg_catalog.=) 'failed' ORDER BY t.id LOOP
     tenant := r.id; action := 'provision';
     BEGIN
@@ -367,11 +398,6 @@ BEGIN
     END;
     RETURN NEXT;
   END LOOP;
-  -- every ready tenant reachable, its ledger checked, and migrated
-  RETURN QUERY
-    SELECT m.tenant, 'migrate'::text, m.status,
-           CASE WHEN m.sqlstate IS NULL THEN m.error ELSE m.sqlstate OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) m.error END
-      FROM tenancy.migrate_all(bootstrap.parallel, verify => true) m;
 END
 $bootstrap$;
 

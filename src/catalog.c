@@ -548,6 +548,33 @@ tenancy_catalog_set_applied(const char *id, int64 version)
 	catalog_leave(&scope);
 }
 
+/*
+ * Records a migration run's outcome in a tenant's summary, in the caller's
+ * transaction: the version its ledger reached, and the error (text and
+ * SQLSTATE) if it failed, or none.
+ */
+void
+tenancy_catalog_record_migration(const char *id, int64 version, const char *sqlstate,
+								 const char *error)
+{
+	CatalogScope scope;
+	Oid			types[4] = {TEXTOID, INT8OID, TEXTOID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = "    ";
+
+	values[0] = CStringGetTextDatum(id);
+	values[1] = Int64GetDatum(version);
+	values[2] = error ? CStringGetTextDatum(error) : (Datum) 0;
+	nulls[2] = error ? ' ' : 'n';
+	values[3] = sqlstate ? CStringGetTextDatum(sqlstate) : (Datum) 0;
+	nulls[3] = sqlstate ? ' ' : 'n';
+	catalog_enter(&scope);
+	catalog_exec("UPDATE tenancy.tenant SET applied_version = $2, last_error = $3, last_sqlstate = $4, "
+				 "updated_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) $1",
+				 4, types, values, nulls, false, SPI_OK_UPDATE);
+	catalog_leave(&scope);
+}
+
 /* Deletes a tenant row (and, through the foreign key, its members). */
 void
 tenancy_catalog_delete(const char *id)

@@ -398,11 +398,13 @@ tenancy_migrate(PG_FUNCTION_ARGS)
  * text and SQLSTATE) and the run goes on; the next run retries.  Each
  * tenant's lock is taken without waiting (a tenant another operation holds
  * is skipped) and released as soon as that tenant is done, so the run never
- * holds more than "parallel" tenant locks.  The catalog summary of each
- * tenant is written as soon as it is done, through a session of its own to
- * the admin database, so other sessions watch progress in
- * tenancy.migration_status, and a rollback of the caller does not hide
- * what the tenants' ledgers already committed.
+ * holds more than "parallel" tenant locks.  Each tenant's start and outcome
+ * are written to tenancy.migration_progress through a session of its own to
+ * the admin database (committed at once, so other sessions watch the run);
+ * the tenant's summary in tenancy.tenant is updated in the caller's
+ * transaction (a session of our own would wait for row locks the caller's
+ * transaction may hold), and migrate() re-reads the ledger should the
+ * caller roll that back.
  *-------------------------------------------------------------------------
  */
 
@@ -485,8 +487,12 @@ finish_tenant(FleetRun *run, FleetTenant *t, bool connected)
 
 	/* tenants that were worked on: record where their ledger is, and why */
 	if (connected)
-		catalog_session_exec(run, tenancy_transport_sql_record_migration(t->rec.id, t->to_version,
-																		 t->sqlstate, t->error));
+	{
+		tenancy_catalog_record_migration(t->rec.id, t->to_version, t->sqlstate, t->error);
+		catalog_session_exec(run, tenancy_transport_sql_record_progress(t->rec.id, t->status,
+																		t->from_version, t->to_version,
+																		t->sqlstate, t->error));
+	}
 	run->done++;
 	if (t->sqlstate != NULL)
 	{
@@ -706,6 +712,9 @@ run_fleet(FleetRun *run, List *tenants, int parallel, bool verify, int64 latest)
 			}
 			slots[i].tenant = t;
 			slots[i].reading_ledger = true;
+			catalog_session_exec(run, tenancy_transport_sql_record_progress(t->rec.id, "running",
+																			t->from_version, t->from_version,
+																			NULL, NULL));
 			if (!tenancy_transport_session_send(slots[i].session, TRANSPORT_SQL_LEDGER_READ, &message))
 			{
 				fail_tenant(t, "08006", message);

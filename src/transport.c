@@ -597,19 +597,26 @@ tenancy_transport_sql_set_state(const char *tenant, const char *state, const cha
 }
 
 /*
- * The catalog summary of a tenant after a migration run: the version its
- * ledger reached, and the error (text and SQLSTATE) if the run failed.
+ * A tenant's row of tenancy.migration_progress, written as a fleet run
+ * starts and ends it (status "running" while it goes).
  */
 char *
-tenancy_transport_sql_record_migration(const char *tenant, int64 version,
-									   const char *sqlstate, const char *error)
+tenancy_transport_sql_record_progress(const char *tenant, const char *status,
+									  int64 from_version, int64 to_version,
+									  const char *sqlstate, const char *error)
 {
-	return psprintf("UPDATE tenancy.tenant SET applied_version = " INT64_FORMAT ", last_error = %s, "
-					"last_sqlstate = %s, updated_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) %s",
-					version,
+	return psprintf("INSERT INTO tenancy.migration_progress AS p "
+					"(tenant_id, status, from_version, to_version, error, sqlstate, backend_pid) "
+					"VALUES (%s, %s, " INT64_FORMAT ", " INT64_FORMAT ", %s, %s, %d) "
+					"ON CONFLICT (tenant_id) DO UPDATE SET status = excluded.status, "
+					"from_version = excluded.from_version, to_version = excluded.to_version, "
+					"error = excluded.error, sqlstate = excluded.sqlstate, "
+					"backend_pid = excluded.backend_pid, updated_at = pg_catalog.now()",
+					quote_literal_cstr(tenant), quote_literal_cstr(status),
+					from_version, to_version,
 					error ? quote_literal_cstr(error) : "NULL",
 					sqlstate ? quote_literal_cstr(sqlstate) : "NULL",
-					quote_literal_cstr(tenant));
+					MyProcPid);
 }
 
 char *

@@ -83,8 +83,9 @@ extern char *tenancy_transport_sql_set_state(const char *tenant, const char *sta
 extern char *tenancy_transport_sql_delete_tenant(const char *tenant);
 extern char *tenancy_transport_sql_migration_script(int64 version, const char *sql,
 													const char *checksum);
-extern char *tenancy_transport_sql_record_migration(const char *tenant, int64 version,
-													const char *sqlstate, const char *error);
+extern char *tenancy_transport_sql_record_progress(const char *tenant, const char *status,
+												   int64 from_version, int64 to_version,
+												   const char *sqlstate, const char *error);
 
 /*
  * Fixed remote statements for the per-tenant migration ledger, which lives

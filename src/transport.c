@@ -866,6 +866,17 @@ tenancy_transport_session_result(RemoteSession *session, int ncolumns,
 
 			*sqlstate = pstrdup(state ? state : "08006");
 			*message = pchomp(pstrdup(primary ? primary : PQerrorMessage(session->conn)));
+
+			/*
+			 * The remote session's own termination (admin or crash shutdown,
+			 * cannot connect now) is, for us, a lost connection: passed on
+			 * as 57P0x it would read as "your session is being killed".
+			 */
+			if (strncmp(*sqlstate, "57P0", 4) == 0)
+			{
+				*message = psprintf("lost connection to the tenant server: %s", *message);
+				*sqlstate = pstrdup("08006");
+			}
 		}
 		PQclear(res);
 	}

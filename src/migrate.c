@@ -419,6 +419,7 @@ typedef struct FleetTenant
 	char	   *error;
 	char	   *sqlstate;
 	TimestampTz started;
+	MemoryContext cxt;			/* what working on this tenant allocates */
 } FleetTenant;
 
 /* A session slot. */
@@ -568,10 +569,14 @@ advance_slot(FleetRun *run, FleetSlot *slot)
 	if (t->pending != NIL)
 	{
 		TenancyMigration *m = (TenancyMigration *) linitial(t->pending);
+		MemoryContext old = MemoryContextSwitchTo(t->cxt);
+		bool		sent;
 
-		if (tenancy_transport_session_send(slot->session,
-										   tenancy_transport_sql_migration_script(m->version, m->sql, m->checksum),
-										   &message))
+		sent = tenancy_transport_session_send(slot->session,
+											  tenancy_transport_sql_migration_script(m->version, m->sql, m->checksum),
+											  &message);
+		MemoryContextSwitchTo(old);
+		if (sent)
 			return;
 		fail_tenant(t, "08006", message);
 	}
@@ -587,6 +592,9 @@ advance_slot(FleetRun *run, FleetSlot *slot)
 	tenancy_catalog_unlock_tenant(t->rec.id);
 	finish_tenant(run, t, true);
 	slot->tenant = NULL;
+	/* memory stays flat however many tenants the run has */
+	MemoryContextDelete(t->cxt);
+	t->cxt = NULL;
 }
 
 /* Handles the finished query of a slot. */
@@ -596,6 +604,7 @@ collect_slot(FleetRun *run, FleetSlot *slot)
 	FleetTenant *t = slot->tenant;
 	char	   *sqlstate;
 	char	   *message;
+	MemoryContext old = MemoryContextSwitchTo(t->cxt);
 	List	   *rows = tenancy_transport_session_result(slot->session, 2, &sqlstate, &message);
 
 	if (sqlstate != NULL)
@@ -635,6 +644,7 @@ collect_slot(FleetRun *run, FleetSlot *slot)
 
 	if (t->sqlstate != NULL)
 		t->pending = NIL;
+	MemoryContextSwitchTo(old);
 	advance_slot(run, slot);
 }
 
@@ -694,19 +704,28 @@ run_fleet(FleetRun *run, List *tenants, int parallel, bool verify, int64 latest)
 			t = (FleetTenant *) linitial(queue);
 			queue = list_delete_first(queue);
 			t->started = GetCurrentTimestamp();
+			t->cxt = AllocSetContextCreate(CurrentMemoryContext, "tenancy migrate_all tenant",
+										   ALLOCSET_SMALL_SIZES);
 			if (!tenancy_catalog_try_lock_tenant(t->rec.id))
 			{
 				t->status = "skipped";
-				t->error = pstrdup("another operation holds the tenant");
+				t->error = "another operation holds the tenant";
 				finish_tenant(run, t, false);
+				MemoryContextDelete(t->cxt);
 				i--;			/* this slot is still free */
 				continue;
 			}
-			slots[i].session = open_tenant_session(t);
+			{
+				MemoryContext old = MemoryContextSwitchTo(t->cxt);
+
+				slots[i].session = open_tenant_session(t);
+				MemoryContextSwitchTo(old);
+			}
 			if (slots[i].session == NULL)
 			{
 				tenancy_catalog_unlock_tenant(t->rec.id);
 				finish_tenant(run, t, true);
+				MemoryContextDelete(t->cxt);
 				i--;
 				continue;
 			}

@@ -427,6 +427,7 @@ typedef struct FleetSlot
 {
 	RemoteSession *session;
 	FleetTenant *tenant;
+	bool		connecting;
 	bool		reading_ledger;
 } FleetSlot;
 
@@ -534,9 +535,9 @@ open_tenant_session(FleetTenant *t)
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
 	{
-		session = tenancy_transport_session_open(t->rec.server[0] ? t->rec.server : NULL,
-												 t->rec.database_name,
-												 tenancy_transport_appname(t->rec.id));
+		session = tenancy_transport_session_start(t->rec.server[0] ? t->rec.server : NULL,
+												  t->rec.database_name,
+												  tenancy_transport_appname(t->rec.id));
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
@@ -597,7 +598,7 @@ advance_slot(FleetRun *run, FleetSlot *slot)
 	t->cxt = NULL;
 }
 
-/* Handles the finished query of a slot. */
+/* Handles the finished query (or connection attempt) of a slot. */
 static void
 collect_slot(FleetRun *run, FleetSlot *slot)
 {
@@ -605,7 +606,32 @@ collect_slot(FleetRun *run, FleetSlot *slot)
 	char	   *sqlstate;
 	char	   *message;
 	MemoryContext old = MemoryContextSwitchTo(t->cxt);
-	List	   *rows = tenancy_transport_session_result(slot->session, 2, &sqlstate, &message);
+	List	   *rows = NIL;
+
+	if (slot->connecting)
+	{
+		if (tenancy_transport_session_connected(slot->session, &sqlstate, &message))
+		{
+			slot->connecting = false;
+			slot->reading_ledger = true;
+			if (tenancy_transport_session_send(slot->session, TRANSPORT_SQL_LEDGER_READ, &message))
+			{
+				MemoryContextSwitchTo(old);
+				return;
+			}
+			sqlstate = "08006";
+		}
+		if (sqlstate == NULL)
+		{
+			MemoryContextSwitchTo(old);
+			return;				/* still connecting */
+		}
+		fail_tenant(t, sqlstate, message);
+		MemoryContextSwitchTo(old);
+		advance_slot(run, slot);
+		return;
+	}
+	rows = tenancy_transport_session_result(slot->session, 2, &sqlstate, &message);
 
 	if (sqlstate != NULL)
 	{
@@ -697,7 +723,6 @@ run_fleet(FleetRun *run, List *tenants, int parallel, bool verify, int64 latest)
 		for (i = 0; i < parallel && queue != NIL; i++)
 		{
 			FleetTenant *t;
-			char	   *message;
 
 			if (slots[i].tenant != NULL)
 				continue;
@@ -730,15 +755,8 @@ run_fleet(FleetRun *run, List *tenants, int parallel, bool verify, int64 latest)
 				continue;
 			}
 			slots[i].tenant = t;
-			slots[i].reading_ledger = true;
-			catalog_session_exec(run, tenancy_transport_sql_record_progress(t->rec.id, "running",
-																			t->from_version, t->from_version,
-																			NULL, NULL));
-			if (!tenancy_transport_session_send(slots[i].session, TRANSPORT_SQL_LEDGER_READ, &message))
-			{
-				fail_tenant(t, "08006", message);
-				advance_slot(run, &slots[i]);
-			}
+			slots[i].connecting = true;
+			slots[i].reading_ledger = false;
 		}
 
 		for (i = 0; i < parallel; i++)

@@ -56,6 +56,7 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 #include "utils/varlena.h"
 
@@ -697,6 +698,9 @@ struct RemoteSession
 {
 	PGconn	   *conn;
 	bool		busy;			/* a query was sent and not fully read */
+	bool		connecting;		/* started with PQconnectStart, not done */
+	PostgresPollingStatusType poll;	/* what PQconnectPoll last asked for */
+	TimestampTz connect_started;
 };
 
 static List *open_sessions = NIL;	/* in TopMemoryContext */
@@ -742,6 +746,80 @@ tenancy_transport_session_open(const char *server, const char *dbname, const cha
 	open_sessions = lappend(open_sessions, session);
 	MemoryContextSwitchTo(old);
 	return session;
+}
+
+/*
+ * Starts opening a session without waiting (PQconnectStart); drive it with
+ * tenancy_transport_session_connected() whenever sessions_wait() returns.
+ * Raises only for what fails before any network traffic (unknown server,
+ * no user mapping, out of memory).
+ */
+RemoteSession *
+tenancy_transport_session_start(const char *server, const char *dbname, const char *appname)
+{
+	char	   *conninfo = build_conninfo(server, dbname, appname);
+	RemoteSession *session;
+	PGconn	   *conn;
+	MemoryContext old;
+
+	conn = PQconnectStart(conninfo);
+	memset(conninfo, 0, strlen(conninfo));	/* it may hold a password */
+	if (conn == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	session = palloc0(sizeof(RemoteSession));
+	session->conn = conn;
+	session->connecting = true;
+	session->poll = PGRES_POLLING_WRITING;
+	session->connect_started = GetCurrentTimestamp();
+	open_sessions = lappend(open_sessions, session);
+	MemoryContextSwitchTo(old);
+	return session;
+}
+
+/*
+ * Advances a session started by tenancy_transport_session_start().  Returns
+ * true once it is connected; false while it is still connecting; on
+ * failure, false with *sqlstate (08001, or 2F003 as dblink would) and
+ * *message set.  tenancy.connect_timeout is enforced here (libpq enforces
+ * it only for blocking connects).
+ */
+bool
+tenancy_transport_session_connected(RemoteSession *session, char **sqlstate, char **message)
+{
+	*sqlstate = NULL;
+	*message = NULL;
+	if (!session->connecting)
+		return true;
+	if (PQstatus(session->conn) != CONNECTION_BAD)
+		session->poll = PQconnectPoll(session->conn);
+	if (session->poll == PGRES_POLLING_OK)
+	{
+		session->connecting = false;
+		if (!superuser_arg(remote_role()) && !PQconnectionUsedPassword(session->conn))
+		{
+			*sqlstate = pstrdup("2F003");
+			*message = pstrdup("password is required: non-superuser cannot connect if the server does not request a password");
+			return false;
+		}
+		return true;
+	}
+	if (session->poll == PGRES_POLLING_FAILED || PQstatus(session->conn) == CONNECTION_BAD)
+	{
+		*sqlstate = pstrdup("08001");
+		*message = psprintf("could not establish connection: %s", pchomp(PQerrorMessage(session->conn)));
+		return false;
+	}
+	if (TimestampDifferenceExceeds(session->connect_started, GetCurrentTimestamp(),
+								   tenancy_connect_timeout * 1000))
+	{
+		*sqlstate = pstrdup("08001");
+		*message = psprintf("could not establish connection: timeout expired after %d s", tenancy_connect_timeout);
+		return false;
+	}
+	return false;
 }
 
 /* Closes a session (cancelling its query if one is running). */
@@ -794,7 +872,7 @@ tenancy_transport_session_send(RemoteSession *session, const char *sql, char **m
 bool
 tenancy_transport_session_ready(RemoteSession *session)
 {
-	if (!session->busy)
+	if (session->connecting || !session->busy)
 		return true;
 	if (!PQconsumeInput(session->conn))
 		return true;			/* broken: reading will report it */
@@ -815,8 +893,17 @@ tenancy_transport_sessions_wait(RemoteSession **sessions, int n, long timeout_ms
 	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	for (i = 0; i < n; i++)
-		if (sessions[i] != NULL && sessions[i]->busy)
-			AddWaitEventToSet(set, WL_SOCKET_READABLE, PQsocket(sessions[i]->conn), NULL, NULL);
+	{
+		RemoteSession *rs = sessions[i];
+
+		if (rs == NULL || PQsocket(rs->conn) < 0)
+			continue;
+		if (rs->connecting)
+			AddWaitEventToSet(set, rs->poll == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE,
+							  PQsocket(rs->conn), NULL, NULL);
+		else if (rs->busy)
+			AddWaitEventToSet(set, WL_SOCKET_READABLE, PQsocket(rs->conn), NULL, NULL);
+	}
 	(void) WaitEventSetWait(set, timeout_ms, &event, 1, PG_WAIT_EXTENSION);
 	FreeWaitEventSet(set);
 	ResetLatch(MyLatch);

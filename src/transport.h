@@ -56,6 +56,10 @@ extern void tenancy_transport_rename_database(const char *server, const char *fr
 
 extern RemoteSession *tenancy_transport_session_open(const char *server, const char *dbname,
 													 const char *appname);
+extern RemoteSession *tenancy_transport_session_start(const char *server, const char *dbname,
+													  const char *appname);
+extern bool tenancy_transport_session_connected(RemoteSession *session, char **sqlstate,
+												char **message);
 extern void tenancy_transport_session_close(RemoteSession *session);
 extern void tenancy_transport_sessions_close_all(void);
 extern bool tenancy_transport_session_send(RemoteSession *session, const char *sql,

@@ -41,6 +41,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -549,29 +550,36 @@ tenancy_catalog_set_applied(const char *id, int64 version)
 }
 
 /*
- * Records a migration run's outcome in a tenant's summary, in the caller's
- * transaction: the version its ledger reached, and the error (text and
- * SQLSTATE) if it failed, or none.
+ * Records migration runs' outcomes in tenants' summaries, in the caller's
+ * transaction: for each tenant, the version its ledger reached and the
+ * error (text and SQLSTATE) if it failed, or none.  One statement for many
+ * tenants, so the statement trigger (and the cache invalidation it sends)
+ * fires once.  Arrays of ids, versions, SQLSTATEs and errors (NULL elements
+ * for none), "n" long.
  */
 void
-tenancy_catalog_record_migration(const char *id, int64 version, const char *sqlstate,
-								 const char *error)
+tenancy_catalog_record_migrations(int n, Datum *ids, Datum *versions, Datum *sqlstates,
+								  bool *sqlstate_nulls, Datum *errors, bool *error_nulls)
 {
 	CatalogScope scope;
-	Oid			types[4] = {TEXTOID, INT8OID, TEXTOID, TEXTOID};
+	Oid			types[4] = {TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
 	Datum		values[4];
-	char		nulls[4] = "    ";
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	bool	   *no_nulls = palloc0(sizeof(bool) * n);
 
-	values[0] = CStringGetTextDatum(id);
-	values[1] = Int64GetDatum(version);
-	values[2] = error ? CStringGetTextDatum(error) : (Datum) 0;
-	nulls[2] = error ? ' ' : 'n';
-	values[3] = sqlstate ? CStringGetTextDatum(sqlstate) : (Datum) 0;
-	nulls[3] = sqlstate ? ' ' : 'n';
+	if (n == 0)
+		return;
+	values[0] = PointerGetDatum(construct_md_array(ids, no_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_md_array(versions, no_nulls, 1, dims, lbs, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_md_array(sqlstates, sqlstate_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_md_array(errors, error_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 	catalog_enter(&scope);
-	catalog_exec("UPDATE tenancy.tenant SET applied_version = $2, last_error = $3, last_sqlstate = $4, "
-				 "updated_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) $1",
-				 4, types, values, nulls, false, SPI_OK_UPDATE);
+	catalog_exec("UPDATE tenancy.tenant t SET applied_version = v.version, last_sqlstate = v.sqlstate, "
+				 "last_error = v.error, updated_at = pg_catalog.now() "
+				 "FROM pg_catalog.unnest($1, $2, $3, $4) AS v(id, version, sqlstate, error) "
+				 "WHERE t.id OPERATOR(pg_catalog.=) v.id",
+				 4, types, values, NULL, false, SPI_OK_UPDATE);
 	catalog_leave(&scope);
 }
 

@@ -441,7 +441,22 @@ typedef struct FleetRun
 	int			done;
 	int			failed;
 	int			next_notice;
+	StringInfoData progress;	/* progress rows not yet sent */
+	int			progress_rows;
+	TimestampTz progress_sent;
+	MemoryContext batch_cxt;	/* what a batch allocates; reset after it */
+	/* tenant summaries not yet written (arrays of PROGRESS_BATCH_ROWS) */
+	Datum		ids[16];
+	Datum		versions[16];
+	Datum		sqlstates[16];
+	bool		sqlstate_nulls[16];
+	Datum		errors[16];
+	bool		error_nulls[16];
 } FleetRun;
+
+/* Progress rows are sent in batches: every this many, or this often. */
+#define PROGRESS_BATCH_ROWS 16	/* the size of FleetRun's arrays */
+#define PROGRESS_BATCH_MS 250
 
 /* Runs one statement on the catalog session, waiting for it. */
 static void
@@ -462,6 +477,28 @@ catalog_session_exec(FleetRun *run, const char *sql)
 		ereport(ERROR,
 				(errcode(MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4])),
 				 errmsg("could not record a migration result: %s", message)));
+}
+
+/*
+ * Sends the progress rows gathered so far, in one round trip, when there
+ * are enough of them, when enough time has passed, or when "force".
+ */
+static void
+flush_progress(FleetRun *run, bool force)
+{
+	if (run->progress_rows == 0)
+		return;
+	if (!force && run->progress_rows < PROGRESS_BATCH_ROWS &&
+		!TimestampDifferenceExceeds(run->progress_sent, GetCurrentTimestamp(), PROGRESS_BATCH_MS))
+		return;
+	tenancy_catalog_record_migrations(run->progress_rows, run->ids, run->versions,
+									  run->sqlstates, run->sqlstate_nulls,
+									  run->errors, run->error_nulls);
+	catalog_session_exec(run, run->progress.data);
+	resetStringInfo(&run->progress);
+	run->progress_rows = 0;
+	MemoryContextReset(run->batch_cxt);
+	run->progress_sent = GetCurrentTimestamp();
 }
 
 /* Emits a tenant's result row, records it in the catalog, reports progress. */
@@ -490,10 +527,22 @@ finish_tenant(FleetRun *run, FleetTenant *t, bool connected)
 	/* tenants that were worked on: record where their ledger is, and why */
 	if (connected)
 	{
-		tenancy_catalog_record_migration(t->rec.id, t->to_version, t->sqlstate, t->error);
-		catalog_session_exec(run, tenancy_transport_sql_record_progress(t->rec.id, t->status,
-																		t->from_version, t->to_version,
-																		t->sqlstate, t->error));
+		int			k = run->progress_rows;
+		MemoryContext old = MemoryContextSwitchTo(run->batch_cxt);
+
+		run->ids[k] = CStringGetTextDatum(t->rec.id);
+		run->versions[k] = Int64GetDatum(t->to_version);
+		run->sqlstate_nulls[k] = (t->sqlstate == NULL);
+		run->sqlstates[k] = t->sqlstate ? CStringGetTextDatum(t->sqlstate) : (Datum) 0;
+		run->error_nulls[k] = (t->error == NULL);
+		run->errors[k] = t->error ? CStringGetTextDatum(t->error) : (Datum) 0;
+		appendStringInfo(&run->progress, "%s;\n",
+						 tenancy_transport_sql_record_progress(t->rec.id, t->status,
+															   t->from_version, t->to_version,
+															   t->sqlstate, t->error));
+		MemoryContextSwitchTo(old);
+		run->progress_rows++;
+		flush_progress(run, false);
 	}
 	run->done++;
 	if (t->sqlstate != NULL)
@@ -769,13 +818,15 @@ run_fleet(FleetRun *run, List *tenants, int parallel, bool verify, int64 latest)
 			continue;
 		}
 
-		tenancy_transport_sessions_wait(busy, active, 1000);
+		tenancy_transport_sessions_wait(busy, active, PROGRESS_BATCH_MS);
 		for (i = 0; i < parallel; i++)
 		{
 			if (slots[i].tenant != NULL && tenancy_transport_session_ready(slots[i].session))
 				collect_slot(run, &slots[i]);
 		}
+		flush_progress(run, false);
 	}
+	flush_progress(run, true);
 }
 
 /*
@@ -805,6 +856,10 @@ tenancy_migrate_all(PG_FUNCTION_ARGS)
 
 	memset(&run, 0, sizeof(run));
 	run.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	initStringInfo(&run.progress);
+	run.progress_sent = GetCurrentTimestamp();
+	run.batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "tenancy migrate_all batch",
+										  ALLOCSET_SMALL_SIZES);
 	run.migrations = tenancy_catalog_migrations();
 	if (run.migrations != NIL)
 		latest = ((TenancyMigration *) llast(run.migrations))->version;

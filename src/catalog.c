@@ -577,7 +577,8 @@ tenancy_catalog_record_migrations(int n, Datum *ids, Datum *versions, Datum *sql
 	catalog_enter(&scope);
 	catalog_exec("UPDATE tenancy.tenant t SET applied_version = v.version, last_sqlstate = v.sqlstate, "
 				 "last_error = v.error, updated_at = pg_catalog.now() "
-				 "FROM pg_catalog.unnest($1, $2, $3, $4) AS v(id, version, sqlstate, error) "
+				 "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) "
+				 "AS v(id, version, sqlstate, error) "
 				 "WHERE t.id OPERATOR(pg_catalog.=) v.id",
 				 4, types, values, NULL, false, SPI_OK_UPDATE);
 	catalog_leave(&scope);

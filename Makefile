@@ -9,6 +9,7 @@ OBJS = \
 	src/guc.o \
 	src/names.o \
 	src/fault.o \
+	src/try.o \
 	src/catalog.o \
 	src/transport.o \
 	src/provision.o \

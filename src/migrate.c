@@ -33,10 +33,8 @@
 
 #include "common/cryptohash.h"
 #include "common/sha2.h"
-#include "access/xact.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "utils/resowner.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -568,45 +566,40 @@ fail_tenant(FleetTenant *t, const char *sqlstate, const char *message)
 	t->error = pstrdup(message);
 }
 
+/* Arguments of start_session_step(). */
+typedef struct SessionStart
+{
+	FleetTenant *tenant;
+	RemoteSession *session;
+} SessionStart;
+
+static void
+start_session_step(void *arg)
+{
+	SessionStart *ss = (SessionStart *) arg;
+	FleetTenant *t = ss->tenant;
+
+	ss->session = tenancy_transport_session_start(t->rec.server[0] ? t->rec.server : NULL,
+												  t->rec.database_name,
+												  tenancy_transport_appname(t->rec.id));
+}
+
 /*
- * Opens a session for a tenant inside a subtransaction, so that a tenant
- * whose server is misconfigured or down fails alone.  Returns NULL and
- * fills in the failure otherwise.
+ * Starts a session for a tenant, catching what fails before any network
+ * traffic (an unknown server, a missing user mapping), so that such a
+ * tenant fails alone.  Returns NULL and fills in the failure otherwise.
  */
 static RemoteSession *
 open_tenant_session(FleetTenant *t)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	RemoteSession *volatile session = NULL;
+	SessionStart ss = {t, NULL};
+	ErrorData  *edata = tenancy_try(start_session_step, &ss);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
-	{
-		session = tenancy_transport_session_start(t->rec.server[0] ? t->rec.server : NULL,
-												  t->rec.database_name,
-												  tenancy_transport_appname(t->rec.id));
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-		fail_tenant(t, unpack_sql_state(edata->sqlerrcode),
-					edata->detail ? psprintf("%s: %s", edata->message, edata->detail) : edata->message);
-		session = NULL;
-	}
-	PG_END_TRY();
-	return session;
+	if (edata == NULL)
+		return ss.session;
+	fail_tenant(t, unpack_sql_state(edata->sqlerrcode),
+				edata->detail ? psprintf("%s: %s", edata->message, edata->detail) : edata->message);
+	return NULL;
 }
 
 /* Sends the next pending migration of a slot's tenant, or finishes it. */

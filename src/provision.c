@@ -54,11 +54,9 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "utils/resowner.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
@@ -161,56 +159,17 @@ record_server(const TenantRecord *rec)
 static void
 run_or_undo(void (*step) (void *), void (*undo) (void *), void *arg)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *edata = tenancy_try(step, arg);
+	ErrorData  *undo_error;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
-	{
-		step(arg);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(oldcontext);
-		PG_TRY();
-		{
-			undo(arg);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcontext);
-			CurrentResourceOwner = oldowner;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *undo_error;
-
-			MemoryContextSwitchTo(oldcontext);
-			undo_error = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcontext);
-			CurrentResourceOwner = oldowner;
-			ereport(WARNING,
-					(errmsg("could not undo a failed tenancy operation: %s", undo_error->message),
-					 errhint("Run tenancy.reconcile() to finish the cleanup.")));
-		}
-		PG_END_TRY();
-		ReThrowError(edata);
-	}
-	PG_END_TRY();
+	if (edata == NULL)
+		return;
+	undo_error = tenancy_try(undo, arg);
+	if (undo_error != NULL)
+		ereport(WARNING,
+				(errmsg("could not undo a failed tenancy operation: %s", undo_error->message),
+				 errhint("Run tenancy.reconcile() to finish the cleanup.")));
+	ReThrowError(edata);
 }
 
 /* Commits a catalog statement on its own, through a loopback connection. */

@@ -77,6 +77,9 @@ extern char *tenancy_name_template(bool *managed);
 extern const char *tenancy_state_name(TenantState state);
 extern TenantState tenancy_state_from_name(const char *name);
 
+/* try.c */
+extern ErrorData *tenancy_try(void (*step) (void *), void *arg);
+
 /* fault.c */
 extern void tenancy_fault(const char *point);
 

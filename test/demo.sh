@@ -71,9 +71,9 @@ done
 echo "== 5. A third migration arrives later: migrate the fleet, two tenants at a time"
 admin -q -o /dev/null -c "SELECT tenancy.add_migration(3, \$\$ALTER TABLE public.customer ADD COLUMN created_at timestamptz NOT NULL DEFAULT now()\$\$, 'timestamps')"
 admin -c "SELECT tenant, applied_version, latest_version, pending FROM tenancy.migration_status ORDER BY tenant"
-admin -c "SET client_min_messages = warning" -c "SELECT tenant, from_version, to_version, status, error FROM tenancy.migrate_all(parallel => 2) ORDER BY tenant"
+admin -q -c "SET client_min_messages = warning" -c "SELECT tenant, from_version, to_version, status, error FROM tenancy.migrate_all(parallel => 2) ORDER BY tenant"
 echo "   and again: nothing pending, answered from the catalog without connecting"
-admin -c "SET client_min_messages = warning" -c "SELECT tenant, status FROM tenancy.migrate_all() ORDER BY tenant"
+admin -q -c "SET client_min_messages = warning" -c "SELECT tenant, status FROM tenancy.migrate_all() ORDER BY tenant"
 
 echo "== 6. Select each tenant with SET tenancy.current and see what resolves"
 for t in acme globex initech; do
@@ -116,7 +116,7 @@ admin -c "SELECT tenant, regexp_replace(object, '[0-9]+', 'N') AS object, proble
 
 echo
 echo "== 10. Application start-up in one call: bootstrap() (every tenant exists, is reachable, is migrated)"
-admin -c "SET client_min_messages = warning" -c "SELECT * FROM tenancy.bootstrap() ORDER BY tenant, action"
+admin -q -c "SET client_min_messages = warning" -c "SELECT * FROM tenancy.bootstrap() ORDER BY tenant, action"
 
 echo
 echo "== Report"

@@ -121,6 +121,28 @@ is($node1->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE a
 	+ $node2->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'tenancy/%'}),
 	0, 'no tenancy session left on either node');
 
+# a tenant whose table an application keeps locked: the remote lock_timeout
+# fails that tenant (55P03) instead of hanging the fleet
+my $holder = IPC::Run::start([ 'psql', '-X', '-d', $node1->connstr('regress_fl_local-1'), '-c',
+	'BEGIN; LOCK TABLE public.item IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60)' ], '<', \undef, '>', \$o, '2>', \$e);
+$node1->poll_query_until('regress_fl_local-1', q{
+	SELECT count(*) > 0 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+	 WHERE c.relname = 'item' AND l.mode = 'AccessExclusiveLock' AND l.granted})
+  or die 'the application lock was not taken';
+$node1->safe_psql('postgres', q{SELECT tenancy.add_migration(5, 'ALTER TABLE public.item ADD COLUMN five int')});
+my $started = time();
+my $result = $node1->safe_psql('postgres', q{
+	SET tenancy.remote_lock_timeout = '1s';
+	SET client_min_messages = warning;
+	SELECT string_agg(tenant || ':' || status || coalesce(':' || sqlstate, ''), ' ' ORDER BY tenant) FROM tenancy.migrate_all(4)});
+cmp_ok(time() - $started, '<', 30, 'a locked tenant does not hang the fleet');
+like($result, qr/local-1:failed:55P03/, 'the locked tenant fails with the remote lock timeout (55P03)');
+is(() = $result =~ /:migrated/g, 7, 'the seven others migrate');
+$node1->safe_psql('postgres', q{
+	SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%LOCK TABLE public.item%' AND pid <> pg_backend_pid()});
+$holder->kill_kill;
+like(run_all(4), qr/local-1:migrated:5/, 'once the lock is gone, the next run migrates it');
+
 $node1->safe_psql('postgres', q{SELECT tenancy.deprovision(id) FROM tenancy.tenant});
 $node1->stop;
 $node2->stop;

@@ -263,12 +263,12 @@ AS 'MODULE_PATHNAME', 'tenancy_resume';
 
 COMMENT ON FUNCTION tenancy.resume(text) IS 'tenancy: undoes suspend()';
 
-CREATE FUNCTION tenancy.reconcile(dry_run boolean DEFAULT false)
+CREATE FUNCTION tenancy.reconcile(dry_run boolean DEFAULT false, check_ledgers boolean DEFAULT false)
 RETURNS TABLE (tenant text, object text, problem text, action text)
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'tenancy_reconcile';
 
-COMMENT ON FUNCTION tenancy.reconcile(boolean) IS 'tenancy: finds and repairs what interrupted operations left: temporary databases, unregistered final databases, interrupted drops, rows whose database is missing';
+COMMENT ON FUNCTION tenancy.reconcile(boolean, boolean) IS 'tenancy: finds and repairs what interrupted operations left: temporary databases, unregistered final databases, interrupted drops, rows whose database is missing; with check_ledgers, also rebuilds each ready tenant''s applied_version from its ledger';
 
 -------------------------------------------------------------------------------
 -- Least privilege: the service role
@@ -324,7 +324,7 @@ BEGIN
   IF admin_role IS NOT NULL THEN
     EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy.provision(text, text, name, jsonb), '
                    'tenancy.deprovision(text, boolean), tenancy.suspend(text), tenancy.resume(text), '
-                   'tenancy.reconcile(boolean), tenancy.add_migration(bigint, text, text), '
+                   'tenancy.reconcile(boolean, boolean), tenancy.add_migration(bigint, text, text), '
                    'tenancy.migrate(text), tenancy.migrate_all(integer, boolean), tenancy.bootstrap(integer) TO %s',
                    admin_role);
     EXECUTE format('GRANT SELECT ON tenancy.tenant, tenancy.migration, tenancy.migration_status, '
@@ -376,7 +376,7 @@ DECLARE
   r record;
 BEGIN
   -- what interrupted operations left; rows whose database is gone become failed
-  FOR r IN SELECT * FROM tenancy.reconcile() LOOP
+  FOR r IN SELECT * FROM tenancy.reconcile(check_ledgers => true) LOOP
     tenant := r.tenant; action := 'reconcile'; status := r.action; error := r.problem;
     RETURN NEXT;
   END LOOP;
@@ -409,7 +409,7 @@ REVOKE ALL ON FUNCTION tenancy.provision(text, text, name, jsonb),
                        tenancy.deprovision(text, boolean),
                        tenancy.suspend(text),
                        tenancy.resume(text),
-                       tenancy.reconcile(boolean),
+                       tenancy.reconcile(boolean, boolean),
                        tenancy.add_migration(bigint, text, text),
                        tenancy.migrate(text),
                        tenancy.migrate_all(integer, boolean),

@@ -584,6 +584,23 @@ tenancy_catalog_record_migrations(int n, Datum *ids, Datum *versions, Datum *sql
 	catalog_leave(&scope);
 }
 
+/* Sets a tenant's applied_version alone (reconcile rebuilding a summary). */
+void
+tenancy_catalog_fix_applied(const char *id, int64 version)
+{
+	CatalogScope scope;
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		values[2];
+
+	values[0] = CStringGetTextDatum(id);
+	values[1] = Int64GetDatum(version);
+	catalog_enter(&scope);
+	catalog_exec("UPDATE tenancy.tenant SET applied_version = $2, updated_at = pg_catalog.now() "
+				 "WHERE id OPERATOR(pg_catalog.=) $1",
+				 2, types, values, NULL, false, SPI_OK_UPDATE);
+	catalog_leave(&scope);
+}
+
 /* Deletes a tenant row (and, through the foreign key, its members). */
 void
 tenancy_catalog_delete(const char *id)

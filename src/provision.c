@@ -694,9 +694,18 @@ tenancy_resume(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* Reads the highest version in a tenant's ledger. */
+static void
+ledger_version_work(TransportConn *conn, void *arg)
+{
+	char	   *v = tenancy_transport_query_value(conn, TRANSPORT_SQL_LEDGER_MAX);
+
+	*(int64 *) arg = v ? pg_strtoint64(v) : 0;
+}
+
 /*
- * tenancy.reconcile(dry_run boolean) RETURNS TABLE(tenant, object, problem,
- * action)
+ * tenancy.reconcile(dry_run boolean, check_ledgers boolean) RETURNS
+ * TABLE(tenant, object, problem, action)
  *
  * Compares the catalog with the databases and repairs what interrupted
  * operations left: temporary databases of interrupted provisionings (from
@@ -704,14 +713,17 @@ tenancy_resume(PG_FUNCTION_ARGS)
  * is finished and the row deleted), and rows whose database is missing
  * (marked failed).  Operations still running are reported and skipped.
  * Temporary databases on this cluster that no cleanup row explains are
- * reported, never dropped.  With dry_run, only reports.  Concurrent calls
- * serialise on one lock; a second run right after a first finds nothing.
+ * reported, never dropped.  With check_ledgers, each ready tenant's ledger
+ * is read and its catalog summary (applied_version) rebuilt from it if they
+ * differ.  With dry_run, only reports.  Concurrent calls serialise on one
+ * lock; a second run right after a first finds nothing.
  */
 Datum
 tenancy_reconcile(PG_FUNCTION_ARGS)
 {
 	ReconcileOutput out;
 	ListCell   *lc;
+	bool		check_ledgers = PG_NARGS() > 1 && !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
 
 	out.dry_run = PG_ARGISNULL(0) ? false : PG_GETARG_BOOL(0);
 	out.actions = 0;
@@ -763,6 +775,22 @@ tenancy_reconcile(PG_FUNCTION_ARGS)
 			if (!out.dry_run)
 				tenancy_catalog_set_state(t->id, TENANT_STATE_FAILED,
 										  psprintf("database \"%s\" does not exist", t->database_name));
+		}
+		else if (check_ledgers && t->state == TENANT_STATE_READY)
+		{
+			int64		ledger = 0;
+
+			tenancy_transport_run(server, t->database_name, tenancy_transport_appname(t->id),
+								  ledger_version_work, &ledger);
+			if (ledger != t->applied_version)
+			{
+				report(&out, t->id, t->database_name,
+					   psprintf("catalog says version " INT64_FORMAT ", the ledger " INT64_FORMAT,
+								t->applied_version, ledger),
+					   out.dry_run ? "would set applied_version from the ledger" : "set applied_version from the ledger");
+				if (!out.dry_run)
+					tenancy_catalog_fix_applied(t->id, ledger);
+			}
 		}
 	}
 	return (Datum) 0;

@@ -109,6 +109,8 @@ extern char *tenancy_transport_sql_record_progress(const char *tenant, const cha
 	"LOCK TABLE tenancy.applied_migration IN EXCLUSIVE MODE"
 #define TRANSPORT_SQL_LEDGER_READ \
 	"SELECT version::text, checksum FROM tenancy.applied_migration ORDER BY version"
+#define TRANSPORT_SQL_LEDGER_MAX \
+	"SELECT pg_catalog.max(version)::text FROM tenancy.applied_migration"
 #define TRANSPORT_SQL_XACT_ID \
 	"SELECT pg_catalog.pg_current_xact_id()::text"
 

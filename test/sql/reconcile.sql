@@ -121,6 +121,18 @@ SELECT tenancy.provision('lost');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.deprovision('lost');
 
+-- The catalog summary can be rebuilt from the tenants' ledgers.
+SELECT id FROM tenancy.provision('summarised');
+UPDATE tenancy.tenant SET applied_version = 7 WHERE id = 'summarised';
+-- without check_ledgers, reconcile does not connect to tenants
+SELECT count(*) AS plain_findings FROM tenancy.reconcile();
+SELECT tenant, problem, action FROM tenancy.reconcile(dry_run => true, check_ledgers => true);
+SELECT applied_version FROM tenancy.tenant WHERE id = 'summarised';
+SELECT tenant, problem, action FROM tenancy.reconcile(check_ledgers => true);
+SELECT applied_version FROM tenancy.tenant WHERE id = 'summarised';
+SELECT count(*) AS second_run FROM tenancy.reconcile(check_ledgers => true);
+SELECT tenancy.deprovision('summarised');
+
 SELECT count(*) AS leftovers FROM pg_temp.leftovers;
 SELECT dblink_get_connections() AS open_connections;
 DELETE FROM tenancy.migration;

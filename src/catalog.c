@@ -532,9 +532,13 @@ tenancy_catalog_set_state(const char *id, TenantState state, const char *last_er
 	catalog_leave(&scope);
 }
 
-/* Records the version a tenant's ledger has reached. */
+/*
+ * Records the version a tenant's ledger has reached; with clear_error, also
+ * clears the last recorded error (a migration just succeeded), otherwise
+ * leaves it (reconcile rebuilding a summary).
+ */
 void
-tenancy_catalog_set_applied(const char *id, int64 version)
+tenancy_catalog_set_applied(const char *id, int64 version, bool clear_error)
 {
 	CatalogScope scope;
 	Oid			types[2] = {TEXTOID, INT8OID};
@@ -543,7 +547,10 @@ tenancy_catalog_set_applied(const char *id, int64 version)
 	values[0] = CStringGetTextDatum(id);
 	values[1] = Int64GetDatum(version);
 	catalog_enter(&scope);
-	catalog_exec("UPDATE tenancy.tenant SET applied_version = $2, last_error = NULL, last_sqlstate = NULL, updated_at = pg_catalog.now() "
+	catalog_exec(clear_error ?
+				 "UPDATE tenancy.tenant SET applied_version = $2, last_error = NULL, last_sqlstate = NULL, "
+				 "updated_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) $1" :
+				 "UPDATE tenancy.tenant SET applied_version = $2, updated_at = pg_catalog.now() "
 				 "WHERE id OPERATOR(pg_catalog.=) $1",
 				 2, types, values, NULL, false, SPI_OK_UPDATE);
 	catalog_leave(&scope);
@@ -581,23 +588,6 @@ tenancy_catalog_record_migrations(int n, Datum *ids, Datum *versions, Datum *sql
 				 "AS v(id, version, sqlstate, error) "
 				 "WHERE t.id OPERATOR(pg_catalog.=) v.id",
 				 4, types, values, NULL, false, SPI_OK_UPDATE);
-	catalog_leave(&scope);
-}
-
-/* Sets a tenant's applied_version alone (reconcile rebuilding a summary). */
-void
-tenancy_catalog_fix_applied(const char *id, int64 version)
-{
-	CatalogScope scope;
-	Oid			types[2] = {TEXTOID, INT8OID};
-	Datum		values[2];
-
-	values[0] = CStringGetTextDatum(id);
-	values[1] = Int64GetDatum(version);
-	catalog_enter(&scope);
-	catalog_exec("UPDATE tenancy.tenant SET applied_version = $2, updated_at = pg_catalog.now() "
-				 "WHERE id OPERATOR(pg_catalog.=) $1",
-				 2, types, values, NULL, false, SPI_OK_UPDATE);
 	catalog_leave(&scope);
 }
 

@@ -42,8 +42,7 @@ extern bool tenancy_catalog_lookup(const char *id, TenantRecord *rec);
 extern bool tenancy_catalog_fetch(const char *id, TenantRecord *rec);
 extern void tenancy_catalog_set_state(const char *id, TenantState state,
 									  const char *last_error);
-extern void tenancy_catalog_set_applied(const char *id, int64 version);
-extern void tenancy_catalog_fix_applied(const char *id, int64 version);
+extern void tenancy_catalog_set_applied(const char *id, int64 version, bool clear_error);
 extern void tenancy_catalog_record_migrations(int n, Datum *ids, Datum *versions,
 											  Datum *sqlstates, bool *sqlstate_nulls,
 											  Datum *errors, bool *error_nulls);

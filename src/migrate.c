@@ -364,7 +364,7 @@ tenancy_migrate(PG_FUNCTION_ARGS)
 	tenancy_transport_run(rec.server[0] ? rec.server : NULL, rec.database_name,
 						  tenancy_transport_appname(tenant), migrate_work, &w);
 	if (w.to_version != rec.applied_version)
-		tenancy_catalog_set_applied(tenant, w.to_version);
+		tenancy_catalog_set_applied(tenant, w.to_version, true);
 
 	values[0] = CStringGetTextDatum(tenant);
 	values[1] = Int64GetDatum(w.from_version);

@@ -789,7 +789,7 @@ tenancy_reconcile(PG_FUNCTION_ARGS)
 								t->applied_version, ledger),
 					   out.dry_run ? "would set applied_version from the ledger" : "set applied_version from the ledger");
 				if (!out.dry_run)
-					tenancy_catalog_fix_applied(t->id, ledger);
+					tenancy_catalog_set_applied(t->id, ledger, false);
 			}
 		}
 	}

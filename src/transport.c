@@ -705,6 +705,22 @@ struct RemoteSession
 
 static List *open_sessions = NIL;	/* in TopMemoryContext */
 
+/* Tracks a new session so that every exit path closes it. */
+static RemoteSession *
+track_session(PGconn *conn, bool connecting)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	RemoteSession *session = palloc0(sizeof(RemoteSession));
+
+	session->conn = conn;
+	session->connecting = connecting;
+	session->poll = PGRES_POLLING_WRITING;
+	session->connect_started = GetCurrentTimestamp();
+	open_sessions = lappend(open_sessions, session);
+	MemoryContextSwitchTo(old);
+	return session;
+}
+
 /*
  * Opens a session to "dbname" on "server" (NULL: this cluster), blocking
  * for at most tenancy.connect_timeout.  Raises 08001 (with libpq's text in
@@ -714,9 +730,7 @@ RemoteSession *
 tenancy_transport_session_open(const char *server, const char *dbname, const char *appname)
 {
 	char	   *conninfo = build_conninfo(server, dbname, appname);
-	RemoteSession *session;
 	PGconn	   *conn;
-	MemoryContext old;
 
 	conn = PQconnectdb(conninfo);
 	memset(conninfo, 0, strlen(conninfo));	/* it may hold a password */
@@ -740,12 +754,7 @@ tenancy_transport_session_open(const char *server, const char *dbname, const cha
 				 errdetail("Non-superuser cannot connect if the server does not request a password."),
 				 errhint("Target server's authentication method must be changed.")));
 	}
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	session = palloc0(sizeof(RemoteSession));
-	session->conn = conn;
-	open_sessions = lappend(open_sessions, session);
-	MemoryContextSwitchTo(old);
-	return session;
+	return track_session(conn, false);
 }
 
 /*
@@ -758,9 +767,7 @@ RemoteSession *
 tenancy_transport_session_start(const char *server, const char *dbname, const char *appname)
 {
 	char	   *conninfo = build_conninfo(server, dbname, appname);
-	RemoteSession *session;
 	PGconn	   *conn;
-	MemoryContext old;
 
 	conn = PQconnectStart(conninfo);
 	memset(conninfo, 0, strlen(conninfo));	/* it may hold a password */
@@ -768,15 +775,7 @@ tenancy_transport_session_start(const char *server, const char *dbname, const ch
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory")));
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	session = palloc0(sizeof(RemoteSession));
-	session->conn = conn;
-	session->connecting = true;
-	session->poll = PGRES_POLLING_WRITING;
-	session->connect_started = GetCurrentTimestamp();
-	open_sessions = lappend(open_sessions, session);
-	MemoryContextSwitchTo(old);
-	return session;
+	return track_session(conn, true);
 }
 
 /*

@@ -71,7 +71,20 @@ SELECT tenant, action, status, error FROM tenancy.bootstrap() WHERE action <> 'm
 
 -- nothing left open
 SELECT dblink_get_connections() AS open_connections;
-SELECT count(*) AS tenancy_sessions FROM pg_stat_activity WHERE application_name LIKE 'tenancy/%';
+-- remote sessions end asynchronously after tenancy closes them: wait (at
+-- most 5 s) for their backends to exit before counting
+CREATE FUNCTION pg_temp.tenancy_sessions() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+  FOR i IN 1..100 LOOP
+    PERFORM pg_stat_clear_snapshot();
+    SELECT count(*) INTO n FROM pg_stat_activity WHERE application_name LIKE 'tenancy/%';
+    EXIT WHEN n = 0;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+  RETURN n;
+END $$;
+SELECT pg_temp.tenancy_sessions() AS tenancy_sessions;
 
 RESET client_min_messages;
 SELECT tenancy.deprovision(id) FROM tenancy.tenant ORDER BY id;

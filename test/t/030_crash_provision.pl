@@ -46,10 +46,11 @@ sub check_clean
 	is($node->safe_psql('postgres', $state_query), 'nothing', "$label: nothing left after reconcile");
 	is($node->safe_psql('postgres', 'SELECT count(*) FROM tenancy.reconcile()'), '0',
 		"$label: a second reconcile finds nothing");
-	is($node->safe_psql('postgres', q{
-		SELECT count(*) FROM pg_stat_activity
+	# remote sessions end asynchronously after tenancy closes them
+	ok($node->poll_query_until('postgres', q{
+		SELECT count(*) = 0 FROM pg_stat_activity
 		 WHERE application_name LIKE 'tenancy/%' OR state = 'idle in transaction'}),
-		'0', "$label: no tenancy session and nothing idle in transaction");
+		"$label: no tenancy session and nothing idle in transaction");
 }
 
 # Runs psql in the background; killed with kill_kill when done with.

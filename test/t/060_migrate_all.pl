@@ -117,9 +117,9 @@ is(run_all(4), join(' ', map { "local-$_:up_to_date:4" } 1 .. 4) . ' remote-1:up
 	'the rerun applies it once');
 is($node2->safe_psql('regress_fl_remote-2', q{SELECT count(*) FROM tenancy.applied_migration WHERE version = 4}),
 	'1', 'exactly one ledger row for version 4');
-is($node1->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'tenancy/%'})
-	+ $node2->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'tenancy/%'}),
-	0, 'no tenancy session left on either node');
+ok($node1->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name LIKE 'tenancy/%'})
+	&& $node2->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name LIKE 'tenancy/%'}),
+	'no tenancy session left on either node');
 
 # a tenant whose table an application keeps locked: the remote lock_timeout
 # fails that tenant (55P03) instead of hanging the fleet

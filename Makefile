@@ -14,14 +14,15 @@ OBJS = \
 	src/transport.o \
 	src/provision.o \
 	src/migrate.o \
-	src/routing.o
+	src/routing.o \
+	src/access.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
 REGRESS = init guc names catalog provision reconcile migrate migrate_all routing security load_order cleanup
 REGRESS_OPTS = --inputdir=test --load-extension=dblink
 
-ISOLATION = concurrent_provision concurrent_migrate current_per_session
+ISOLATION = concurrent_provision concurrent_migrate current_per_session revoke_mid_session
 ISOLATION_OPTS = --inputdir=test --outputdir=. --load-extension=dblink --load-extension=tenancy
 
 TAP_TESTS = 1

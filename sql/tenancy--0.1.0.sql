@@ -220,6 +220,12 @@ CREATE TRIGGER tenant_cache_invalidate
 
 COMMENT ON TRIGGER tenant_cache_invalidate ON tenancy.tenant IS 'tenancy: tells every session that tenants changed';
 
+CREATE TRIGGER member_cache_invalidate
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.member
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy.tenant_cache_invalidate();
+
+COMMENT ON TRIGGER member_cache_invalidate ON tenancy.member IS 'tenancy: tells every session that who may use which tenant changed';
+
 CREATE FUNCTION tenancy.cache_stats(OUT entries bigint, OUT hits bigint, OUT misses bigint, OUT invalidations bigint)
 RETURNS record
 LANGUAGE C VOLATILE PARALLEL RESTRICTED
@@ -325,7 +331,8 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy.provision(text, text, name, jsonb), '
                    'tenancy.deprovision(text, boolean), tenancy.suspend(text), tenancy.resume(text), '
                    'tenancy.reconcile(boolean, boolean), tenancy.add_migration(bigint, text, text), '
-                   'tenancy.migrate(text), tenancy.migrate_all(integer, boolean), tenancy.bootstrap(integer) TO %s',
+                   'tenancy.migrate(text), tenancy.migrate_all(integer, boolean), tenancy.bootstrap(integer), '
+                   'tenancy.grant_access(text, regrole), tenancy.revoke_access(text, regrole) TO %s',
                    admin_role);
     EXECUTE format('GRANT SELECT ON tenancy.tenant, tenancy.migration, tenancy.migration_status, '
                    'tenancy.member, tenancy.pending_cleanup, tenancy.template, tenancy.migration_progress TO %s',
@@ -415,6 +422,26 @@ REVOKE ALL ON FUNCTION tenancy.provision(text, text, name, jsonb),
                        tenancy.migrate_all(integer, boolean),
                        tenancy.bootstrap(integer)
   FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Access
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION tenancy.grant_access(tenant text, role regrole)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_grant_access';
+
+COMMENT ON FUNCTION tenancy.grant_access(text, regrole) IS 'tenancy: lets a role use a tenant (and connect to its database)';
+
+CREATE FUNCTION tenancy.revoke_access(tenant text, role regrole)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_revoke_access';
+
+COMMENT ON FUNCTION tenancy.revoke_access(text, regrole) IS 'tenancy: undoes grant_access(); takes effect on the next statement of every session';
+
+REVOKE ALL ON FUNCTION tenancy.grant_access(text, regrole), tenancy.revoke_access(text, regrole) FROM PUBLIC;
 
 -------------------------------------------------------------------------------
 -- Routing (any role)

@@ -41,6 +41,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -61,6 +62,8 @@ typedef struct TenantCacheEntry
 {
 	char		id[NAMEDATALEN];	/* hash key */
 	TenantRecord rec;
+	int			nmembers;
+	Oid		   *members;		/* roles granted the tenant, in the cache context */
 } TenantCacheEntry;
 
 static HTAB *tenant_cache = NULL;
@@ -271,10 +274,12 @@ read_tenant_fresh(const char *id, TenantRecord *rec)
 }
 
 /*
- * Reads one tenant row with the kept lookup plan (routing's cache misses).
+ * Reads one tenant row and its members with the kept lookup plan (routing's
+ * cache misses).  The members are copied into "members_cxt".
  */
 static bool
-lookup_tenant(const char *id, TenantRecord *rec)
+lookup_tenant(const char *id, TenantRecord *rec, MemoryContext members_cxt,
+			  int *nmembers, Oid **members)
 {
 	CatalogScope scope;
 	Datum		values[1];
@@ -289,7 +294,10 @@ lookup_tenant(const char *id, TenantRecord *rec)
 		int			nestlevel = pin_search_path();
 		SPIPlanPtr	plan;
 
-		plan = SPI_prepare("SELECT " TENANT_COLUMNS " FROM tenancy.tenant WHERE id OPERATOR(pg_catalog.=) $1",
+		plan = SPI_prepare("SELECT " TENANT_COLUMNS ", "
+						   "ARRAY(SELECT m.role::pg_catalog.oid FROM tenancy.member m "
+						   "WHERE m.tenant_id OPERATOR(pg_catalog.=) tenancy.tenant.id) "
+						   "FROM tenancy.tenant WHERE id OPERATOR(pg_catalog.=) $1",
 						   1, types);
 		if (plan == NULL || SPI_keepplan(plan) != 0)
 			elog(ERROR, "could not prepare tenant lookup: %s", SPI_result_code_string(SPI_result));
@@ -300,20 +308,60 @@ lookup_tenant(const char *id, TenantRecord *rec)
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "tenant lookup failed: %s", SPI_result_code_string(rc));
 	found = SPI_processed > 0;
+	*nmembers = 0;
+	*members = NULL;
 	if (found)
+	{
+		bool		isnull;
+		Datum		arr = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 9, &isnull);
+		Datum	   *elems;
+		int			n;
+		int			i;
+
 		record_from_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, rec);
+		deconstruct_array(DatumGetArrayTypeP(arr), OIDOID, sizeof(Oid), true, TYPALIGN_INT,
+						  &elems, NULL, &n);
+		*members = MemoryContextAlloc(members_cxt, sizeof(Oid) * Max(n, 1));
+		for (i = 0; i < n; i++)
+			(*members)[i] = DatumGetObjectId(elems[i]);
+		*nmembers = n;
+	}
 	catalog_leave(&scope);
 	return found;
 }
 
 /*
+ * May the current user use a tenant with these members?  Superusers may
+ * use any tenant (as they bypass every permission check); other roles must
+ * have the privileges of a role granted the tenant (tenancy.member), which
+ * includes being a member of it with INHERIT.
+ */
+static bool
+may_use(int nmembers, const Oid *members)
+{
+	Oid			user = GetUserId();
+	int			i;
+
+	if (superuser_arg(user))
+		return true;
+	for (i = 0; i < nmembers; i++)
+		if (has_privs_of_role(user, members[i]))
+			return true;
+	return false;
+}
+
+/*
  * Looks a tenant up through the backend cache: the routing hot path.  A hit
- * costs one hash probe.  Returns false for an unknown tenant.  The caller
- * must be in a transaction.
+ * costs one hash probe (and, for roles that are not superusers, a role
+ * membership check per member role).  Returns false for an unknown tenant;
+ * *permitted says whether the current user may use it.  The caller must be
+ * in a transaction.
  */
 bool
-tenancy_catalog_lookup(const char *id, TenantRecord *rec)
+tenancy_catalog_lookup(const char *id, TenantRecord *rec, bool *permitted)
 {
+	int			nmembers;
+	Oid		   *members;
 	TenantCacheEntry *entry;
 	char		key[NAMEDATALEN];
 	bool		found;
@@ -353,18 +401,22 @@ tenancy_catalog_lookup(const char *id, TenantRecord *rec)
 	{
 		cache_hits++;
 		*rec = entry->rec;
+		*permitted = may_use(entry->nmembers, entry->members);
 		return true;
 	}
 	cache_misses++;
 
-	if (!lookup_tenant(id, rec))
+	if (!lookup_tenant(id, rec, tenant_cache_context, &nmembers, &members))
 		return false;
+	*permitted = may_use(nmembers, members);
 
 	/* an invalidation may have arrived while reading; only then skip */
 	if (tenant_cache_valid && tenant_cache != NULL)
 	{
 		entry = hash_search(tenant_cache, key, HASH_ENTER, &found);
 		entry->rec = *rec;
+		entry->nmembers = nmembers;
+		entry->members = members;
 	}
 	return true;
 }
@@ -589,6 +641,31 @@ tenancy_catalog_record_migrations(int n, Datum *ids, Datum *versions, Datum *sql
 				 "WHERE t.id OPERATOR(pg_catalog.=) v.id",
 				 4, types, values, NULL, false, SPI_OK_UPDATE);
 	catalog_leave(&scope);
+}
+
+/*
+ * Adds (grant) or removes a role's access to a tenant in tenancy.member, in
+ * the caller's transaction.  Returns false if there was nothing to do.
+ */
+bool
+tenancy_catalog_set_member(const char *id, Oid role, bool grant)
+{
+	CatalogScope scope;
+	Oid			types[2] = {TEXTOID, OIDOID};
+	Datum		values[2];
+	uint64		n;
+
+	values[0] = CStringGetTextDatum(id);
+	values[1] = ObjectIdGetDatum(role);
+	catalog_enter(&scope);
+	n = grant ?
+		catalog_exec("INSERT INTO tenancy.member (tenant_id, role) VALUES ($1, $2::pg_catalog.regrole) "
+					 "ON CONFLICT DO NOTHING", 2, types, values, NULL, false, SPI_OK_INSERT) :
+		catalog_exec("DELETE FROM tenancy.member WHERE tenant_id OPERATOR(pg_catalog.=) $1 "
+					 "AND role OPERATOR(pg_catalog.=) $2::pg_catalog.regrole",
+					 2, types, values, NULL, false, SPI_OK_DELETE);
+	catalog_leave(&scope);
+	return n > 0;
 }
 
 /* Deletes a tenant row (and, through the foreign key, its members). */
@@ -937,8 +1014,10 @@ tenancy_catalog_apply_config(void)
 }
 
 /*
- * Statement trigger on tenancy.tenant: tells every backend (including this
- * one, at the next command) that its tenant cache is stale.
+ * Statement trigger on tenancy.tenant and tenancy.member: tells every
+ * backend (including this one, at the next command) that its tenant cache
+ * is stale.  The invalidation is always for tenancy.tenant, the relation the
+ * cache watches.
  */
 Datum
 tenancy_cache_invalidate(PG_FUNCTION_ARGS)
@@ -949,6 +1028,7 @@ tenancy_cache_invalidate(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("tenancy_cache_invalidate() must be called as a trigger")));
-	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+	(void) trigdata;
+	CacheInvalidateRelcacheByRelid(tenant_table_oid());
 	return PointerGetDatum(NULL);
 }

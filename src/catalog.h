@@ -38,7 +38,7 @@ typedef struct CleanupRecord
 } CleanupRecord;
 
 extern void tenancy_catalog_apply_config(void);
-extern bool tenancy_catalog_lookup(const char *id, TenantRecord *rec);
+extern bool tenancy_catalog_lookup(const char *id, TenantRecord *rec, bool *permitted);
 extern bool tenancy_catalog_fetch(const char *id, TenantRecord *rec);
 extern void tenancy_catalog_set_state(const char *id, TenantState state,
 									  const char *last_error);
@@ -47,6 +47,7 @@ extern void tenancy_catalog_record_migrations(int n, Datum *ids, Datum *versions
 											  Datum *sqlstates, bool *sqlstate_nulls,
 											  Datum *errors, bool *error_nulls);
 extern void tenancy_catalog_delete(const char *id);
+extern bool tenancy_catalog_set_member(const char *id, Oid role, bool grant);
 extern Datum tenancy_catalog_row(const char *id);
 extern void tenancy_catalog_lock_tenant(const char *id, bool nowait);
 extern bool tenancy_catalog_try_lock_tenant(const char *id);

@@ -553,8 +553,17 @@ tenancy_provision(PG_FUNCTION_ARGS)
 	job.rec.state = TENANT_STATE_READY;
 	job.server = server;
 	job.metadata = metadata;
-	job.operation_id = tenancy_catalog_next_operation();
-	snprintf(job.tmp_db, NAMEDATALEN, "%stmp_" INT64_FORMAT, tenancy_database_prefix, job.operation_id);
+	/*
+	 * Operation ids never repeat within one catalog, but a database left by
+	 * an earlier catalog (the extension dropped and created again) may hold
+	 * the name: skip such ids rather than fail.
+	 */
+	do
+	{
+		job.operation_id = tenancy_catalog_next_operation();
+		snprintf(job.tmp_db, NAMEDATALEN, "%stmp_" INT64_FORMAT, tenancy_database_prefix,
+				 job.operation_id);
+	} while (tenancy_transport_database_exists(server, job.tmp_db));
 	run_or_undo(provision_steps, provision_undo, &job);
 
 	error_context_stack = errcb.previous;

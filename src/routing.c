@@ -21,6 +21,7 @@
 
 #include "access/xact.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
@@ -33,15 +34,25 @@ PG_FUNCTION_INFO_V1(tenancy_use);
 
 /*
  * Looks the tenant up and checks that it may be used now: 42704 if it does
- * not exist, 55000 if it is not ready.
+ * not exist, 42501 if the current user may not use it (the setting is a
+ * selector, never a credential), 55000 if it is not ready.
  */
 static void
 resolve_tenant(const char *tenant, TenantRecord *rec)
 {
-	if (!tenancy_catalog_lookup(tenant, rec))
+	bool		permitted;
+
+	if (!tenancy_catalog_lookup(tenant, rec, &permitted))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("tenant \"%s\" does not exist", tenant)));
+	if (!permitted)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for tenant \"%s\"", tenant),
+				 errdetail("Role \"%s\" has not been granted access to tenant \"%s\".",
+						   GetUserNameFromId(GetUserId(), false), tenant),
+				 errhint("A tenancy admin can grant it with tenancy.grant_access().")));
 	if (rec->state != TENANT_STATE_READY)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

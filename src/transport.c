@@ -530,37 +530,52 @@ tenancy_transport_appname(const char *tenant)
 }
 
 /*
- * Renames a database on "server".  On this cluster (server NULL) the
- * ALTER DATABASE runs locally, in the caller's transaction, so that it
- * commits or rolls back with the catalog rows written beside it; on a
- * foreign server it runs there and commits on its own.  The caller has
- * validated both names.
+ * Runs a transactional database-level command (ALTER DATABASE ... RENAME,
+ * GRANT/REVOKE ON DATABASE) against "server".  On this cluster (server
+ * NULL) it runs locally, in the caller's transaction, as the role that
+ * owns tenant databases, so that it commits or rolls back with the catalog
+ * rows written beside it (and works on a database the caller's transaction
+ * has just renamed into place); on a foreign server it runs there and
+ * commits on its own.
  */
-void
-tenancy_transport_rename_database(const char *server, const char *from, const char *to)
+static void
+database_command(const char *server, const char *sql)
 {
-	char	   *sql = psprintf("ALTER DATABASE %s RENAME TO %s",
-							   quote_identifier(from), quote_identifier(to));
-
 	if (server == NULL)
 	{
 		int			rc;
 		Oid			save_userid;
 		int			save_sec_context;
 
-		/* as the role that created (and owns) the database */
 		GetUserIdAndSecContext(&save_userid, &save_sec_context);
 		SetUserIdAndSecContext(remote_role(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		rc = SPI_execute(sql, false, 0);
 		if (rc != SPI_OK_UTILITY)
-			elog(ERROR, "rename of database \"%s\" failed: %s", from, SPI_result_code_string(rc));
+			elog(ERROR, "database command failed: %s", SPI_result_code_string(rc));
 		SPI_finish();
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 	else
-		tenancy_transport_exec_list(server, NULL, "tenancy/rename", list_make1(sql));
+		tenancy_transport_exec_list(server, NULL, "tenancy/database", list_make1((char *) sql));
+}
+
+/* Renames a database (see database_command); both names validated. */
+void
+tenancy_transport_rename_database(const char *server, const char *from, const char *to)
+{
+	database_command(server, psprintf("ALTER DATABASE %s RENAME TO %s",
+									  quote_identifier(from), quote_identifier(to)));
+}
+
+/* Grants or revokes CONNECT on a tenant database (see database_command). */
+void
+tenancy_transport_grant_connect(const char *server, const char *dbname, const char *role, bool grant)
+{
+	database_command(server, psprintf(grant ? "GRANT CONNECT ON DATABASE %s TO %s" :
+									  "REVOKE CONNECT ON DATABASE %s FROM %s",
+									  quote_identifier(dbname), quote_identifier(role)));
 }
 
 /*

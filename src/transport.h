@@ -53,6 +53,8 @@ extern void tenancy_transport_set_identity(Oid role, const char *server);
 extern char *tenancy_transport_appname(const char *tenant);
 extern void tenancy_transport_rename_database(const char *server, const char *from,
 											  const char *to);
+extern void tenancy_transport_grant_connect(const char *server, const char *dbname,
+											const char *role, bool grant);
 
 extern RemoteSession *tenancy_transport_session_open(const char *server, const char *dbname,
 													 const char *appname);

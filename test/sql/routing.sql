@@ -78,26 +78,83 @@ SELECT tenancy.use('acme');
 ROLLBACK;
 SHOW tenancy.current;
 
--- Resolution works for roles that cannot read the catalog: the setting is a
--- selector, and the lookup runs as the catalog owner with a pinned
--- search_path.
+-- The setting is a selector, never a credential: any role may SET it, but
+-- only roles granted a tenant may use it (superusers may use any).
 CREATE ROLE regress_app;
+CREATE ROLE regress_team;
+CREATE ROLE regress_member IN ROLE regress_team;
 SET ROLE regress_app;
 -- should fail: the role cannot read the catalog itself
 SELECT count(*) FROM tenancy.tenant;
 \echo :LAST_ERROR_SQLSTATE
 SET tenancy.current = 'acme';
+-- should fail: not granted (42501)
 SELECT tenancy.current_tenant();
-SELECT tenancy.use('globex');
--- should fail: the role cannot provision
-SELECT tenancy.provision('app-made');
 \echo :LAST_ERROR_SQLSTATE
--- and nothing it does changes who it is
+-- should fail: use() checks too, and changes nothing
+SELECT tenancy.use('globex', false);
+\echo :LAST_ERROR_SQLSTATE
+-- should fail: the role cannot grant itself access
+SELECT tenancy.grant_access('acme', 'regress_app');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
+-- granting lets the role use the tenant, and connect to its database
+SELECT tenancy.grant_access('acme', 'regress_app');
+SELECT tenant_id, role FROM tenancy.member ORDER BY 1, 2;
+SELECT has_database_privilege('regress_app', 'regress_tn_acme', 'CONNECT') AS app_can_connect,
+       has_database_privilege('regress_app', 'regress_tn_globex', 'CONNECT') AS app_can_connect_globex;
+SET ROLE regress_app;
+SELECT tenancy.current_tenant();
+-- should fail: globex was not granted
+SET tenancy.current = 'globex';
+SELECT tenancy.current_tenant();
+\echo :LAST_ERROR_SQLSTATE
+-- the lookups ran as the catalog owner, and nothing changed who we are
 SHOW is_superuser;
 SELECT current_user;
 RESET tenancy.current;
 RESET ROLE;
-DROP ROLE regress_app;
+-- should succeed with a NOTICE: granted already
+SELECT tenancy.grant_access('acme', 'regress_app');
+
+-- a grant to a group role covers its members
+SELECT tenancy.grant_access('globex', 'regress_team');
+SET ROLE regress_member;
+SET tenancy.current = 'globex';
+SELECT tenancy.current_tenant();
+RESET tenancy.current;
+RESET ROLE;
+
+-- revoking takes effect at once, here and (isolation spec) in other sessions
+SELECT tenancy.revoke_access('acme', 'regress_app');
+SELECT has_database_privilege('regress_app', 'regress_tn_acme', 'CONNECT') AS app_can_connect;
+SET ROLE regress_app;
+SET tenancy.current = 'acme';
+-- should fail: revoked
+SELECT tenancy.current_tenant();
+\echo :LAST_ERROR_SQLSTATE
+RESET tenancy.current;
+RESET ROLE;
+-- should succeed with a NOTICE: nothing to revoke
+SELECT tenancy.revoke_access('acme', 'regress_app');
+
+-- should fail: bad arguments change nothing
+SELECT tenancy.grant_access(NULL, 'regress_app');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.grant_access('acme', NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.grant_access('ghost', 'regress_app');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.grant_access('Acme', 'regress_app');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.grant_access('acme', 'regress_no_such_role');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.revoke_access('acme"; DROP DATABASE postgres; --', 'regress_app');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_id, role FROM tenancy.member ORDER BY 1, 2;
+SELECT tenancy.revoke_access('globex', 'regress_team');
+DROP ROLE regress_app, regress_member, regress_team;
 
 -- A hostile search_path changes nothing: objects named like those tenancy
 -- uses, placed first on the path, are never called.

@@ -46,6 +46,9 @@ $node->safe_psql('postgres', q{CREATE ROLE regress_app LOGIN});
 ($ret, $out, $err) = $node->psql('postgres', q{ALTER ROLE regress_app SET tenancy.current = 'Bad Name'});
 isnt($ret, 0, 'ALTER ROLE refuses a malformed tenant');
 $node->safe_psql('postgres', q{ALTER ROLE regress_app SET tenancy.current = 'acme'});
+($ret, $out, $err) = $node->psql('postgres', 'SELECT tenancy.current_tenant()', extra_params => [ '-U', 'regress_app' ]);
+like($err, qr/permission denied for tenant "acme"/, 'selecting is not using: a role default alone gives no access');
+$node->safe_psql('postgres', q{SELECT tenancy.grant_access('acme', 'regress_app')});
 is($node->safe_psql('postgres', 'SELECT tenancy.current_tenant()', extra_params => [ '-U', 'regress_app' ]),
 	'acme', 'role default selects the tenant in a new session');
 

@@ -87,6 +87,13 @@ SQL
 done
 
 echo
+echo "== 6b. The setting is a selector, not a credential: app_web may use only what it was granted"
+sql -q -c "CREATE ROLE app_web LOGIN"
+admin -q -o /dev/null -c "SELECT tenancy.grant_access('acme', 'app_web')"
+psql -X -U app_web -At -c "BEGIN" -c "SET LOCAL tenancy.current = 'acme'" -c "SELECT '   app_web, acme   -> ' || tenancy.current_tenant()" -c "COMMIT" | grep -- '->'
+psql -X -U app_web -v VERBOSITY=terse -c "SET tenancy.current = 'globex'" -c "SELECT tenancy.current_tenant()" 2>&1 | sed -n 's/^ERROR: */   app_web, globex -> ERROR: /p' || true
+
+echo
 echo "== 7. Bad input is refused before any SQL is built"
 for stmt in "SET tenancy.current = 'ACME'" \
 	"SET tenancy.current = 'ghost'; SELECT tenancy.current_tenant()" \

@@ -460,3 +460,10 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'tenancy_use';
 
 COMMENT ON FUNCTION tenancy.use(text, boolean) IS 'tenancy: checks a tenant and selects it, like SET [LOCAL] tenancy.current';
+
+CREATE FUNCTION tenancy.connstr(tenant text DEFAULT NULL)
+RETURNS text
+LANGUAGE C STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'tenancy_connstr';
+
+COMMENT ON FUNCTION tenancy.connstr(text) IS 'tenancy: a libpq connection string (host, port, database; no user, no password) for a tenant''s database, default the selected tenant';

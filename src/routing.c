@@ -28,9 +28,11 @@
 #include "catalog.h"
 #include "guc.h"
 #include "tenancy.h"
+#include "transport.h"
 
 PG_FUNCTION_INFO_V1(tenancy_current_tenant);
 PG_FUNCTION_INFO_V1(tenancy_use);
+PG_FUNCTION_INFO_V1(tenancy_connstr);
 
 /*
  * Looks the tenant up and checks that it may be used now: 42704 if it does
@@ -110,4 +112,42 @@ tenancy_use(PG_FUNCTION_ARGS)
 	if (tenant[0] == '\0')
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(tenant));
+}
+
+/*
+ * tenancy.connstr(tenant text DEFAULT NULL) RETURNS text
+ *
+ * A libpq connection string for the tenant's database (default: the
+ * selected tenant), for applications that connect directly: host, port
+ * and database only, no user and no password.  Checked like
+ * current_tenant(): the tenant must exist, be granted to the caller and be
+ * ready.
+ */
+Datum
+tenancy_connstr(PG_FUNCTION_ARGS)
+{
+	TenantRecord rec;
+	char	   *tenant;
+
+	if (PG_ARGISNULL(0))
+	{
+		if (tenancy_current == NULL || tenancy_current[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("no tenant is selected"),
+					 errhint("Pass a tenant, or select one with SET LOCAL tenancy.current = '<tenant>'.")));
+		tenant = tenancy_current;
+	}
+	else
+	{
+		tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+		tenancy_name_validate(tenant);
+	}
+	resolve_tenant(tenant, &rec);
+	if (rec.isolation != TENANT_ISOLATION_DATABASE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("tenant \"%s\" has no database of its own", tenant)));
+	PG_RETURN_TEXT_P(cstring_to_text(tenancy_transport_public_conninfo(rec.server[0] ? rec.server : NULL,
+																	   rec.database_name)));
 }

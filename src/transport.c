@@ -310,6 +310,46 @@ build_conninfo(const char *server, const char *dbname, const char *appname)
 }
 
 /*
+ * The conninfo an application uses to connect to "dbname" on "server"
+ * directly: where (host, hostaddr, port) and which database, never who or
+ * with what password (those are the application's own).  For this cluster,
+ * tenancy.loopback_host (or the first socket directory) and the port the
+ * server listens on; for a foreign server, its own options.
+ */
+char *
+tenancy_transport_public_conninfo(const char *server, const char *dbname)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (server == NULL)
+	{
+		char		port[16];
+
+		snprintf(port, sizeof(port), "%d", PostPortNumber);
+		append_conninfo(&buf, "host", loopback_host());
+		append_conninfo(&buf, "port", port);
+	}
+	else
+	{
+		ForeignServer *fs = GetForeignServerByName(server, false);
+		ListCell   *lc;
+
+		foreach(lc, fs->options)
+		{
+			DefElem    *d = (DefElem *) lfirst(lc);
+
+			if (strcmp(d->defname, "host") == 0 || strcmp(d->defname, "hostaddr") == 0 ||
+				strcmp(d->defname, "port") == 0)
+				append_conninfo(&buf, d->defname, defGetString(d));
+		}
+	}
+	append_conninfo(&buf, "dbname", dbname);
+	buf.data[--buf.len] = '\0';	/* drop the trailing space */
+	return buf.data;
+}
+
+/*
  * Opens a named dblink connection to "dbname" (NULL: the maintenance
  * database) on "server" (NULL: this cluster).  The caller must close it
  * with tenancy_transport_disconnect() on every path; prefer

@@ -156,6 +156,41 @@ SELECT tenant_id, role FROM tenancy.member ORDER BY 1, 2;
 SELECT tenancy.revoke_access('globex', 'regress_team');
 DROP ROLE regress_app, regress_member, regress_team;
 
+-- connstr(): where to connect directly, never who or with what password
+CREATE FUNCTION pg_temp.masked(c text) RETURNS text LANGUAGE sql AS
+$$ SELECT regexp_replace(regexp_replace(c, 'host=''[^'']*''', 'host=HOST'), 'port=''[0-9]+''', 'port=PORT') $$;
+-- should fail: nothing selected
+SELECT tenancy.connstr();
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_temp.masked(tenancy.connstr('acme'));
+BEGIN;
+SET LOCAL tenancy.current = 'globex';
+SELECT pg_temp.masked(tenancy.connstr());
+COMMIT;
+-- it works: connect with it
+SELECT * FROM dblink(tenancy.connstr('acme'), 'SELECT current_database()') AS t(db name);
+-- should fail: unknown, malformed
+SELECT tenancy.connstr('ghost');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.connstr('Acme');
+\echo :LAST_ERROR_SQLSTATE
+-- should fail: not granted
+CREATE ROLE regress_stranger;
+SET ROLE regress_stranger;
+SELECT tenancy.connstr('acme');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP ROLE regress_stranger;
+-- a tenant on another server: that server's host and port, never the
+-- user mapping's credentials
+CREATE SERVER regress_far FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host 'db.example', port '6543', dbname 'postgres');
+CREATE USER MAPPING FOR CURRENT_USER SERVER regress_far OPTIONS (user 'someone', password 'regress_secret');
+INSERT INTO tenancy.tenant (id, database_name, server, state) VALUES ('far', 'regress_tn_far', 'regress_far', 'ready');
+SELECT tenancy.connstr('far');
+DELETE FROM tenancy.tenant WHERE id = 'far';
+DROP USER MAPPING FOR CURRENT_USER SERVER regress_far;
+DROP SERVER regress_far;
+
 -- A hostile search_path changes nothing: objects named like those tenancy
 -- uses, placed first on the path, are never called.
 CREATE SCHEMA regress_evil;

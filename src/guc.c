@@ -21,6 +21,7 @@
 
 #include <limits.h>
 
+#include "storage/proc.h"
 #include "utils/guc.h"
 
 #include "guc.h"
@@ -34,6 +35,22 @@ int			tenancy_connect_timeout = 10;
 int			tenancy_remote_lock_timeout = 5000;
 int			tenancy_remote_statement_timeout = 0;
 char	   *tenancy_fault_injection = NULL;
+bool		tenancy_strict_local = false;
+
+/*
+ * The local transaction in which tenancy.current last changed value (set,
+ * reset, or restored at the end of a transaction).  With
+ * tenancy.strict_local, a selection made in another transaction is refused:
+ * behind a transaction pooler it may belong to another client.
+ */
+LocalTransactionId tenancy_current_stamp = InvalidLocalTransactionId;
+
+/* Assign hook for tenancy.current: stamps the transaction.  Never throws. */
+static void
+assign_current(const char *newval, void *extra)
+{
+	tenancy_current_stamp = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+}
 
 /*
  * Check hook for tenancy.current: '' (no tenant) or a syntactically valid
@@ -130,7 +147,16 @@ tenancy_guc_init(void)
 							   "",
 							   PGC_USERSET,
 							   GUC_REPORT,
-							   check_current, NULL, NULL);
+							   check_current, assign_current, NULL);
+
+	DefineCustomBoolVariable("tenancy.strict_local",
+							 "Sets whether a tenant must be selected in the transaction that uses it.",
+							 "For transaction pooling: a selection made by SET (not SET LOCAL) in an earlier transaction may belong to another client.",
+							 &tenancy_strict_local,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomStringVariable("tenancy.database_prefix",
 							   "Sets the prefix of the names of tenant databases.",

@@ -13,6 +13,8 @@
 #ifndef TENANCY_GUC_H
 #define TENANCY_GUC_H
 
+#include "storage/lock.h"
+
 extern char *tenancy_current;
 extern char *tenancy_database_prefix;
 extern char *tenancy_template_database;
@@ -21,5 +23,7 @@ extern int	tenancy_connect_timeout;
 extern int	tenancy_remote_lock_timeout;
 extern int	tenancy_remote_statement_timeout;
 extern char *tenancy_fault_injection;
+extern bool tenancy_strict_local;
+extern LocalTransactionId tenancy_current_stamp;
 
 #endif							/* TENANCY_GUC_H */

@@ -22,6 +22,7 @@
 #include "access/xact.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
@@ -63,6 +64,27 @@ resolve_tenant(const char *tenant, TenantRecord *rec)
 }
 
 /*
+ * The tenant tenancy.current selects, or a 55000 error: none selected, or
+ * (with tenancy.strict_local) selected in an earlier transaction.
+ */
+static const char *
+selected_tenant(const char *none_hint)
+{
+	if (tenancy_current == NULL || tenancy_current[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no tenant is selected"),
+				 errhint("%s", none_hint)));
+	if (tenancy_strict_local && tenancy_current_stamp != MyProc->lxid)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenancy.current was set outside the current transaction"),
+				 errdetail("tenancy.strict_local is on: behind a transaction pooler, a selection from an earlier transaction may belong to another client."),
+				 errhint("Use SET LOCAL tenancy.current or tenancy.use() in the transaction that uses the tenant.")));
+	return tenancy_current;
+}
+
+/*
  * tenancy.current_tenant() RETURNS text
  *
  * The selected tenant, checked.  55000 with a hint when none is selected.
@@ -72,12 +94,8 @@ tenancy_current_tenant(PG_FUNCTION_ARGS)
 {
 	TenantRecord rec;
 
-	if (tenancy_current == NULL || tenancy_current[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("no tenant is selected"),
-				 errhint("Select one with SET LOCAL tenancy.current = '<tenant>' or SELECT tenancy.use('<tenant>').")));
-	resolve_tenant(tenancy_current, &rec);
+	resolve_tenant(selected_tenant("Select one with SET LOCAL tenancy.current = '<tenant>' or SELECT tenancy.use('<tenant>')."),
+				   &rec);
 	PG_RETURN_TEXT_P(cstring_to_text(rec.id));
 }
 
@@ -130,14 +148,7 @@ tenancy_connstr(PG_FUNCTION_ARGS)
 	char	   *tenant;
 
 	if (PG_ARGISNULL(0))
-	{
-		if (tenancy_current == NULL || tenancy_current[0] == '\0')
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("no tenant is selected"),
-					 errhint("Pass a tenant, or select one with SET LOCAL tenancy.current = '<tenant>'.")));
-		tenant = tenancy_current;
-	}
+		tenant = pstrdup(selected_tenant("Pass a tenant, or select one with SET LOCAL tenancy.current = '<tenant>'."));
 	else
 	{
 		tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));

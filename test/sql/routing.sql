@@ -156,6 +156,45 @@ SELECT tenant_id, role FROM tenancy.member ORDER BY 1, 2;
 SELECT tenancy.revoke_access('globex', 'regress_team');
 DROP ROLE regress_app, regress_member, regress_team;
 
+-- tenancy.strict_local (pooled deployments): only a selection made in the
+-- transaction that uses it counts
+SET tenancy.strict_local = on;
+SET tenancy.current = 'acme';
+-- should fail: selected by a session-level SET in an earlier transaction
+SELECT tenancy.current_tenant();
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.connstr() IS NOT NULL;
+\echo :LAST_ERROR_SQLSTATE
+RESET tenancy.current;
+BEGIN;
+SET LOCAL tenancy.current = 'acme';
+SELECT tenancy.current_tenant();
+COMMIT;
+-- should fail: the SET LOCAL ended with its transaction
+SELECT tenancy.current_tenant();
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT tenancy.use('globex');
+SELECT tenancy.current_tenant();
+COMMIT;
+-- a session-level SET inside the transaction counts in that transaction only
+BEGIN;
+SET tenancy.current = 'acme';
+SELECT tenancy.current_tenant();
+COMMIT;
+-- should fail: the next transaction (the next pooled client) cannot use it
+SELECT tenancy.current_tenant();
+\echo :LAST_ERROR_SQLSTATE
+RESET tenancy.current;
+-- should fail: an application role cannot turn it off
+CREATE ROLE regress_pooled;
+SET ROLE regress_pooled;
+SET tenancy.strict_local = off;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP ROLE regress_pooled;
+RESET tenancy.strict_local;
+
 -- connstr(): where to connect directly, never who or with what password
 CREATE FUNCTION pg_temp.masked(c text) RETURNS text LANGUAGE sql AS
 $$ SELECT regexp_replace(regexp_replace(c, 'host=''[^'']*''', 'host=HOST'), 'port=''[0-9]+''', 'port=PORT') $$;

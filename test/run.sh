@@ -11,7 +11,7 @@ set -uo pipefail
 
 . "$(dirname "$0")/lib.sh"
 
-tenancy_ensure_packages || exit 1
+tenancy_ensure_packages pgbouncer || exit 1
 tenancy_build_install || exit 1
 
 tenancy_workdir test

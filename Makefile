@@ -15,11 +15,12 @@ OBJS = \
 	src/provision.o \
 	src/migrate.o \
 	src/routing.o \
-	src/access.o
+	src/access.o \
+	src/health.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
-REGRESS = init guc names catalog provision reconcile migrate migrate_all routing security load_order cleanup
+REGRESS = init guc names catalog provision reconcile migrate migrate_all health routing security load_order cleanup
 REGRESS_OPTS = --inputdir=test --load-extension=dblink
 
 ISOLATION = concurrent_provision concurrent_migrate current_per_session revoke_mid_session

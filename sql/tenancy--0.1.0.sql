@@ -332,7 +332,8 @@ BEGIN
                    'tenancy.deprovision(text, boolean), tenancy.suspend(text), tenancy.resume(text), '
                    'tenancy.reconcile(boolean, boolean), tenancy.add_migration(bigint, text, text), '
                    'tenancy.migrate(text), tenancy.migrate_all(integer, boolean), tenancy.bootstrap(integer), '
-                   'tenancy.grant_access(text, regrole), tenancy.revoke_access(text, regrole) TO %s',
+                   'tenancy.grant_access(text, regrole), tenancy.revoke_access(text, regrole), '
+                   'tenancy.health(text) TO %s',
                    admin_role);
     EXECUTE format('GRANT SELECT ON tenancy.tenant, tenancy.migration, tenancy.migration_status, '
                    'tenancy.member, tenancy.pending_cleanup, tenancy.template, tenancy.migration_progress TO %s',
@@ -467,3 +468,13 @@ LANGUAGE C STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'tenancy_connstr';
 
 COMMENT ON FUNCTION tenancy.connstr(text) IS 'tenancy: a libpq connection string (host, port, database; no user, no password) for a tenant''s database, default the selected tenant';
+
+CREATE FUNCTION tenancy.health(tenant text DEFAULT NULL)
+RETURNS TABLE (tenant text, state text, reachable boolean, applied_version bigint, latest_version bigint,
+               ledger_version bigint, drift text, database_size bigint, connections integer,
+               allow_connections boolean, xid_age integer, error text)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_health';
+
+COMMENT ON FUNCTION tenancy.health(text) IS 'tenancy: per tenant (or one): reachable, state, catalog and ledger versions, drift, database size, sessions, datallowconn, age(datfrozenxid)';
+REVOKE ALL ON FUNCTION tenancy.health(text) FROM PUBLIC;

@@ -179,9 +179,9 @@ find_migration(List *migrations, int64 version)
  * version in the ledger.  Never throws for drift, so that fleet runs can
  * record it and go on.
  */
-static bool
-check_ledger(List *ledger, List *migrations, const char *target, int64 *applied,
-			 char **message, char **detail)
+bool
+tenancy_migrate_check_ledger(List *ledger, List *migrations, const char *target, int64 *applied,
+							 char **message, char **detail)
 {
 	ListCell   *lc;
 
@@ -257,7 +257,7 @@ tenancy_migrate_connection(TransportConn *conn, const char *target, List *migrat
 	error_context_stack = &errcb;
 
 	/* drift check: every ledger row must match a registered migration */
-	if (!check_ledger(ledger, migrations, target, &applied, &drift, &drift_detail))
+	if (!tenancy_migrate_check_ledger(ledger, migrations, target, &applied, &drift, &drift_detail))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg_internal("%s", drift),
@@ -689,8 +689,8 @@ collect_slot(FleetRun *run, FleetSlot *slot)
 		ListCell   *lc;
 
 		slot->reading_ledger = false;
-		if (!check_ledger(rows, run->migrations, psprintf("tenant \"%s\"", t->rec.id),
-						  &t->from_version, &message, &detail))
+		if (!tenancy_migrate_check_ledger(rows, run->migrations, psprintf("tenant \"%s\"", t->rec.id),
+										  &t->from_version, &message, &detail))
 			fail_tenant(t, "XX001", message);
 		else
 		{

@@ -20,4 +20,7 @@
 extern int64 tenancy_migrate_connection(TransportConn *conn, const char *target,
 										List *migrations, int64 *from);
 
+extern bool tenancy_migrate_check_ledger(List *ledger, List *migrations, const char *target,
+										 int64 *applied, char **message, char **detail);
+
 #endif							/* TENANCY_MIGRATE_H */

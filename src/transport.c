@@ -714,6 +714,17 @@ tenancy_transport_sql_allow_connections(const char *dbname, bool allow)
 					quote_identifier(dbname), allow ? "true" : "false");
 }
 
+/* A database's datallowconn, size, transaction id age and sessions. */
+char *
+tenancy_transport_sql_database_stats(const char *dbname)
+{
+	return psprintf("SELECT d.datallowconn::text, pg_catalog.pg_database_size(d.oid)::text, "
+					"pg_catalog.age(d.datfrozenxid)::text, "
+					"(SELECT s.numbackends FROM pg_catalog.pg_stat_database s WHERE s.datid OPERATOR(pg_catalog.=) d.oid)::text "
+					"FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) %s",
+					quote_literal_cstr(dbname));
+}
+
 /* Query that returns a row iff database "dbname" exists. */
 char *
 tenancy_transport_sql_exists_database(const char *dbname)

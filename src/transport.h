@@ -79,6 +79,7 @@ extern char *tenancy_transport_sql_revoke_public(const char *dbname);
 extern char *tenancy_transport_sql_drop_database(const char *dbname, bool force);
 extern char *tenancy_transport_sql_allow_connections(const char *dbname, bool allow);
 extern char *tenancy_transport_sql_exists_database(const char *dbname);
+extern char *tenancy_transport_sql_database_stats(const char *dbname);
 extern char *tenancy_transport_sql_ledger_insert(int64 version,
 												 const char *checksum);
 extern char *tenancy_transport_sql_cleanup_record(int64 operation_id, const char *tenant,

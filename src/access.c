@@ -59,11 +59,7 @@ change_access(FunctionCallInfo fcinfo, bool grant)
 	rolename = GetUserNameFromId(role, false);
 	tenancy_catalog_apply_config();
 
-	tenancy_catalog_lock_tenant(tenant, false);
-	if (!tenancy_catalog_fetch(tenant, &rec))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("tenant \"%s\" does not exist", tenant)));
+	tenancy_catalog_lock_existing(tenant, &rec);
 
 	if (!tenancy_catalog_set_member(tenant, role, grant))
 	{

@@ -730,6 +730,20 @@ tenancy_catalog_lock_tenant(const char *id, bool nowait)
 }
 
 /*
+ * Takes the tenant's lock (waiting) and reads its row; 42704 if there is
+ * none.  The common opening of every operation on one existing tenant.
+ */
+void
+tenancy_catalog_lock_existing(const char *id, TenantRecord *rec)
+{
+	tenancy_catalog_lock_tenant(id, false);
+	if (!tenancy_catalog_fetch(id, rec))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tenant \"%s\" does not exist", id)));
+}
+
+/*
  * Takes the tenant's lock if it is free; returns false (without waiting)
  * if another operation holds it.
  */

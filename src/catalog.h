@@ -50,6 +50,7 @@ extern void tenancy_catalog_delete(const char *id);
 extern bool tenancy_catalog_set_member(const char *id, Oid role, bool grant);
 extern Datum tenancy_catalog_row(const char *id);
 extern void tenancy_catalog_lock_tenant(const char *id, bool nowait);
+extern void tenancy_catalog_lock_existing(const char *id, TenantRecord *rec);
 extern bool tenancy_catalog_try_lock_tenant(const char *id);
 extern void tenancy_catalog_unlock_tenant(const char *id);
 extern void tenancy_catalog_lock_reconcile(void);

@@ -343,11 +343,7 @@ tenancy_migrate(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	tenancy_catalog_apply_config();
 
-	tenancy_catalog_lock_tenant(tenant, false);
-	if (!tenancy_catalog_fetch(tenant, &rec))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("tenant \"%s\" does not exist", tenant)));
+	tenancy_catalog_lock_existing(tenant, &rec);
 	if (rec.state != TENANT_STATE_READY)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

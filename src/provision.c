@@ -121,17 +121,6 @@ tenant_argument(FunctionCallInfo fcinfo, int argno)
 	return tenant;
 }
 
-/* Locks the tenant and reads its row; 42704 if there is none. */
-static void
-lock_existing_tenant(const char *tenant, TenantRecord *rec)
-{
-	tenancy_catalog_lock_tenant(tenant, false);
-	if (!tenancy_catalog_fetch(tenant, rec))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("tenant \"%s\" does not exist", tenant)));
-}
-
 /* 55000 for a tenant that is not in one of the states an operation needs. */
 static void
 not_in_state_error(const TenantRecord *rec, const char *hint)
@@ -639,7 +628,7 @@ tenancy_deprovision(PG_FUNCTION_ARGS)
 	tenancy_catalog_apply_config();
 
 	ctx.step = "lock";
-	lock_existing_tenant(tenant, &rec);
+	tenancy_catalog_lock_existing(tenant, &rec);
 
 	ctx.step = "drop database";
 	change_state(&rec, TENANT_STATE_DROPPING,
@@ -670,7 +659,7 @@ set_suspended(FunctionCallInfo fcinfo, bool suspend)
 	tenancy_catalog_apply_config();
 
 	ctx.step = "lock";
-	lock_existing_tenant(tenant, &rec);
+	tenancy_catalog_lock_existing(tenant, &rec);
 	if (rec.state == to)
 	{
 		ereport(NOTICE,

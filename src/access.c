@@ -27,6 +27,7 @@
 #include "utils/builtins.h"
 
 #include "catalog.h"
+#include "schema.h"
 #include "tenancy.h"
 #include "transport.h"
 
@@ -69,7 +70,11 @@ change_access(FunctionCallInfo fcinfo, bool grant)
 						rolename, tenant)));
 		return;
 	}
-	if (rec.isolation == TENANT_ISOLATION_DATABASE && rec.state != TENANT_STATE_DROPPING)
+	if (rec.state == TENANT_STATE_DROPPING)
+		return;
+	if (rec.isolation == TENANT_ISOLATION_SCHEMA)
+		tenancy_schema_grant_usage(rec.schema_name, rolename, grant);
+	else
 		tenancy_transport_grant_connect(rec.server[0] ? rec.server : NULL, rec.database_name,
 										rolename, grant);
 }

@@ -137,9 +137,24 @@ tenant_table_oid(void)
 	return tenant_relid;
 }
 
+/*
+ * Is the extension installed in this database?  Answered from the syscache
+ * (or the remembered OID), never throws.
+ */
+bool
+tenancy_catalog_installed(void)
+{
+	Oid			nsp;
+
+	if (OidIsValid(tenant_relid))
+		return true;
+	nsp = get_namespace_oid("tenancy", true);
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("tenant", nsp));
+}
+
 /* Owner of tenancy.tenant: the role catalog access runs as. */
-static Oid
-catalog_owner(void)
+Oid
+tenancy_catalog_owner(void)
 {
 	Oid			relid = tenant_table_oid();
 	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
@@ -173,7 +188,7 @@ pin_search_path(void)
 static void
 catalog_enter_ext(CatalogScope *scope, bool pin)
 {
-	Oid			owner = catalog_owner();
+	Oid			owner = tenancy_catalog_owner();
 
 	scope->caller_context = CurrentMemoryContext;
 	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec_context);
@@ -438,9 +453,9 @@ void
 tenancy_catalog_register_ready(const TenantRecord *rec, Jsonb *metadata, int64 operation_id)
 {
 	CatalogScope scope;
-	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, JSONBOID, INT8OID};
-	Datum		values[7];
-	char		nulls[7] = "       ";
+	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, JSONBOID, INT8OID, TEXTOID};
+	Datum		values[8];
+	char		nulls[8] = "        ";
 
 	values[0] = CStringGetTextDatum(rec->id);
 	values[1] = CStringGetTextDatum(rec->isolation == TENANT_ISOLATION_SCHEMA ? "schema" : "database");
@@ -454,14 +469,19 @@ tenancy_catalog_register_ready(const TenantRecord *rec, Jsonb *metadata, int64 o
 	values[5] = JsonbPGetDatum(metadata);
 	values[6] = Int64GetDatum(operation_id);
 
+	values[7] = CStringGetTextDatum(rec->schema_name);
+	if (rec->schema_name[0] == '\0')
+		nulls[7] = 'n';
+
 	catalog_enter(&scope);
-	catalog_exec("INSERT INTO tenancy.tenant AS t (id, isolation, database_name, server, state, applied_version, metadata) "
-				 "VALUES ($1, $2, $3, $4::pg_catalog.name, 'ready', $5, $6) "
+	catalog_exec("INSERT INTO tenancy.tenant AS t (id, isolation, database_name, server, state, applied_version, metadata, schema_name) "
+				 "VALUES ($1, $2, $3, $4::pg_catalog.name, 'ready', $5, $6, $8) "
 				 "ON CONFLICT (id) DO UPDATE SET isolation = excluded.isolation, "
-				 "database_name = excluded.database_name, server = excluded.server, state = 'ready', "
+				 "database_name = excluded.database_name, schema_name = excluded.schema_name, "
+				 "server = excluded.server, state = 'ready', "
 				 "applied_version = excluded.applied_version, metadata = excluded.metadata, "
 				 "last_error = NULL, last_sqlstate = NULL, updated_at = pg_catalog.now()",
-				 6, types, values, nulls, false, SPI_OK_INSERT);
+				 8, types, values, nulls, false, SPI_OK_INSERT);
 	catalog_exec("DELETE FROM tenancy.pending_cleanup WHERE operation_id OPERATOR(pg_catalog.=) $1",
 				 1, types + 6, values + 6, NULL, false, SPI_OK_DELETE);
 	catalog_leave(&scope);

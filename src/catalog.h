@@ -37,6 +37,8 @@ typedef struct CleanupRecord
 	char		final_name[NAMEDATALEN];
 } CleanupRecord;
 
+extern Oid	tenancy_catalog_owner(void);
+extern bool tenancy_catalog_installed(void);
 extern void tenancy_catalog_apply_config(void);
 extern bool tenancy_catalog_lookup(const char *id, TenantRecord *rec, bool *permitted);
 extern bool tenancy_catalog_fetch(const char *id, TenantRecord *rec);

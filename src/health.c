@@ -26,6 +26,7 @@
 
 #include "catalog.h"
 #include "migrate.h"
+#include "schema.h"
 #include "tenancy.h"
 #include "transport.h"
 
@@ -40,6 +41,7 @@ typedef struct HealthProbe
 	List	   *migrations;
 	char	  **stats;			/* datallowconn, size, age, numbackends */
 	List	   *ledger;
+	int64		size;			/* schema tenants: size of the schema, or -1 */
 	bool		reachable;
 } HealthProbe;
 
@@ -78,11 +80,26 @@ probe_step(void *arg)
 		tenancy_transport_run(server, p->rec->database_name, appname, ledger_work, p);
 }
 
+/* The same for a schema tenant: no connection, the schema is local. */
+static void
+probe_schema_step(void *arg)
+{
+	HealthProbe *p = (HealthProbe *) arg;
+
+	if (!tenancy_schema_exists(p->rec->schema_name))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_SCHEMA),
+				 errmsg("schema \"%s\" does not exist", p->rec->schema_name)));
+	p->size = tenancy_schema_size(p->rec->schema_name);
+	p->ledger = tenancy_schema_ledger(p->rec->schema_name);
+	p->reachable = true;
+}
+
 /* Emits one tenant's row. */
 static void
 health_row(ReturnSetInfo *rsinfo, const TenantRecord *rec, List *migrations, int64 latest)
 {
-	HealthProbe p = {rec, migrations, NULL, NIL, false};
+	HealthProbe p = {rec, migrations, NULL, NIL, -1, false};
 	Datum		values[HEALTH_COLUMNS];
 	bool		nulls[HEALTH_COLUMNS];
 	ErrorData  *edata = NULL;
@@ -99,8 +116,7 @@ health_row(ReturnSetInfo *rsinfo, const TenantRecord *rec, List *migrations, int
 	values[4] = Int64GetDatum(latest);
 	nulls[4] = false;
 
-	if (rec->isolation == TENANT_ISOLATION_DATABASE)
-		edata = tenancy_try(probe_step, &p);
+	edata = tenancy_try(rec->isolation == TENANT_ISOLATION_SCHEMA ? probe_schema_step : probe_step, &p);
 	values[2] = BoolGetDatum(p.reachable);
 	nulls[2] = false;
 	if (p.stats != NULL)
@@ -110,6 +126,11 @@ health_row(ReturnSetInfo *rsinfo, const TenantRecord *rec, List *migrations, int
 		values[9] = BoolGetDatum(strcmp(p.stats[0], "true") == 0);
 		values[10] = Int32GetDatum(pg_strtoint32(p.stats[2]));
 		nulls[7] = nulls[8] = nulls[9] = nulls[10] = false;
+	}
+	if (p.size >= 0)
+	{
+		values[7] = Int64GetDatum(p.size);
+		nulls[7] = false;
 	}
 	if (p.reachable)
 	{

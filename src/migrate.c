@@ -40,6 +40,7 @@
 
 #include "catalog.h"
 #include "migrate.h"
+#include "schema.h"
 #include "tenancy.h"
 #include "transport.h"
 
@@ -349,16 +350,15 @@ tenancy_migrate(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("tenant \"%s\" is not ready", tenant),
 				 errdetail("Tenant \"%s\" is in state \"%s\".", tenant, tenancy_state_name(rec.state))));
-	if (rec.isolation != TENANT_ISOLATION_DATABASE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("schema tenants are not supported yet")));
-
 	w.tenant = tenant;
 	w.migrations = tenancy_catalog_migrations();
 	w.from_version = w.to_version = rec.applied_version;
-	tenancy_transport_run(rec.server[0] ? rec.server : NULL, rec.database_name,
-						  tenancy_transport_appname(tenant), migrate_work, &w);
+	if (rec.isolation == TENANT_ISOLATION_SCHEMA)
+		w.to_version = tenancy_schema_migrate(rec.schema_name, psprintf("tenant \"%s\"", tenant),
+											  w.migrations, &w.from_version, NULL);
+	else
+		tenancy_transport_run(rec.server[0] ? rec.server : NULL, rec.database_name,
+							  tenancy_transport_appname(tenant), migrate_work, &w);
 	if (w.to_version != rec.applied_version)
 		tenancy_catalog_set_applied(tenant, w.to_version, true);
 
@@ -712,6 +712,65 @@ collect_slot(FleetRun *run, FleetSlot *slot)
 	advance_slot(run, slot);
 }
 
+/* Arguments of schema_tenant_step(). */
+typedef struct SchemaTenantStep
+{
+	FleetRun   *run;
+	FleetTenant *tenant;
+	int64		attempting;
+} SchemaTenantStep;
+
+static void
+schema_tenant_step(void *arg)
+{
+	SchemaTenantStep *st = (SchemaTenantStep *) arg;
+	FleetTenant *t = st->tenant;
+
+	t->to_version = tenancy_schema_migrate(t->rec.schema_name, psprintf("tenant \"%s\"", t->rec.id),
+										   st->run->migrations, &t->from_version, &st->attempting);
+}
+
+/*
+ * Migrates one schema tenant of a fleet run, in a subtransaction of the
+ * caller's transaction (schema.c): a failure rolls back that tenant's
+ * migrations of this run and is recorded like a database tenant's.
+ */
+static void
+migrate_schema_tenant(FleetRun *run, FleetTenant *t)
+{
+	SchemaTenantStep st = {run, t, 0};
+	ErrorData  *edata;
+	MemoryContext old;
+
+	t->started = GetCurrentTimestamp();
+	if (!tenancy_catalog_try_lock_tenant(t->rec.id))
+	{
+		t->status = "skipped";
+		t->error = "another operation holds the tenant";
+		finish_tenant(run, t, false);
+		return;
+	}
+	t->cxt = AllocSetContextCreate(CurrentMemoryContext, "tenancy migrate_all tenant",
+								   ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(t->cxt);
+	edata = tenancy_try(schema_tenant_step, &st);
+	if (edata != NULL)
+	{
+		t->to_version = t->from_version;
+		fail_tenant(t, unpack_sql_state(edata->sqlerrcode),
+					st.attempting > 0 && edata->sqlerrcode != ERRCODE_DATA_CORRUPTED ?
+					psprintf("migration " INT64_FORMAT ": %s", st.attempting, edata->message) :
+					edata->message);
+	}
+	else
+		t->status = t->to_version > t->from_version ? "migrated" : "up_to_date";
+	MemoryContextSwitchTo(old);
+	tenancy_catalog_unlock_tenant(t->rec.id);
+	finish_tenant(run, t, true);
+	MemoryContextDelete(t->cxt);
+	t->cxt = NULL;
+}
+
 /* The body of migrate_all(); the caller closes every session on exit. */
 static void
 run_fleet(FleetRun *run, List *tenants, int parallel, bool verify, int64 latest)
@@ -719,6 +778,7 @@ run_fleet(FleetRun *run, List *tenants, int parallel, bool verify, int64 latest)
 	FleetSlot  *slots = palloc0(sizeof(FleetSlot) * parallel);
 	RemoteSession **busy = palloc(sizeof(RemoteSession *) * parallel);
 	List	   *queue = NIL;
+	List	   *schema_queue = NIL;
 	ListCell   *lc;
 	int			i;
 
@@ -735,23 +795,23 @@ run_fleet(FleetRun *run, List *tenants, int parallel, bool verify, int64 latest)
 			t->error = psprintf("tenant is in state \"%s\"", tenancy_state_name(t->rec.state));
 			finish_tenant(run, t, false);
 		}
-		else if (t->rec.isolation != TENANT_ISOLATION_DATABASE)
-		{
-			t->status = "skipped";
-			t->error = pstrdup("schema tenants are not supported yet");
-			finish_tenant(run, t, false);
-		}
 		else if (!verify && t->rec.applied_version == latest && !t->rec.has_error)
 		{
 			t->status = "up_to_date";
 			finish_tenant(run, t, false);
 		}
+		else if (t->rec.isolation == TENANT_ISOLATION_SCHEMA)
+			schema_queue = lappend(schema_queue, t);
 		else
 			queue = lappend(queue, t);
 	}
 
-	if (queue != NIL)
+	if (queue != NIL || schema_queue != NIL)
 		run->catalog = tenancy_transport_session_open(NULL, NULL, "tenancy/migrate_all");
+
+	/* schema tenants: locally, one after another, no connection needed */
+	foreach(lc, schema_queue)
+		migrate_schema_tenant(run, (FleetTenant *) lfirst(lc));
 
 	for (;;)
 	{

@@ -166,6 +166,27 @@ tenancy_name_database(const char *tenant)
 }
 
 /*
+ * The schema name of a schema tenant: tenancy.database_prefix followed by
+ * the id, like a database tenant's database name.  Refuses names that
+ * would collide with a schema PostgreSQL or tenancy itself uses (42939).
+ * Result in CurrentMemoryContext.
+ */
+char *
+tenancy_name_schema(const char *tenant)
+{
+	char	   *nsp = psprintf("%s%s", tenancy_database_prefix, tenant);
+
+	Assert(strlen(nsp) < NAMEDATALEN);
+	if (strcmp(nsp, "public") == 0 || strcmp(nsp, "tenancy") == 0 ||
+		strcmp(nsp, "information_schema") == 0 || strncmp(nsp, "pg_", 3) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_RESERVED_NAME),
+				 errmsg("tenant name \"%s\" is reserved", tenant),
+				 errdetail("Its schema name \"%s\" is a system or tenancy schema.", nsp)));
+	return nsp;
+}
+
+/*
  * The template new tenant databases are copied from: the one named by
  * tenancy.template_database, or, when that is empty (the default),
  * tenancy's own, tenancy.database_prefix followed by "template", which

@@ -36,6 +36,12 @@
  * put it back if that step fails, so the catalog never claims a database
  * that a committed remote step has changed.
  *
+ * Schema tenants (isolation 'schema') live in the admin database, so
+ * their whole life is transactional: provision_schema() creates the
+ * schema, applies the migrations and registers the tenant in the caller's
+ * transaction, and deprovision, suspend and resume change nothing outside
+ * it (schema.c).  None of the above is needed for them.
+ *
  * Steps before "record": "validate" (name, isolation, server and metadata
  * checked; no SQL built and no connection opened before this passes),
  * "lock" and "check".  Each step's name is shown in CONTEXT lines.
@@ -63,6 +69,7 @@
 #include "catalog.h"
 #include "guc.h"
 #include "migrate.h"
+#include "schema.h"
 #include "tenancy.h"
 #include "transport.h"
 
@@ -447,6 +454,73 @@ repair_cleanup(const CleanupRecord *c, ReconcileOutput *out)
 }
 
 /*
+ * Does what a tenant row says exists (its database or schema) exist?
+ */
+static bool
+tenant_object_exists(const TenantRecord *rec)
+{
+	if (rec->isolation == TENANT_ISOLATION_SCHEMA)
+		return tenancy_schema_exists(rec->schema_name);
+	return tenancy_transport_database_exists(record_server(rec), rec->database_name);
+}
+
+/* The name of what a tenant row stands for, in reconcile() output. */
+static const char *
+tenant_object(const TenantRecord *rec)
+{
+	return rec->isolation == TENANT_ISOLATION_SCHEMA ? rec->schema_name : rec->database_name;
+}
+
+/*
+ * provision() of a schema tenant: schema, ledger, migrations and catalog
+ * row, all in the caller's transaction (see schema.c), so an error or a
+ * rollback leaves nothing behind and there is nothing to record first.
+ */
+static void
+provision_schema(ProvisionContext *ctx, const char *tenant, Jsonb *metadata)
+{
+	TenantRecord existing;
+	TenantRecord rec;
+	char	   *nsp = tenancy_name_schema(tenant);
+	int64		from;
+
+	ctx->step = "lock";
+	tenancy_catalog_lock_tenant(tenant, false);
+
+	ctx->step = "check";
+	if (tenancy_catalog_fetch(tenant, &existing))
+	{
+		if (existing.state == TENANT_STATE_READY)
+		{
+			ereport(NOTICE,
+					(errmsg("tenant \"%s\" already exists, skipping", tenant)));
+			return;
+		}
+		if (existing.state != TENANT_STATE_FAILED || tenant_object_exists(&existing))
+			not_in_state_error(&existing, "Deprovision the tenant, or run tenancy.reconcile().");
+	}
+
+	memset(&rec, 0, sizeof(rec));
+	strlcpy(rec.id, tenant, NAMEDATALEN);
+	rec.isolation = TENANT_ISOLATION_SCHEMA;
+	strlcpy(rec.schema_name, nsp, NAMEDATALEN);
+	rec.state = TENANT_STATE_READY;
+
+	ctx->step = "create schema";
+	tenancy_schema_create(nsp);
+	tenancy_fault("after_remote_create");
+
+	ctx->step = "migrate";
+	rec.applied_version = tenancy_schema_migrate(nsp, psprintf("tenant \"%s\"", tenant),
+												 tenancy_catalog_migrations(), &from, NULL);
+	tenancy_fault("after_bootstrap");
+
+	ctx->step = "register";
+	tenancy_catalog_register_ready(&rec, metadata, 0);
+	tenancy_fault("after_local_record");
+}
+
+/*
  * tenancy.provision(tenant text, isolation text, server name, metadata jsonb)
  * RETURNS tenancy.tenant
  *
@@ -480,11 +554,7 @@ tenancy_provision(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("isolation must not be null")));
 	isolation = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	if (strcmp(isolation, "schema") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("schema tenants are not supported yet")));
-	if (strcmp(isolation, "database") != 0)
+	if (strcmp(isolation, "database") != 0 && strcmp(isolation, "schema") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid isolation \"%s\"", isolation),
@@ -492,6 +562,12 @@ tenancy_provision(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 	{
 		server = NameStr(*PG_GETARG_NAME(2));
+		if (strcmp(isolation, "schema") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("schema tenants cannot have a server"),
+					 errdetail("A schema tenant's schema is in the admin database."),
+					 errhint("Pass server => NULL, or use isolation => 'database'.")));
 		tenancy_transport_check_server(server);
 	}
 	if (!PG_ARGISNULL(3))
@@ -504,6 +580,12 @@ tenancy_provision(PG_FUNCTION_ARGS)
 	}
 	else
 		metadata = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	if (strcmp(isolation, "schema") == 0)
+	{
+		provision_schema(&ctx, tenant, metadata);
+		error_context_stack = errcb.previous;
+		PG_RETURN_DATUM(tenancy_catalog_row(tenant));
+	}
 	db = tenancy_name_database(tenant);
 
 	ctx.step = "lock";
@@ -630,6 +712,18 @@ tenancy_deprovision(PG_FUNCTION_ARGS)
 	ctx.step = "lock";
 	tenancy_catalog_lock_existing(tenant, &rec);
 
+	if (rec.isolation == TENANT_ISOLATION_SCHEMA)
+	{
+		/* in the caller's transaction: DROP SCHEMA and the row go together */
+		ctx.step = "drop schema";
+		tenancy_fault("before_drop");
+		tenancy_schema_drop(rec.schema_name);
+		ctx.step = "unregister";
+		tenancy_catalog_delete(tenant);
+		error_context_stack = errcb.previous;
+		PG_RETURN_VOID();
+	}
+
 	ctx.step = "drop database";
 	change_state(&rec, TENANT_STATE_DROPPING,
 				 list_make1(tenancy_transport_sql_drop_database(rec.database_name, force)));
@@ -670,6 +764,14 @@ set_suspended(FunctionCallInfo fcinfo, bool suspend)
 	if (rec.state != from)
 		not_in_state_error(&rec, NULL);
 
+	if (rec.isolation == TENANT_ISOLATION_SCHEMA)
+	{
+		/* nothing outside the catalog: selection checks the state */
+		ctx.step = "set state";
+		tenancy_catalog_set_state(tenant, to, NULL);
+		error_context_stack = errcb.previous;
+		return;
+	}
 	ctx.step = suspend ? "disallow connections" : "allow connections";
 	change_state(&rec, to,
 				 list_make1(tenancy_transport_sql_allow_connections(rec.database_name, !suspend)));
@@ -747,42 +849,58 @@ tenancy_reconcile(PG_FUNCTION_ARGS)
 	{
 		TenantRecord *t = (TenantRecord *) lfirst(lc);
 		const char *server = record_server(t);
+		bool		is_schema = (t->isolation == TENANT_ISOLATION_SCHEMA);
+		const char *object = tenant_object(t);
 
 		if (t->state == TENANT_STATE_FAILED)
 			continue;
+
 		if (!tenancy_catalog_try_lock_tenant(t->id))
 		{
-			report(&out, t->id, t->database_name, "operation in progress", "none");
+			report(&out, t->id, object, "operation in progress", "none");
 			continue;
 		}
 		if (t->state == TENANT_STATE_DROPPING)
 		{
-			report(&out, t->id, t->database_name, "interrupted deprovisioning",
-				   out.dry_run ? "would drop database and remove tenant" : "dropped database, removed tenant");
+			report(&out, t->id, object, "interrupted deprovisioning",
+				   is_schema ? (out.dry_run ? "would drop schema and remove tenant" : "dropped schema, removed tenant") :
+				   (out.dry_run ? "would drop database and remove tenant" : "dropped database, removed tenant"));
 			if (!out.dry_run)
 			{
-				tenancy_transport_exec_list(server, NULL, tenancy_transport_appname(t->id),
-											list_make1(tenancy_transport_sql_drop_database(t->database_name, true)));
+				if (is_schema)
+					tenancy_schema_drop(t->schema_name);
+				else
+					tenancy_transport_exec_list(server, NULL, tenancy_transport_appname(t->id),
+												list_make1(tenancy_transport_sql_drop_database(t->database_name, true)));
 				tenancy_catalog_delete(t->id);
 			}
 		}
-		else if (!tenancy_transport_database_exists(server, t->database_name))
+		else if (!tenant_object_exists(t))
 		{
-			report(&out, t->id, t->database_name, "database is missing",
+			report(&out, t->id, object, is_schema ? "schema is missing" : "database is missing",
 				   out.dry_run ? "would mark tenant failed" : "marked tenant failed");
 			if (!out.dry_run)
 				tenancy_catalog_set_state(t->id, TENANT_STATE_FAILED,
-										  psprintf("database \"%s\" does not exist", t->database_name));
+										  psprintf("%s \"%s\" does not exist",
+												   is_schema ? "schema" : "database", object));
 		}
 		else if (check_ledgers && t->state == TENANT_STATE_READY)
 		{
 			int64		ledger = 0;
 
-			tenancy_transport_run(server, t->database_name, tenancy_transport_appname(t->id),
-								  ledger_version_work, &ledger);
+			if (is_schema)
+			{
+				ListCell   *lc2;
+
+				foreach(lc2, tenancy_schema_ledger(t->schema_name))
+					ledger = Max(ledger, pg_strtoint64(((char **) lfirst(lc2))[0]));
+			}
+			else
+				tenancy_transport_run(server, t->database_name, tenancy_transport_appname(t->id),
+									  ledger_version_work, &ledger);
 			if (ledger != t->applied_version)
 			{
-				report(&out, t->id, t->database_name,
+				report(&out, t->id, object,
 					   psprintf("catalog says version " INT64_FORMAT ", the ledger " INT64_FORMAT,
 								t->applied_version, ledger),
 					   out.dry_run ? "would set applied_version from the ledger" : "set applied_version from the ledger");

@@ -10,6 +10,15 @@
  * suspended or dropped by another session is seen from the next
  * transaction on.
  *
+ * Schema tenants: whenever tenancy.current changes through SET, SET LOCAL,
+ * RESET or tenancy.use(), the selected tenant's schema is put first on
+ * search_path (and the previous tenant's taken off), with the same scope as
+ * the selection: SET LOCAL's search_path goes at the end of the
+ * transaction together with it, RESET takes the schema off.  The
+ * PostgreSQL plan cache keys cached plans on search_path, so a plan made
+ * for one tenant's tables is replanned for the next.  A tenant that cannot
+ * be used (unknown, not granted, not ready) gets no schema on the path.
+ *
  * Copyright (c) 2026, the tenancy authors
  *
  * IDENTIFICATION
@@ -20,16 +29,25 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/dbcommands.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "storage/proc.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/snapmgr.h"
+#include "utils/varlena.h"
 
 #include "catalog.h"
 #include "guc.h"
 #include "tenancy.h"
 #include "transport.h"
+
+static ProcessUtility_hook_type prev_process_utility = NULL;
 
 PG_FUNCTION_INFO_V1(tenancy_current_tenant);
 PG_FUNCTION_INFO_V1(tenancy_use);
@@ -85,6 +103,136 @@ selected_tenant(const char *none_hint)
 }
 
 /*
+ * The schema of "tenant" if it is a schema tenant the current user may use
+ * now, else NULL.  Never throws for a tenant that cannot be used.
+ */
+static const char *
+usable_schema(const char *tenant, TenantRecord *rec)
+{
+	bool		permitted;
+	const char *why;
+
+	if (tenant == NULL || tenant[0] == '\0' || !tenancy_name_syntax_ok(tenant, &why) ||
+		!tenancy_catalog_lookup(tenant, rec, &permitted))
+		return NULL;
+	if (!permitted || rec->state != TENANT_STATE_READY || rec->isolation != TENANT_ISOLATION_SCHEMA)
+		return NULL;
+	return rec->schema_name;
+}
+
+/* Is "nsp" the schema of a schema tenant (named <prefix><id>)? */
+static bool
+is_tenant_schema(const char *nsp)
+{
+	size_t		len = strlen(tenancy_database_prefix);
+	TenantRecord rec;
+	bool		permitted;
+	const char *why;
+
+	return strncmp(nsp, tenancy_database_prefix, len) == 0 &&
+		tenancy_name_syntax_ok(nsp + len, &why) &&
+		tenancy_catalog_lookup(nsp + len, &rec, &permitted) &&
+		rec.isolation == TENANT_ISOLATION_SCHEMA &&
+		strcmp(rec.schema_name, nsp) == 0;
+}
+
+/*
+ * Puts the selected tenant's schema (if it is a usable schema tenant) first
+ * on search_path, after taking off any tenant schema that leads it, with
+ * the scope of the selection (is_local: until the end of the transaction).
+ * Does nothing, and costs one cache probe, when neither the new selection
+ * nor the path involves a schema tenant.
+ */
+static void
+sync_search_path(bool is_local)
+{
+	TenantRecord rec;
+	const char *schema;
+	char	   *path;
+	List	   *elems;
+	ListCell   *lc;
+	StringInfoData buf;
+	bool		pushed = false;
+	bool		stripped = false;
+
+	if (!IsTransactionState() || !tenancy_catalog_installed())
+		return;
+	if (!ActiveSnapshotSet())
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pushed = true;
+	}
+	schema = usable_schema(tenancy_current, &rec);
+
+	path = pstrdup(namespace_search_path);
+	if (!SplitIdentifierString(path, ',', &elems))
+		elems = NIL;			/* cannot happen: search_path was checked */
+	initStringInfo(&buf);
+	if (schema != NULL)
+		appendStringInfoString(&buf, quote_identifier(schema));
+	foreach(lc, elems)
+	{
+		char	   *nsp = (char *) lfirst(lc);
+
+		if (!stripped && foreach_current_index(lc) == 0 && is_tenant_schema(nsp))
+		{
+			stripped = true;
+			continue;
+		}
+		if (buf.len > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, quote_identifier(nsp));
+	}
+	if (pushed)
+		PopActiveSnapshot();
+	if (schema == NULL && !stripped)
+		return;
+	(void) set_config_option("search_path", buf.data,
+							 PGC_USERSET, PGC_S_SESSION,
+							 is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
+							 true, 0, false);
+}
+
+/*
+ * ProcessUtility hook: after SET [LOCAL] / RESET tenancy.current, brings
+ * search_path in line with the selection (schema tenants).
+ */
+static void
+tenancy_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+						ProcessUtilityContext context, ParamListInfo params,
+						QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	bool		selection = false;
+	bool		is_local = false;
+
+	if (IsA(parsetree, VariableSetStmt))
+	{
+		VariableSetStmt *stmt = (VariableSetStmt *) parsetree;
+
+		selection = stmt->name != NULL && strcmp(stmt->name, "tenancy.current") == 0 &&
+			stmt->kind != VAR_SET_MULTI;
+		is_local = stmt->is_local;
+	}
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
+							 queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+	if (selection)
+		sync_search_path(is_local);
+}
+
+/* Installs the hook.  Called once from _PG_init. */
+void
+tenancy_routing_init(void)
+{
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = tenancy_process_utility;
+}
+
+/*
  * tenancy.current_tenant() RETURNS text
  *
  * The selected tenant, checked.  55000 with a hint when none is selected.
@@ -127,6 +275,7 @@ tenancy_use(PG_FUNCTION_ARGS)
 							 PGC_USERSET, PGC_S_SESSION,
 							 is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
 							 true, 0, false);
+	sync_search_path(is_local);
 	if (tenant[0] == '\0')
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(tenant));
@@ -137,7 +286,8 @@ tenancy_use(PG_FUNCTION_ARGS)
  *
  * A libpq connection string for the tenant's database (default: the
  * selected tenant), for applications that connect directly: host, port
- * and database only, no user and no password.  Checked like
+ * and database only, no user and no password; for a schema tenant, the
+ * admin database with the tenant's schema as search_path (options).  Checked like
  * current_tenant(): the tenant must exist, be granted to the caller and be
  * ready.
  */
@@ -155,10 +305,9 @@ tenancy_connstr(PG_FUNCTION_ARGS)
 		tenancy_name_validate(tenant);
 	}
 	resolve_tenant(tenant, &rec);
-	if (rec.isolation != TENANT_ISOLATION_DATABASE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("tenant \"%s\" has no database of its own", tenant)));
+	if (rec.isolation == TENANT_ISOLATION_SCHEMA)
+		PG_RETURN_TEXT_P(cstring_to_text(tenancy_transport_public_conninfo(NULL, get_database_name(MyDatabaseId),
+																		   quote_identifier(rec.schema_name))));
 	PG_RETURN_TEXT_P(cstring_to_text(tenancy_transport_public_conninfo(rec.server[0] ? rec.server : NULL,
-																	   rec.database_name)));
+																	   rec.database_name, NULL)));
 }

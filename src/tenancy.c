@@ -24,11 +24,13 @@ void		_PG_init(void);
 /*
  * Defines every setting (and reserves the "tenancy." prefix) before anything
  * else, so that a placeholder such as tenancy.curent is refused from here on,
- * then registers the catalog cache's invalidation callback.
+ * then registers the catalog cache's invalidation callback and the hook
+ * that keeps search_path in line with the selected schema tenant.
  */
 void
 _PG_init(void)
 {
 	tenancy_guc_init();
 	tenancy_catalog_init();
+	tenancy_routing_init();
 }

@@ -73,6 +73,7 @@ typedef struct TenancyMigration
 extern bool tenancy_name_syntax_ok(const char *name, const char **why);
 extern void tenancy_name_validate(const char *name);
 extern char *tenancy_name_database(const char *tenant);
+extern char *tenancy_name_schema(const char *tenant);
 extern char *tenancy_name_template(bool *managed);
 extern const char *tenancy_state_name(TenantState state);
 extern TenantState tenancy_state_from_name(const char *name);
@@ -86,5 +87,6 @@ extern void tenancy_fault(const char *point);
 /* module init functions, called from _PG_init */
 extern void tenancy_guc_init(void);
 extern void tenancy_catalog_init(void);
+extern void tenancy_routing_init(void);
 
 #endif							/* TENANCY_H */

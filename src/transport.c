@@ -111,6 +111,16 @@ remote_role(void)
 }
 
 /*
+ * The role that owns what tenancy creates for tenants (databases, schemas)
+ * and runs their migrations: the service role, or the calling superuser.
+ */
+Oid
+tenancy_transport_owner_role(void)
+{
+	return remote_role();
+}
+
+/*
  * Schema dblink is installed in.  Raises 55000 if dblink is missing (it is
  * a prerequisite of tenancy, but could have been dropped with CASCADE
  * elsewhere).  Result in CurrentMemoryContext.
@@ -317,7 +327,8 @@ build_conninfo(const char *server, const char *dbname, const char *appname)
  * server listens on; for a foreign server, its own options.
  */
 char *
-tenancy_transport_public_conninfo(const char *server, const char *dbname)
+tenancy_transport_public_conninfo(const char *server, const char *dbname,
+								  const char *search_path)
 {
 	StringInfoData buf;
 
@@ -345,6 +356,22 @@ tenancy_transport_public_conninfo(const char *server, const char *dbname)
 		}
 	}
 	append_conninfo(&buf, "dbname", dbname);
+	if (search_path != NULL)
+	{
+		StringInfoData opt;
+		const char *p;
+
+		/* the server splits options at spaces; a backslash escapes one */
+		initStringInfo(&opt);
+		appendStringInfoString(&opt, "-csearch_path=");
+		for (p = search_path; *p; p++)
+		{
+			if (*p == ' ' || *p == '\\')
+				appendStringInfoChar(&opt, '\\');
+			appendStringInfoChar(&opt, *p);
+		}
+		append_conninfo(&buf, "options", opt.data);
+	}
 	buf.data[--buf.len] = '\0';	/* drop the trailing space */
 	return buf.data;
 }

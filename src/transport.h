@@ -50,8 +50,10 @@ extern bool tenancy_transport_database_exists(const char *server,
 											  const char *dbname);
 extern void tenancy_transport_check_server(const char *server);
 extern void tenancy_transport_set_identity(Oid role, const char *server);
+extern Oid	tenancy_transport_owner_role(void);
 extern char *tenancy_transport_appname(const char *tenant);
-extern char *tenancy_transport_public_conninfo(const char *server, const char *dbname);
+extern char *tenancy_transport_public_conninfo(const char *server, const char *dbname,
+											   const char *search_path);
 extern void tenancy_transport_rename_database(const char *server, const char *from,
 											  const char *to);
 extern void tenancy_transport_grant_connect(const char *server, const char *dbname,

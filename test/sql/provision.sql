@@ -70,7 +70,7 @@ SELECT tenancy.provision('bad-iso', isolation => 'row');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.provision('bad-iso', isolation => NULL);
 \echo :LAST_ERROR_SQLSTATE
-SELECT tenancy.provision('bad-iso', isolation => 'schema');
+SELECT tenancy.provision('bad-iso', isolation => 'schema', server => 'no_such_server');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.provision('bad-meta', metadata => '[1, 2]');
 \echo :LAST_ERROR_SQLSTATE

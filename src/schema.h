@@ -1,0 +1,27 @@
+/*-------------------------------------------------------------------------
+ *
+ * schema.h
+ *	  Schema tenants: the tenant's schema in the admin database.
+ *
+ * Copyright (c) 2026, the tenancy authors
+ *
+ * IDENTIFICATION
+ *	  src/schema.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TENANCY_SCHEMA_H
+#define TENANCY_SCHEMA_H
+
+#include "nodes/pg_list.h"
+
+extern bool tenancy_schema_exists(const char *schema);
+extern void tenancy_schema_create(const char *schema);
+extern void tenancy_schema_drop(const char *schema);
+extern void tenancy_schema_grant_usage(const char *schema, const char *role, bool grant);
+extern List *tenancy_schema_ledger(const char *schema);
+extern int64 tenancy_schema_size(const char *schema);
+extern int64 tenancy_schema_migrate(const char *schema, const char *target,
+									List *migrations, int64 *from, int64 *attempting);
+
+#endif							/* TENANCY_SCHEMA_H */

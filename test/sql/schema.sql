@@ -1,0 +1,216 @@
+--
+-- schema: schema tenants (isolation 'schema'), their migrations, and
+-- search_path following the selection
+--
+SELECT tenancy.reconcile();
+-- a database tenant beside the schema tenants (before any migration:
+-- database tenants run migrations with an empty search_path)
+DELETE FROM tenancy.migration;
+SELECT id FROM tenancy.provision('d-plain');
+-- Migrations are shared by every tenant; schema tenants run them with
+-- search_path set to their own schema, so these use unqualified names.
+DELETE FROM tenancy.migration;
+SELECT tenancy.add_migration(1, 'CREATE TABLE item (id int PRIMARY KEY, owner text NOT NULL)');
+
+-- should succeed: two schema tenants, each with its own "item"
+SELECT id, isolation, database_name, schema_name, state, applied_version
+  FROM tenancy.provision('s-acme', isolation => 'schema');
+SELECT id, schema_name, applied_version FROM tenancy.provision('s-globex', isolation => 'schema');
+-- should succeed with a NOTICE: already there
+SELECT id, state FROM tenancy.provision('s-acme', isolation => 'schema');
+-- owned by the tenant owner role, nothing for PUBLIC, a ledger inside
+SELECT nspname, pg_get_userbyid(nspowner) = current_user AS owned_by_owner_role,
+       has_schema_privilege('public', oid, 'USAGE') AS public_usage
+  FROM pg_namespace WHERE nspname LIKE 'regress_tn_s-%' ORDER BY 1;
+SELECT version FROM "regress_tn_s-acme".tenancy_applied_migration;
+INSERT INTO "regress_tn_s-acme".item VALUES (1, 's-acme'), (2, 's-acme');
+INSERT INTO "regress_tn_s-globex".item VALUES (1, 's-globex');
+
+-- should fail: bad arguments; nothing is created
+SELECT tenancy.provision('s-bad', isolation => 'schema', server => 'anything');
+\echo :LAST_ERROR_SQLSTATE
+-- should fail: the schema exists but is not registered (42P06)
+CREATE SCHEMA "regress_tn_s-squat";
+SELECT tenancy.provision('s-squat', isolation => 'schema');
+\echo :LAST_ERROR_SQLSTATE
+DROP SCHEMA "regress_tn_s-squat";
+-- should fail: a schema name PostgreSQL or tenancy uses (42939)
+SET tenancy.database_prefix = '';
+SELECT tenancy.provision('public', isolation => 'schema');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.provision('tenancy', isolation => 'schema');
+\echo :LAST_ERROR_SQLSTATE
+RESET tenancy.database_prefix;
+-- should fail: a failing migration; the schema and the row go with the transaction
+SELECT tenancy.add_migration(2, 'INSERT INTO item VALUES (1, ''dup''), (1, ''dup'')');
+SELECT tenancy.provision('s-broken', isolation => 'schema');
+\echo :LAST_ERROR_SQLSTATE
+-- should fail: a fault after the migrations; nothing is left either
+DELETE FROM tenancy.migration WHERE version = 2;
+SET tenancy.fault_injection = 'after_bootstrap:error';
+SELECT tenancy.provision('s-broken', isolation => 'schema');
+\echo :LAST_ERROR_SQLSTATE
+RESET tenancy.fault_injection;
+-- a rolled-back provision leaves nothing
+BEGIN;
+SELECT id FROM tenancy.provision('s-broken', isolation => 'schema');
+ROLLBACK;
+SELECT count(*) AS leftover_rows FROM tenancy.tenant WHERE id = 's-broken';
+SELECT count(*) AS leftover_schemas FROM pg_namespace WHERE nspname = 'regress_tn_s-broken';
+SELECT count(*) AS cleanup_rows FROM tenancy.pending_cleanup;
+
+-- selection puts the tenant's schema first on search_path
+SHOW search_path;
+SET tenancy.current = 's-acme';
+SHOW search_path;
+SELECT owner, count(*) FROM item GROUP BY owner;
+SET tenancy.current = 's-globex';
+SHOW search_path;
+SELECT owner, count(*) FROM item GROUP BY owner;
+RESET tenancy.current;
+SHOW search_path;
+-- should fail: no tenant, no item
+SELECT count(*) FROM item;
+\echo :LAST_ERROR_SQLSTATE
+-- SET LOCAL: gone with the transaction (commit or rollback)
+BEGIN;
+SET LOCAL tenancy.current = 's-acme';
+SHOW search_path;
+COMMIT;
+SHOW search_path;
+BEGIN;
+SELECT tenancy.use('s-globex');
+SELECT owner FROM item;
+ROLLBACK;
+SHOW search_path;
+-- a session selection survives a transaction that selected another tenant locally
+SET tenancy.current = 's-acme';
+BEGIN;
+SET LOCAL tenancy.current = 's-globex';
+SELECT DISTINCT owner FROM item;
+COMMIT;
+SHOW search_path;
+SELECT DISTINCT owner FROM item;
+-- a database tenant (or none) takes the schema off
+SET tenancy.current = 'd-plain';
+SHOW search_path;
+SELECT tenancy.deprovision('d-plain');
+-- the application's own search_path is kept behind the tenant's schema
+SET search_path = public, pg_catalog;
+SET tenancy.current = 's-globex';
+SHOW search_path;
+SELECT tenancy.use(NULL, is_local => false);
+SHOW search_path;
+RESET search_path;
+
+-- plan caching: a plan made under one tenant never serves another
+SET tenancy.current = 's-acme';
+PREPARE items AS SELECT DISTINCT owner FROM item;
+EXECUTE items;
+SET tenancy.current = 's-globex';
+EXECUTE items;
+CREATE FUNCTION pg_temp.item_owners() RETURNS SETOF text LANGUAGE plpgsql AS
+$$BEGIN RETURN QUERY SELECT DISTINCT owner FROM item; END$$;
+SELECT pg_temp.item_owners();
+SET tenancy.current = 's-acme';
+SELECT pg_temp.item_owners();
+DEALLOCATE items;
+RESET tenancy.current;
+
+-- membership: USAGE on the schema; the setting alone grants nothing
+CREATE ROLE regress_schema_app;
+GRANT SELECT ON "regress_tn_s-acme".item, "regress_tn_s-globex".item TO regress_schema_app;
+SELECT tenancy.grant_access('s-acme', 'regress_schema_app');
+SELECT has_schema_privilege('regress_schema_app', 'regress_tn_s-acme', 'USAGE') AS acme_usage,
+       has_schema_privilege('regress_schema_app', 'regress_tn_s-globex', 'USAGE') AS globex_usage;
+SET ROLE regress_schema_app;
+SET tenancy.current = 's-acme';
+SELECT DISTINCT owner FROM item;
+-- should fail: not a member (42501); the schema is not put on the path
+SET tenancy.current = 's-globex';
+SHOW search_path;
+SELECT tenancy.current_tenant();
+\echo :LAST_ERROR_SQLSTATE
+-- should fail: even naming the schema by hand, no USAGE (42501)
+SELECT owner FROM "regress_tn_s-globex".item;
+\echo :LAST_ERROR_SQLSTATE
+RESET tenancy.current;
+RESET ROLE;
+-- a revoke takes USAGE away too
+SELECT tenancy.revoke_access('s-acme', 'regress_schema_app');
+SELECT has_schema_privilege('regress_schema_app', 'regress_tn_s-acme', 'USAGE') AS acme_usage;
+
+-- suspended: not selectable, not on the path
+SELECT tenancy.suspend('s-globex');
+SET tenancy.current = 's-globex';
+SHOW search_path;
+SELECT tenancy.current_tenant();
+\echo :LAST_ERROR_SQLSTATE
+RESET tenancy.current;
+SELECT tenancy.resume('s-globex');
+
+-- connstr: the admin database, with the schema as search_path
+SELECT tenancy.connstr('s-acme') LIKE '% dbname=''' || current_database() || ''' options=''-csearch_path="regress_tn_s-acme"''' AS connstr_ok;
+
+-- migrations run inside the schema, atomically per tenant
+SELECT tenancy.add_migration(2, 'ALTER TABLE item ADD COLUMN note text; CREATE INDEX ON item (owner)');
+SELECT tenant, from_version, to_version, status FROM tenancy.migrate('s-acme');
+SELECT attname FROM pg_attribute WHERE attrelid = '"regress_tn_s-acme".item'::regclass AND attnum > 0 ORDER BY attnum;
+-- should fail: a migration that ends the transaction (25000), nothing applied
+SELECT tenancy.add_migration(3, 'CREATE TABLE ended (); COMMIT');
+SELECT tenancy.migrate('s-acme');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS ended_tables FROM pg_class WHERE relname = 'ended';
+DELETE FROM tenancy.migration WHERE version = 3;
+-- a migration's SET stays inside it: not in the caller's session, not in
+-- the next migration; unqualified names never reach the caller's temporary
+-- tables
+SELECT tenancy.add_migration(3, 'SET work_mem = ''77MB''; SET search_path = pg_catalog');
+SELECT tenancy.add_migration(4, 'INSERT INTO item (id, owner) VALUES (99, ''mig'')');
+CREATE TEMP TABLE item (id int, owner text);
+SET search_path = pg_temp, public;
+SELECT tenant, from_version, to_version, status FROM tenancy.migrate('s-acme');
+SHOW work_mem;
+SHOW search_path;
+SELECT count(*) AS temp_rows FROM pg_temp.item;
+SELECT count(*) AS tenant_rows FROM "regress_tn_s-acme".item WHERE id = 99;
+DROP TABLE pg_temp.item;
+RESET search_path;
+
+-- migrate_all: schema tenants are migrated locally; one failing schema
+-- tenant is rolled back alone and recorded
+DELETE FROM "regress_tn_s-acme".item WHERE id = 99;
+INSERT INTO "regress_tn_s-globex".item VALUES (6, 'dup');
+SELECT tenancy.add_migration(5, 'CREATE UNIQUE INDEX ON item ((id % 5))');
+SELECT tenant, from_version, to_version, status, sqlstate FROM tenancy.migrate_all(2) WHERE tenant LIKE 's-%' ORDER BY tenant;
+SELECT id, applied_version, last_sqlstate FROM tenancy.tenant WHERE id LIKE 's-%' ORDER BY id;
+SELECT count(*) AS globex_ledger FROM "regress_tn_s-globex".tenancy_applied_migration;
+DELETE FROM "regress_tn_s-globex".item WHERE id = 6;
+SELECT tenant, from_version, to_version, status FROM tenancy.migrate_all(2) WHERE tenant LIKE 's-%' ORDER BY tenant;
+
+-- should fail: drift in a schema ledger (XX001)
+UPDATE "regress_tn_s-globex".tenancy_applied_migration SET checksum = 'tampered' WHERE version = 1;
+SELECT tenancy.migrate('s-globex');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant, reachable, ledger_version, drift IS NOT NULL AS drift, database_size > 0 AS has_size
+  FROM tenancy.health() WHERE tenant LIKE 's-%' ORDER BY tenant;
+
+-- deprovision is transactional: rolled back, everything is still there
+BEGIN;
+SELECT tenancy.deprovision('s-globex');
+ROLLBACK;
+SELECT count(*) AS globex_rows FROM "regress_tn_s-globex".item;
+SELECT tenancy.deprovision('s-globex');
+SELECT count(*) AS globex_schemas FROM pg_namespace WHERE nspname = 'regress_tn_s-globex';
+
+-- reconcile: a schema dropped behind tenancy's back marks the tenant failed;
+-- provision then makes it again
+DROP SCHEMA "regress_tn_s-acme" CASCADE;
+SELECT * FROM tenancy.reconcile();
+SELECT id, state FROM tenancy.tenant WHERE id = 's-acme';
+SELECT id, state, applied_version FROM tenancy.provision('s-acme', isolation => 'schema');
+SELECT * FROM tenancy.reconcile(check_ledgers => true);
+
+SELECT tenancy.deprovision('s-acme');
+DROP ROLE regress_schema_app;
+DELETE FROM tenancy.migration;

@@ -16,6 +16,10 @@ tenancy_ensure_packages() {
 	command -v make >/dev/null || missing+=(make)
 	command -v gcc >/dev/null || missing+=(gcc)
 	command -v rsync >/dev/null || missing+=(rsync)
+	# node and npm (test/example) by command, not by package: nodesource's
+	# nodejs carries its own npm, and Debian's npm package conflicts with it
+	command -v node >/dev/null || missing+=(nodejs)
+	command -v npm >/dev/null || missing+=(npm)
 	for extra in "$@"; do
 		dpkg -s "$extra" >/dev/null 2>&1 || missing+=("$extra")
 	done

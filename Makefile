@@ -21,7 +21,7 @@ OBJS = \
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
-REGRESS = init guc names catalog provision reconcile migrate migrate_all health routing security schema load_order cleanup
+REGRESS = init guc names catalog provision reconcile migrate migrate_all health routing security schema rls load_order cleanup
 REGRESS_OPTS = --inputdir=test --load-extension=dblink
 
 ISOLATION = concurrent_provision concurrent_migrate current_per_session revoke_mid_session

@@ -455,6 +455,13 @@ AS 'MODULE_PATHNAME', 'tenancy_current_tenant';
 
 COMMENT ON FUNCTION tenancy.current_tenant() IS 'tenancy: the tenant selected by tenancy.current, checked to exist and be ready';
 
+CREATE FUNCTION tenancy.current_tenant_id()
+RETURNS text
+LANGUAGE C STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'tenancy_current_tenant_id';
+
+COMMENT ON FUNCTION tenancy.current_tenant_id() IS 'tenancy: for row-level security policies: the selected tenant, checked like current_tenant(), or NULL when none is selected (so a policy matches no row)';
+
 CREATE FUNCTION tenancy.use(tenant text, is_local boolean DEFAULT true)
 RETURNS text
 LANGUAGE C VOLATILE PARALLEL UNSAFE

@@ -28,6 +28,7 @@
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "commands/dbcommands.h"
@@ -50,6 +51,7 @@
 static ProcessUtility_hook_type prev_process_utility = NULL;
 
 PG_FUNCTION_INFO_V1(tenancy_current_tenant);
+PG_FUNCTION_INFO_V1(tenancy_current_tenant_id);
 PG_FUNCTION_INFO_V1(tenancy_use);
 PG_FUNCTION_INFO_V1(tenancy_connstr);
 
@@ -83,7 +85,9 @@ resolve_tenant(const char *tenant, TenantRecord *rec)
 
 /*
  * The tenant tenancy.current selects, or a 55000 error: none selected, or
- * (with tenancy.strict_local) selected in an earlier transaction.
+ * (with tenancy.strict_local) selected in an earlier transaction.  A
+ * parallel worker cannot tell when its leader made the selection; the
+ * leader's own checks stand for it.
  */
 static const char *
 selected_tenant(const char *none_hint)
@@ -93,7 +97,7 @@ selected_tenant(const char *none_hint)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("no tenant is selected"),
 				 errhint("%s", none_hint)));
-	if (tenancy_strict_local && tenancy_current_stamp != MyProc->lxid)
+	if (tenancy_strict_local && !IsParallelWorker() && tenancy_current_stamp != MyProc->lxid)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("tenancy.current was set outside the current transaction"),
@@ -244,6 +248,28 @@ tenancy_current_tenant(PG_FUNCTION_ARGS)
 
 	resolve_tenant(selected_tenant("Select one with SET LOCAL tenancy.current = '<tenant>' or SELECT tenancy.use('<tenant>')."),
 				   &rec);
+	PG_RETURN_TEXT_P(cstring_to_text(rec.id));
+}
+
+/*
+ * tenancy.current_tenant_id() RETURNS text
+ *
+ * For row-level security policies on shared tables (USING (tenant_id =
+ * tenancy.current_tenant_id())): like current_tenant(), but NULL when no
+ * tenant is selected, so that such a policy matches no row instead of
+ * failing.  A tenant that is selected but cannot be used is still an error
+ * (42704, 42501, 55000), never a silent empty result.  STABLE and parallel
+ * safe: parallel workers see the leader's tenancy.current and check it the
+ * same way.
+ */
+Datum
+tenancy_current_tenant_id(PG_FUNCTION_ARGS)
+{
+	TenantRecord rec;
+
+	if (tenancy_current == NULL || tenancy_current[0] == '\0')
+		PG_RETURN_NULL();
+	resolve_tenant(selected_tenant(""), &rec);
 	PG_RETURN_TEXT_P(cstring_to_text(rec.id));
 }
 

@@ -15,13 +15,14 @@ OBJS = \
 	src/provision.o \
 	src/migrate.o \
 	src/routing.o \
+	src/routed.o \
 	src/access.o \
 	src/health.o \
 	src/schema.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
-REGRESS = init guc names catalog provision reconcile migrate migrate_all health routing security schema rls load_order cleanup
+REGRESS = init guc names catalog provision reconcile migrate migrate_all health routing security schema rls routed load_order cleanup
 REGRESS_OPTS = --inputdir=test --load-extension=dblink
 
 ISOLATION = concurrent_provision concurrent_migrate current_per_session revoke_mid_session

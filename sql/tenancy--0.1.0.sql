@@ -476,6 +476,20 @@ AS 'MODULE_PATHNAME', 'tenancy_connstr';
 
 COMMENT ON FUNCTION tenancy.connstr(text) IS 'tenancy: a libpq connection string (host, port, database; no user, no password) for a tenant''s database, default the selected tenant';
 
+CREATE FUNCTION tenancy.exec(sql text)
+RETURNS text
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_exec';
+
+COMMENT ON FUNCTION tenancy.exec(text) IS 'tenancy: runs SQL in the selected tenant''s database (kept connection, as the calling role) or schema; returns the last command status';
+
+CREATE FUNCTION tenancy.query(sql text)
+RETURNS SETOF record
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_query';
+
+COMMENT ON FUNCTION tenancy.query(text) IS 'tenancy: runs a query in the selected tenant''s database (kept connection, as the calling role) or schema; rows typed by the column definition list';
+
 CREATE FUNCTION tenancy.health(tenant text DEFAULT NULL)
 RETURNS TABLE (tenant text, state text, reachable boolean, applied_version bigint, latest_version bigint,
                ledger_version bigint, drift text, database_size bigint, connections integer,

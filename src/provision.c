@@ -711,6 +711,7 @@ tenancy_deprovision(PG_FUNCTION_ARGS)
 
 	ctx.step = "lock";
 	tenancy_catalog_lock_existing(tenant, &rec);
+	tenancy_routed_forget(tenant);	/* this session's kept connections */
 
 	if (rec.isolation == TENANT_ISOLATION_SCHEMA)
 	{
@@ -763,6 +764,8 @@ set_suspended(FunctionCallInfo fcinfo, bool suspend)
 	}
 	if (rec.state != from)
 		not_in_state_error(&rec, NULL);
+	if (suspend)
+		tenancy_routed_forget(tenant);	/* this session's kept connections */
 
 	if (rec.isolation == TENANT_ISOLATION_SCHEMA)
 	{

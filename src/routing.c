@@ -237,6 +237,17 @@ tenancy_routing_init(void)
 }
 
 /*
+ * The selected tenant, checked as current_tenant() checks it (55000 when
+ * none, 42704, 42501, 55000), for routed queries.
+ */
+void
+tenancy_routing_resolve_selected(TenantRecord *rec)
+{
+	resolve_tenant(selected_tenant("Select one with SET LOCAL tenancy.current = '<tenant>' or SELECT tenancy.use('<tenant>')."),
+				   rec);
+}
+
+/*
  * tenancy.current_tenant() RETURNS text
  *
  * The selected tenant, checked.  55000 with a hint when none is selected.

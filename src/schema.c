@@ -351,3 +351,87 @@ tenancy_schema_migrate(const char *schema, const char *target, List *migrations,
 	error_context_stack = errcb.previous;
 	return applied;
 }
+
+/*
+ * Runs an application's SQL for schema tenant "schema" (tenancy.exec and
+ * tenancy.query): here, in the caller's transaction, as the caller, with
+ * the tenant's schema first on search_path (then the caller's path).
+ * Every setting the SQL changes is undone afterwards.  Sets *status to a
+ * command status in the style of the protocol's, and, when the last
+ * statement returned rows, *nfields and *rows (columns as text, NULL for
+ * SQL NULL); otherwise *nfields is -1.
+ */
+void
+tenancy_schema_run(const char *schema, const char *sql, bool want_rows,
+				   char **status, int *nfields, List **rows)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			nestlevel = NewGUCNestLevel();
+	int			rc;
+	uint64		n;
+
+	(void) set_config_option("search_path",
+							 psprintf("%s, %s", quote_identifier(schema), namespace_search_path),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute(sql, false, 0);
+	if (rc == SPI_ERROR_TRANSACTION || rc == SPI_ERROR_COPY)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s is not supported for schema tenants",
+						rc == SPI_ERROR_COPY ? "COPY" : "transaction control"),
+				 errdetail("A schema tenant's SQL runs inside the caller's transaction.")));
+	if (rc < 0)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
+	n = SPI_processed;
+	switch (rc)
+	{
+		case SPI_OK_SELECT:
+		case SPI_OK_SELINTO:
+			*status = psprintf("SELECT " UINT64_FORMAT, n);
+			break;
+		case SPI_OK_INSERT:
+		case SPI_OK_INSERT_RETURNING:
+			*status = psprintf("INSERT 0 " UINT64_FORMAT, n);
+			break;
+		case SPI_OK_UPDATE:
+		case SPI_OK_UPDATE_RETURNING:
+			*status = psprintf("UPDATE " UINT64_FORMAT, n);
+			break;
+		case SPI_OK_DELETE:
+		case SPI_OK_DELETE_RETURNING:
+			*status = psprintf("DELETE " UINT64_FORMAT, n);
+			break;
+		case SPI_OK_MERGE:
+			*status = psprintf("MERGE " UINT64_FORMAT, n);
+			break;
+		default:
+			*status = pstrdup("OK");
+			break;
+	}
+	*status = MemoryContextStrdup(cxt, *status);
+	*nfields = -1;
+	*rows = NIL;
+	if (want_rows && SPI_tuptable != NULL)
+	{
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		uint64		i;
+		int			j;
+
+		*nfields = desc->natts;
+		for (i = 0; i < n; i++)
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+			char	  **row = palloc(sizeof(char *) * Max(desc->natts, 1));
+
+			for (j = 0; j < desc->natts; j++)
+				row[j] = SPI_getvalue(SPI_tuptable->vals[i], desc, j + 1);
+			*rows = lappend(*rows, row);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	AtEOXact_GUC(false, nestlevel);
+}

@@ -24,4 +24,7 @@ extern int64 tenancy_schema_size(const char *schema);
 extern int64 tenancy_schema_migrate(const char *schema, const char *target,
 									List *migrations, int64 *from, int64 *attempting);
 
+extern void tenancy_schema_run(const char *schema, const char *sql, bool want_rows,
+							   char **status, int *nfields, List **rows);
+
 #endif							/* TENANCY_SCHEMA_H */

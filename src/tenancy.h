@@ -81,6 +81,10 @@ extern TenantState tenancy_state_from_name(const char *name);
 /* try.c */
 extern ErrorData *tenancy_try(void (*step) (void *), void *arg);
 
+/* routing.c, routed.c */
+extern void tenancy_routing_resolve_selected(TenantRecord *rec);
+extern void tenancy_routed_forget(const char *tenant);
+
 /* fault.c */
 extern void tenancy_fault(const char *point);
 

@@ -171,6 +171,9 @@ dblink_function(const char *schema, const char *fname, int ntext, bool trailing_
 						  i, argtypes, false);
 }
 
+static char *build_conninfo_as(const char *server, const char *dbname, const char *appname,
+							   Oid role, bool routed);
+
 /* Appends key='value' to a conninfo string, escaped by libpq's rules. */
 static void
 append_conninfo(StringInfo buf, const char *key, const char *value)
@@ -254,6 +257,19 @@ tenancy_transport_check_server(const char *server)
 static char *
 build_conninfo(const char *server, const char *dbname, const char *appname)
 {
+	return build_conninfo_as(server, dbname, appname, remote_role(), false);
+}
+
+/*
+ * build_conninfo() for "role": its user mapping on the server (or, on this
+ * cluster without a loopback server, its name over the local socket).
+ * "routed" sessions carry the application's own SQL (tenancy.exec and
+ * query), so they keep the tenant database's search_path.
+ */
+static char *
+build_conninfo_as(const char *server, const char *dbname, const char *appname, Oid role,
+				  bool routed)
+{
 	StringInfoData buf;
 	StringInfoData opts;
 
@@ -271,7 +287,7 @@ build_conninfo(const char *server, const char *dbname, const char *appname)
 		snprintf(port, sizeof(port), "%d", PostPortNumber);
 		append_conninfo(&buf, "host", loopback_host());
 		append_conninfo(&buf, "port", port);
-		append_conninfo(&buf, "user", GetUserNameFromId(GetUserId(), false));
+		append_conninfo(&buf, "user", GetUserNameFromId(role, false));
 	}
 	else
 	{
@@ -279,9 +295,10 @@ build_conninfo(const char *server, const char *dbname, const char *appname)
 		UserMapping *um;
 		ListCell   *lc;
 
-		tenancy_transport_check_server(server);
+		if (!routed)
+			tenancy_transport_check_server(server);
 		fs = GetForeignServerByName(server, false);
-		um = GetUserMapping(remote_role(), fs->serverid);
+		um = GetUserMapping(role, fs->serverid);
 		foreach(lc, list_concat(list_copy(fs->options), um->options))
 		{
 			DefElem    *d = (DefElem *) lfirst(lc);
@@ -310,9 +327,10 @@ build_conninfo(const char *server, const char *dbname, const char *appname)
 	 */
 	initStringInfo(&opts);
 	appendStringInfo(&opts,
-					 "-c search_path= -c lock_timeout=%d -c statement_timeout=%d "
+					 "%s-c lock_timeout=%d -c statement_timeout=%d "
 					 "-c idle_in_transaction_session_timeout=%d "
 					 "-c client_connection_check_interval=1000",
+					 routed ? "" : "-c search_path= ",
 					 tenancy_remote_lock_timeout, tenancy_remote_statement_timeout,
 					 Max(tenancy_remote_statement_timeout, 60000));
 	append_conninfo(&buf, "options", opts.data);
@@ -1066,6 +1084,173 @@ tenancy_transport_session_result(RemoteSession *session, int ncolumns,
 		*message = pchomp(pstrdup(PQerrorMessage(session->conn)));
 	}
 	return *sqlstate ? NIL : rows;
+}
+
+/*-------------------------------------------------------------------------
+ * Routed sessions: tenancy.exec() and tenancy.query() (routed.c).
+ *
+ * A routed session runs the application's own SQL, so it authenticates as
+ * the calling role with that role's own user mapping (never the service
+ * role's), and the dblink password rule applies to it.  It is not tracked
+ * in open_sessions: routed.c keeps it across calls and closes it itself.
+ *-------------------------------------------------------------------------
+ */
+
+/*
+ * Opens a routed session to "dbname" on "server" (NULL: this cluster,
+ * through the loopback server when one is configured) as the current user.
+ * Raises 08001, 2F003 (no password asked for a non-superuser) or 42704 (no
+ * user mapping).
+ */
+RemoteSession *
+tenancy_transport_routed_open(const char *server, const char *dbname, const char *appname)
+{
+	char	   *conninfo = build_conninfo_as(server, dbname, appname, GetUserId(), true);
+	PGconn	   *conn;
+	RemoteSession *session;
+
+	conn = PQconnectdb(conninfo);
+	memset(conninfo, 0, strlen(conninfo));	/* it may hold a password */
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	{
+		char	   *msg = conn ? pstrdup(PQerrorMessage(conn)) : pstrdup("out of memory");
+
+		if (conn)
+			PQfinish(conn);
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not establish connection"),
+				 errdetail_internal("%s", pchomp(msg))));
+	}
+	if (!superuser() && !PQconnectionUsedPassword(conn))
+	{
+		PQfinish(conn);
+		ereport(ERROR,
+				(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
+				 errmsg("password is required"),
+				 errdetail("Non-superuser cannot connect if the server does not request a password."),
+				 errhint("Give role \"%s\" a user mapping with its password on tenancy's loopback server, or on the tenant's server.",
+						 GetUserNameFromId(GetUserId(), false))));
+	}
+	session = MemoryContextAllocZero(TopMemoryContext, sizeof(RemoteSession));
+	session->conn = conn;
+	return session;
+}
+
+/* Closes a routed session, cancelling what it runs. */
+void
+tenancy_transport_routed_close(RemoteSession *session)
+{
+	if (session->busy)
+	{
+		PGcancel   *cancel = PQgetCancel(session->conn);
+		char		errbuf[256];
+
+		if (cancel)
+		{
+			(void) PQcancel(cancel, errbuf, sizeof(errbuf));
+			PQfreeCancel(cancel);
+		}
+	}
+	PQfinish(session->conn);
+	pfree(session);
+}
+
+/*
+ * Runs "sql" (one or more statements) on a routed session and waits for
+ * it, interruptibly: a cancel or timeout of the caller throws here, and the
+ * caller must then close the session (which cancels the remote statement).
+ * Fills *r: the last result's command status, its rows (columns as text,
+ * NULL for SQL NULL) and column count, or the first error's fields; and
+ * whether the session was left inside a transaction block.
+ */
+void
+tenancy_transport_routed_run(RemoteSession *session, const char *sql, RoutedResult *r)
+{
+	PGresult   *res;
+
+	memset(r, 0, sizeof(*r));
+	r->nfields = -1;
+	if (!PQsendQuery(session->conn, sql))
+	{
+		r->sqlstate = "08006";
+		r->message = pchomp(pstrdup(PQerrorMessage(session->conn)));
+		r->broken = true;
+		return;
+	}
+	session->busy = true;
+	for (;;)
+	{
+		while (!tenancy_transport_session_ready(session))
+			tenancy_transport_sessions_wait(&session, 1, 1000);
+		res = PQgetResult(session->conn);
+		if (res == NULL)
+			break;
+		switch (PQresultStatus(res))
+		{
+			case PGRES_TUPLES_OK:
+			case PGRES_COMMAND_OK:
+				if (r->sqlstate == NULL)
+				{
+					int			nrows = PQntuples(res);
+					int			i,
+								j;
+
+					r->status = pstrdup(PQcmdStatus(res));
+					r->nfields = PQresultStatus(res) == PGRES_TUPLES_OK ? PQnfields(res) : -1;
+					r->rows = NIL;
+					for (i = 0; i < nrows; i++)
+					{
+						char	  **row = palloc(sizeof(char *) * Max(r->nfields, 1));
+
+						for (j = 0; j < r->nfields; j++)
+							row[j] = PQgetisnull(res, i, j) ? NULL : pstrdup(PQgetvalue(res, i, j));
+						r->rows = lappend(r->rows, row);
+					}
+				}
+				break;
+			case PGRES_COPY_IN:
+			case PGRES_COPY_OUT:
+			case PGRES_COPY_BOTH:
+				/* no COPY through tenancy: ends the session */
+				if (r->sqlstate == NULL)
+				{
+					r->sqlstate = "0A000";
+					r->message = pstrdup("COPY is not supported in tenancy.exec() and tenancy.query()");
+				}
+				r->broken = true;
+				break;
+			default:
+				if (r->sqlstate == NULL)
+				{
+					const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+					const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+					const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+					const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+
+					r->sqlstate = pstrdup(state ? state : "08006");
+					r->message = pchomp(pstrdup(primary ? primary : PQerrorMessage(session->conn)));
+					r->detail = detail ? pstrdup(detail) : NULL;
+					r->hint = hint ? pstrdup(hint) : NULL;
+				}
+				break;
+		}
+		PQclear(res);
+		if (r->broken)
+			break;
+	}
+	session->busy = false;
+	if (PQstatus(session->conn) == CONNECTION_BAD)
+	{
+		r->broken = true;
+		if (r->sqlstate == NULL || strncmp(r->sqlstate, "57P0", 4) == 0)
+		{
+			r->message = psprintf("lost the connection to the tenant's server: %s",
+								  r->message ? r->message : pchomp(pstrdup(PQerrorMessage(session->conn))));
+			r->sqlstate = "08006";
+		}
+	}
+	r->in_transaction = !r->broken && PQtransactionStatus(session->conn) != PQTRANS_IDLE;
 }
 
 /*

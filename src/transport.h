@@ -74,6 +74,25 @@ extern void tenancy_transport_sessions_wait(RemoteSession **sessions, int n, lon
 extern List *tenancy_transport_session_result(RemoteSession *session, int ncolumns,
 											  char **sqlstate, char **message);
 
+/* What a routed statement (tenancy.exec, tenancy.query) returned. */
+typedef struct RoutedResult
+{
+	char	   *status;			/* command status of the last result */
+	int			nfields;		/* its columns; -1 if it returned no rows */
+	List	   *rows;			/* char *[nfields], NULL for SQL NULL */
+	char	   *sqlstate;		/* first error, or NULL */
+	char	   *message;
+	char	   *detail;
+	char	   *hint;
+	bool		in_transaction; /* the session was left in a transaction block */
+	bool		broken;			/* the session cannot be used again */
+} RoutedResult;
+
+extern RemoteSession *tenancy_transport_routed_open(const char *server, const char *dbname,
+													const char *appname);
+extern void tenancy_transport_routed_run(RemoteSession *session, const char *sql, RoutedResult *r);
+extern void tenancy_transport_routed_close(RemoteSession *session);
+
 /* Remote SQL builders: names are quoted here, never by callers. */
 extern char *tenancy_transport_sql_create_database(const char *dbname,
 												   const char *template_db);

@@ -1,0 +1,150 @@
+--
+-- routed: tenancy.exec() and tenancy.query() through the connection the
+-- session keeps per tenant
+--
+SELECT tenancy.reconcile();
+SELECT id FROM tenancy.provision('q-acme');
+SELECT id FROM tenancy.provision('q-globex');
+SELECT id FROM tenancy.provision('q-schema', isolation => 'schema');
+-- waits until no session of "appname" is left (backends exit asynchronously)
+CREATE FUNCTION pg_temp.sessions_of(appname text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+  FOR i IN 1..100 LOOP
+    SELECT count(*) INTO n FROM pg_stat_activity WHERE application_name = appname;
+    EXIT WHEN n = 0;
+    PERFORM pg_sleep(0.05);
+    PERFORM pg_stat_clear_snapshot();
+  END LOOP;
+  RETURN n;
+END $$;
+
+-- should fail: nothing selected (55000), NULL (22004) or empty SQL (42601)
+SELECT tenancy.exec('SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+SET tenancy.current = 'q-acme';
+SELECT tenancy.exec(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.exec('  ');
+\echo :LAST_ERROR_SQLSTATE
+
+-- should succeed: commands return their status, queries their rows
+SELECT tenancy.exec('CREATE TABLE public.note (id int PRIMARY KEY, body text)');
+SELECT tenancy.exec('INSERT INTO note VALUES (1, ''acme one''), (2, NULL)');
+SELECT * FROM tenancy.query('SELECT id, body FROM note ORDER BY id') AS t(id int, body text);
+SELECT current_database() <> db AS elsewhere, db FROM tenancy.query('SELECT current_database()') AS t(db name);
+-- a command without rows gives no rows
+SELECT count(*) AS rows FROM tenancy.query('UPDATE note SET body = body') AS t(x int);
+
+-- the connection is kept: same remote backend across calls and transactions
+SELECT pid AS acme_pid FROM tenancy.query('SELECT pg_backend_pid()') AS t(pid int) \gset
+BEGIN;
+SELECT pid = :acme_pid AS same_session FROM tenancy.query('SELECT pg_backend_pid()') AS t(pid int);
+COMMIT;
+-- one per tenant, each kept
+SET tenancy.current = 'q-globex';
+SELECT pid <> :acme_pid AS own_session FROM tenancy.query('SELECT pg_backend_pid()') AS t(pid int);
+SELECT count(*) AS globex_notes FROM tenancy.query('SELECT 1 FROM pg_class WHERE relname = ''note''') AS t(x int);
+SET tenancy.current = 'q-acme';
+SELECT pid = :acme_pid AS same_session FROM tenancy.query('SELECT pg_backend_pid()') AS t(pid int);
+SELECT count(*) AS sessions FROM pg_stat_activity WHERE application_name LIKE 'tenancy/q-%';
+
+-- should fail: remote errors pass through with their SQLSTATE and the
+-- tenant in CONTEXT; the connection stays
+SELECT tenancy.exec('SELECT 1/0');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.exec('INSERT INTO note VALUES (1, ''dup'')');
+\echo :LAST_ERROR_SQLSTATE
+SELECT pid = :acme_pid AS same_session FROM tenancy.query('SELECT pg_backend_pid()') AS t(pid int);
+-- should fail: a column definition list that does not match (42804), a
+-- value that does not fit (22P02), none at all (42601)
+SELECT * FROM tenancy.query('SELECT id, body FROM note') AS t(id int);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM tenancy.query('SELECT id, body FROM note WHERE id = 1') AS t(id int, body int);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM tenancy.query('SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+
+-- should fail: a transaction left open is rolled back (25000), and the
+-- kept connection is not idle in transaction
+SELECT tenancy.exec('BEGIN; INSERT INTO note VALUES (3, ''open'')');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS open_rows FROM tenancy.query('SELECT 1 FROM note WHERE id = 3') AS t(x int);
+SELECT state FROM pg_stat_activity WHERE pid = :acme_pid;
+-- a whole transaction in one call is fine
+SELECT tenancy.exec('BEGIN; INSERT INTO note VALUES (3, ''three''); COMMIT');
+-- remote statements commit on their own: the caller's rollback keeps them
+BEGIN;
+SELECT tenancy.exec('INSERT INTO note VALUES (4, ''four'')');
+ROLLBACK;
+SELECT count(*) AS kept_after_rollback FROM tenancy.query('SELECT 1 FROM note WHERE id = 4') AS t(x int);
+
+-- should fail: a cancel (statement_timeout) stops the remote statement and
+-- drops the connection; the next call opens a new one
+SET statement_timeout = '300ms';
+SELECT tenancy.exec('SELECT pg_sleep(30)');
+\echo :LAST_ERROR_SQLSTATE
+RESET statement_timeout;
+SELECT pg_temp.sessions_of('tenancy/q-acme') AS sessions_after_cancel;
+SELECT pid <> :acme_pid AS new_session FROM tenancy.query('SELECT pg_backend_pid()') AS t(pid int);
+SELECT pid AS acme_pid FROM tenancy.query('SELECT pg_backend_pid()') AS t(pid int) \gset
+
+-- should fail: the remote backend dies between two calls (08006); the
+-- connection is dropped and the next call reconnects
+SELECT pg_terminate_backend(:acme_pid);
+SELECT pg_temp.sessions_of('tenancy/q-acme') AS sessions_after_kill;
+SELECT tenancy.exec('SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.exec('SELECT 1');
+
+-- should fail: suspended between two calls (55000); its connection is closed
+SELECT tenancy.suspend('q-acme');
+SELECT pg_temp.sessions_of('tenancy/q-acme') AS sessions_after_suspend;
+SELECT tenancy.exec('SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.resume('q-acme');
+SELECT * FROM tenancy.query('SELECT id FROM note ORDER BY id') AS t(id int);
+
+-- membership is checked before anything is opened
+CREATE ROLE regress_routed_app LOGIN;
+SET ROLE regress_routed_app;
+-- should fail: not a member (42501)
+SELECT tenancy.exec('SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT tenancy.grant_access('q-acme', 'regress_routed_app');
+SET ROLE regress_routed_app;
+-- should fail: a member, but without credentials of its own (no loopback
+-- server configured): dblink's password rule (2F003)
+SELECT tenancy.exec('SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
+-- schema tenants: no connection, the caller's transaction, the tenant's schema
+SET tenancy.current = 'q-schema';
+SELECT tenancy.exec('CREATE TABLE note (id int, body text)');
+SELECT tenancy.exec('INSERT INTO note VALUES (1, ''schema one'')');
+SELECT * FROM tenancy.query('SELECT id, body FROM note') AS t(id int, body text);
+SELECT count(*) AS in_schema FROM "regress_tn_q-schema".note;
+BEGIN;
+SELECT tenancy.exec('DELETE FROM note');
+ROLLBACK;
+SELECT count(*) AS rolled_back_with_caller FROM "regress_tn_q-schema".note;
+-- should fail: transaction control (0A000)
+SELECT tenancy.exec('COMMIT');
+\echo :LAST_ERROR_SQLSTATE
+-- should fail: local errors carry the tenant in CONTEXT too
+SELECT tenancy.exec('SELECT * FROM missing_table');
+\echo :LAST_ERROR_SQLSTATE
+RESET tenancy.current;
+
+-- deprovision closes this session's kept connection first, so it needs no force
+SET tenancy.current = 'q-globex';
+SELECT tenancy.exec('SELECT 1');
+RESET tenancy.current;
+SELECT tenancy.deprovision('q-globex');
+SELECT tenancy.deprovision('q-acme');
+SELECT tenancy.deprovision('q-schema');
+SELECT count(*) AS sessions FROM pg_stat_activity WHERE application_name LIKE 'tenancy/q-%';
+SELECT dblink_get_connections() AS open_connections;
+DROP ROLE regress_routed_app;

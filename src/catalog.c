@@ -1020,6 +1020,31 @@ tenancy_catalog_unlock_template(const char *server, bool exclusive)
 }
 
 /*
+ * The configured loopback server (the dblink foreign server that reaches
+ * this cluster), or NULL when tenancy is not configured.  Result in
+ * CurrentMemoryContext.
+ */
+char *
+tenancy_catalog_loopback_server(void)
+{
+	CatalogScope scope;
+	char	   *server = NULL;
+
+	catalog_enter(&scope);
+	catalog_exec("SELECT loopback_server FROM tenancy.config",
+				 0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (v != NULL)
+			server = MemoryContextStrdup(scope.caller_context, v);
+	}
+	catalog_leave(&scope);
+	return server;
+}
+
+/*
  * Reads tenancy.config and tells transport who remote work runs as: the
  * configured service role through the loopback server, or (unconfigured)
  * the calling superuser.  Called at the start of every operation that does

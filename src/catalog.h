@@ -40,6 +40,7 @@ typedef struct CleanupRecord
 extern Oid	tenancy_catalog_owner(void);
 extern bool tenancy_catalog_installed(void);
 extern void tenancy_catalog_apply_config(void);
+extern char *tenancy_catalog_loopback_server(void);
 extern bool tenancy_catalog_lookup(const char *id, TenantRecord *rec, bool *permitted);
 extern bool tenancy_catalog_fetch(const char *id, TenantRecord *rec);
 extern void tenancy_catalog_set_state(const char *id, TenantState state,

@@ -187,7 +187,7 @@ run_remote(const TenantRecord *rec, const char *sql, RoutedResult *r)
 		kc->uses = 0;
 		PG_TRY();
 		{
-			kc->session = tenancy_transport_routed_open(rec->server[0] ? rec->server : NULL,
+			kc->session = tenancy_transport_routed_open(rec->server[0] ? rec->server : tenancy_catalog_loopback_server(),
 														rec->database_name,
 														tenancy_transport_appname(rec->id));
 		}

@@ -277,7 +277,7 @@ build_conninfo_as(const char *server, const char *dbname, const char *appname, O
 	if (dbname == NULL)
 		dbname = maintenance_database(server);
 	/* with a service role, this cluster is reached through its server */
-	if (server == NULL && loopback_server != NULL)
+	if (server == NULL && loopback_server != NULL && !routed)
 		server = loopback_server;
 
 	if (server == NULL)
@@ -1097,8 +1097,9 @@ tenancy_transport_session_result(RemoteSession *session, int ncolumns,
  */
 
 /*
- * Opens a routed session to "dbname" on "server" (NULL: this cluster,
- * through the loopback server when one is configured) as the current user.
+ * Opens a routed session to "dbname" on "server" as the current user (for
+ * this cluster, the caller passes tenancy's loopback server; NULL means the
+ * local socket, which serves only superusers, by dblink's password rule).
  * Raises 08001, 2F003 (no password asked for a non-superuser) or 42704 (no
  * user mapping).
  */

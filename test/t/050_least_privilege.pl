@@ -123,9 +123,69 @@ $all_errors .= $err;
 set_hba('scram-sha-256');
 $node->reload;
 
+# routed queries run as the calling role, with its own credentials (its own
+# user mapping on the loopback server, SCRAM), never as the service role
+my $web_password = 'regress_s3cr3t_web_' . int(rand(1_000_000_000));
+$node->safe_psql('postgres', qq{
+	SET log_statement = 'none';
+	CREATE ROLE regress_web LOGIN PASSWORD '$web_password';
+	CREATE USER MAPPING FOR regress_web SERVER tenancy_loopback
+	  OPTIONS (user 'regress_web', password '$web_password');
+});
+{
+	my $hba = $node->data_dir . '/pg_hba.conf';
+	my $rest = slurp_file($hba);
+	open(my $fh, '>', $hba) or die $!;
+	print $fh "local all regress_web scram-sha-256\n" . $rest;
+	close($fh);
+	$node->reload;
+}
+$node->safe_psql('postgres', q{SELECT tenancy.grant_access('acme', 'regress_web')}, @dba);
+is($node->safe_psql('postgres', q{
+	SET ROLE regress_web; SET tenancy.current = 'acme';
+	SELECT u || ' ' || db FROM tenancy.query('SELECT current_user, current_database()') AS t(u name, db name)}),
+	'regress_web regress_lp_acme', 'tenancy.query() runs as the caller, in the tenant database');
+is($node->safe_psql('postgres', q{
+	SET ROLE regress_web; SET tenancy.current = 'acme';
+	SELECT a.pid = b.pid FROM tenancy.query('SELECT pg_backend_pid()') AS a(pid int),
+	       tenancy.query('SELECT pg_backend_pid()') AS b(pid int)}),
+	't', 'and keeps its connection between calls');
+($ret, $out, $err) = $node->psql('postgres', q{
+	SET ROLE regress_web; SET tenancy.current = 'rotated'; SELECT tenancy.exec('SELECT 1')});
+like($err, qr/permission denied for tenant "rotated"/, 'a tenant the caller was not granted is refused');
+$node->safe_psql('postgres', q{
+	SET log_statement = 'none';
+	ALTER USER MAPPING FOR regress_web SERVER tenancy_loopback OPTIONS (SET password 'wrong')});
+($ret, $out, $err) = $node->psql('postgres', q{
+	SET ROLE regress_web; SET tenancy.current = 'acme'; SELECT tenancy.exec('SELECT 1')});
+like($err, qr/password authentication failed for user "regress_web"/, 'the caller\'s wrong password fails cleanly');
+$all_errors .= $err;
+
+# schema tenants under the service role: made by the non-superuser admin,
+# owned by the service role, which needs no CREATE on the admin database
+$node->safe_psql('postgres', q{DELETE FROM tenancy.migration});
+$node->safe_psql('postgres', q{SELECT tenancy.add_migration(1, 'CREATE TABLE item (id int)')}, @dba);
+is($node->safe_psql('postgres', q{SELECT state FROM tenancy.provision('s-acme', isolation => 'schema')}, @dba),
+	'ready', 'a non-superuser admin provisions a schema tenant');
+is($node->safe_psql('postgres', q{
+	SELECT pg_get_userbyid(n.nspowner) || ' ' || pg_get_userbyid(c.relowner) || ' ' ||
+	       has_database_privilege('regress_provisioner', current_database(), 'CREATE')
+	  FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'item'
+	 WHERE n.nspname = 'regress_lp_s-acme'}),
+	'regress_provisioner regress_provisioner false',
+	'the schema and what its migrations made belong to the service role, which cannot create schemas itself');
+($ret, $out, $err) = $node->psql('postgres', q{SELECT tenancy.add_migration(2, 'SET ROLE postgres')}, @dba);
+($ret, $out, $err) = $node->psql('postgres', q{SELECT tenancy.migrate('s-acme')}, @dba);
+like($err, qr/cannot set parameter "role" within security-(definer function|restricted operation)/,
+	'a schema tenant\'s migration cannot change role');
+$node->safe_psql('postgres', q{DELETE FROM tenancy.migration WHERE version = 2});
+$node->safe_psql('postgres', q{SELECT tenancy.grant_access('s-acme', 'regress_web')}, @dba);
+is($node->safe_psql('postgres', q{SELECT has_schema_privilege('regress_web', 'regress_lp_s-acme', 'USAGE')}),
+	't', 'grant_access gives USAGE on the schema');
+
 # the passwords appear nowhere
 my $log = slurp_file($node->logfile);
-foreach my $secret ($password, $new_password)
+foreach my $secret ($password, $new_password, $web_password)
 {
 	unlike($all_errors, qr/\Q$secret\E/, 'no password in client errors');
 	unlike($log, qr/\Q$secret\E/, 'no password in the server log (all statements and errors logged)');

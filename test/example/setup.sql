@@ -37,17 +37,18 @@ SELECT tenancy.suspend('soylent');                -- 55000, 409
 
 -- The shared table, owned by this superuser.  A new row's tenant defaults to
 -- the selected one; the policy shows and accepts only the selected tenant's
--- rows, and current_tenant() raises when nothing is selected, so a forgotten
--- selection is an error, never another tenant's data.
+-- rows.  tenancy.current_tenant_id() (STABLE, parallel safe) is NULL when
+-- nothing is selected, so a forgotten selection sees no row (and cannot
+-- insert: NOT NULL), and raises for a tenant the role may not use.
 CREATE TABLE public.items (
-  tenant text NOT NULL DEFAULT tenancy.current_tenant(),
+  tenant text NOT NULL DEFAULT tenancy.current_tenant_id(),
   name   text NOT NULL
 );
 ALTER TABLE public.items ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.items FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON public.items
-  USING (tenant = tenancy.current_tenant())
-  WITH CHECK (tenant = tenancy.current_tenant());
+  USING (tenant = tenancy.current_tenant_id())
+  WITH CHECK (tenant = tenancy.current_tenant_id());
 GRANT SELECT, INSERT ON public.items TO example_app;
 
 -- two rows for every tenant, including the two the application cannot use:

@@ -5,7 +5,7 @@
 # with tenancy.use($1, true) inside the request's transaction.  test.js fires
 # 600 requests, 50 at a time, with mixed tenants, reads and writes, and bad
 # cases; every answer must belong to the tenant its request named (row-level
-# security on current_tenant()), counts must add up, and unknown, malformed,
+# security on current_tenant_id()), counts must add up, and unknown, malformed,
 # non-member and suspended tenants must get 404, 400, 403 and 409 with their
 # SQLSTATE.  node and npm are required (CI installs them): without them this
 # test fails rather than skips.

@@ -96,6 +96,33 @@ $node1->safe_psql('postgres', 'SELECT count(*) FROM tenancy.reconcile()');
 is($node1->safe_psql('postgres', q{SELECT state FROM tenancy.provision('while-down', server => 'host2')}),
 	'ready', 'once node2 is back, provisioning works');
 
+# a routed query's kept connection while node2 goes down mid-session: the
+# next call reports the lost connection (08006) and drops it, the one after
+# cannot connect (08001), and once node2 is back a call works again
+$node1->safe_psql('postgres', qq{
+	SET log_statement = 'none';
+	CREATE USER MAPPING FOR CURRENT_USER SERVER host2
+	  OPTIONS (user 'regress_provisioner', password '$password');
+});
+my $d2 = $node2->data_dir;
+($ret, $out, $err) = $node1->psql('postgres', qq{
+SET tenancy.current = 'remote';
+SELECT 'first ' || x FROM tenancy.query('SELECT 1') AS t(x int);
+\\! pg_ctl -D '$d2' -m fast -w stop >/dev/null
+SELECT 'during ' || x FROM tenancy.query('SELECT 1') AS t(x int);
+SELECT 'again ' || x FROM tenancy.query('SELECT 1') AS t(x int);
+}, on_error_stop => 0, extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+$node2->_update_pid(0);		# stopped behind the Cluster object's back
+like($out, qr/first 1/, 'a routed query reaches the tenant on node2');
+like($err, qr/ERROR:  08006: .*\n(.*\n)*?CONTEXT:  running SQL on tenant "remote"/,
+	'node2 stopped mid-session: the kept connection reports 08006 with the tenant');
+like($err, qr/ERROR:  08001: could not establish connection/, 'the next call cannot connect: 08001');
+unlike($out, qr/during|again/, 'and returns nothing');
+unlike($err, qr/\Q$password\E/, 'the errors hold no password');
+$node2->start;
+is($node1->safe_psql('postgres', q{SET tenancy.current = 'remote'; SELECT x FROM tenancy.query('SELECT 1') AS t(x int)}),
+	'1', 'node2 back: routed queries work again');
+
 # node1 crashes after node2 committed the rename: reconcile drops the
 # final-name database on node2 that no row claims
 my ($o, $e) = ('', '');

@@ -73,7 +73,11 @@ change_access(FunctionCallInfo fcinfo, bool grant)
 	if (rec.state == TENANT_STATE_DROPPING)
 		return;
 	if (rec.isolation == TENANT_ISOLATION_SCHEMA)
-		tenancy_schema_grant_usage(rec.schema_name, rolename, grant);
+	{
+		/* a suspended schema tenant's members get USAGE back on resume() */
+		if (!grant || rec.state == TENANT_STATE_READY)
+			tenancy_schema_grant_usage(rec.schema_name, rolename, grant);
+	}
 	else
 		tenancy_transport_grant_connect(rec.server[0] ? rec.server : NULL, rec.database_name,
 										rolename, grant);

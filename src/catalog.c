@@ -688,6 +688,33 @@ tenancy_catalog_set_member(const char *id, Oid role, bool grant)
 	return n > 0;
 }
 
+/* The roles granted a tenant (OIDs), in CurrentMemoryContext. */
+List *
+tenancy_catalog_members(const char *id)
+{
+	CatalogScope scope;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	List	   *roles = NIL;
+	uint64		i;
+
+	values[0] = CStringGetTextDatum(id);
+	catalog_enter(&scope);
+	catalog_exec("SELECT role::pg_catalog.oid FROM tenancy.member WHERE tenant_id OPERATOR(pg_catalog.=) $1",
+				 1, types, values, NULL, true, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			role = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		MemoryContext old = MemoryContextSwitchTo(scope.caller_context);
+
+		roles = lappend_oid(roles, role);
+		MemoryContextSwitchTo(old);
+	}
+	catalog_leave(&scope);
+	return roles;
+}
+
 /* Deletes a tenant row (and, through the foreign key, its members). */
 void
 tenancy_catalog_delete(const char *id)

@@ -51,6 +51,7 @@ extern void tenancy_catalog_record_migrations(int n, Datum *ids, Datum *versions
 											  Datum *errors, bool *error_nulls);
 extern void tenancy_catalog_delete(const char *id);
 extern bool tenancy_catalog_set_member(const char *id, Oid role, bool grant);
+extern List *tenancy_catalog_members(const char *id);
 extern Datum tenancy_catalog_row(const char *id);
 extern void tenancy_catalog_lock_tenant(const char *id, bool nowait);
 extern void tenancy_catalog_lock_existing(const char *id, TenantRecord *rec);

@@ -769,9 +769,23 @@ set_suspended(FunctionCallInfo fcinfo, bool suspend)
 
 	if (rec.isolation == TENANT_ISOLATION_SCHEMA)
 	{
-		/* nothing outside the catalog: selection checks the state */
+		ListCell   *lc;
+
+		/*
+		 * In the caller's transaction: the state, and the members' USAGE on
+		 * the schema (so that naming the schema by hand reaches nothing
+		 * either), as datallowconn does for a database.
+		 */
 		ctx.step = "set state";
 		tenancy_catalog_set_state(tenant, to, NULL);
+		ctx.step = suspend ? "revoke usage" : "grant usage";
+		foreach(lc, tenancy_catalog_members(tenant))
+		{
+			char	   *role = GetUserNameFromId(lfirst_oid(lc), true);
+
+			if (role != NULL)
+				tenancy_schema_grant_usage(rec.schema_name, role, !suspend);
+		}
 		error_context_stack = errcb.previous;
 		return;
 	}

@@ -140,14 +140,25 @@ RESET ROLE;
 SELECT tenancy.revoke_access('s-acme', 'regress_schema_app');
 SELECT has_schema_privilege('regress_schema_app', 'regress_tn_s-acme', 'USAGE') AS acme_usage;
 
--- suspended: not selectable, not on the path
+-- suspended: not selectable, not on the path, members lose USAGE until resume
+SELECT tenancy.grant_access('s-globex', 'regress_schema_app');
 SELECT tenancy.suspend('s-globex');
 SET tenancy.current = 's-globex';
 SHOW search_path;
 SELECT tenancy.current_tenant();
 \echo :LAST_ERROR_SQLSTATE
 RESET tenancy.current;
+SELECT has_schema_privilege('regress_schema_app', 'regress_tn_s-globex', 'USAGE') AS usage_while_suspended;
+-- a grant while suspended records the member; USAGE comes with resume
+CREATE ROLE regress_schema_late;
+SELECT tenancy.grant_access('s-globex', 'regress_schema_late');
+SELECT has_schema_privilege('regress_schema_late', 'regress_tn_s-globex', 'USAGE') AS late_usage_while_suspended;
 SELECT tenancy.resume('s-globex');
+SELECT has_schema_privilege('regress_schema_app', 'regress_tn_s-globex', 'USAGE') AS usage_after_resume,
+       has_schema_privilege('regress_schema_late', 'regress_tn_s-globex', 'USAGE') AS late_usage_after_resume;
+SELECT tenancy.revoke_access('s-globex', 'regress_schema_app');
+SELECT tenancy.revoke_access('s-globex', 'regress_schema_late');
+DROP ROLE regress_schema_late;
 
 -- connstr: the admin database, with the schema as search_path
 SELECT tenancy.connstr('s-acme') LIKE '% dbname=''' || current_database() || ''' options=''-csearch_path="regress_tn_s-acme"''' AS connstr_ok;

@@ -49,6 +49,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "catalog.h"
@@ -299,6 +300,7 @@ lookup_tenant(const char *id, TenantRecord *rec, MemoryContext members_cxt,
 	CatalogScope scope;
 	Datum		values[1];
 	bool		found;
+	bool		pushed;
 	int			rc;
 
 	values[0] = CStringGetTextDatum(id);
@@ -319,7 +321,13 @@ lookup_tenant(const char *id, TenantRecord *rec, MemoryContext members_cxt,
 		AtEOXact_GUC(true, nestlevel);
 		lookup_plan = plan;
 	}
+	/* callers in utility statements (SET) run without a snapshot */
+	pushed = !ActiveSnapshotSet();
+	if (pushed)
+		PushActiveSnapshot(GetTransactionSnapshot());
 	rc = SPI_execute_plan(lookup_plan, values, NULL, true, 1);
+	if (pushed)
+		PopActiveSnapshot();
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "tenant lookup failed: %s", SPI_result_code_string(rc));
 	found = SPI_processed > 0;

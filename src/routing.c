@@ -40,7 +40,6 @@
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/snapmgr.h"
 #include "utils/varlena.h"
 
 #include "catalog.h"
@@ -141,6 +140,24 @@ is_tenant_schema(const char *nsp)
 }
 
 /*
+ * Could the first element of search_path be a tenant schema?  A prefix
+ * test on the raw setting, so that switching between database tenants
+ * never parses search_path.
+ */
+static bool
+path_may_lead_with_tenant(void)
+{
+	const char *p = namespace_search_path;
+	size_t		len = strlen(tenancy_database_prefix);
+
+	while (*p == ' ')
+		p++;
+	if (*p == '"')
+		p++;
+	return strncmp(p, tenancy_database_prefix, len) == 0;
+}
+
+/*
  * Puts the selected tenant's schema (if it is a usable schema tenant) first
  * on search_path, after taking off any tenant schema that leads it, with
  * the scope of the selection (is_local: until the end of the transaction).
@@ -156,17 +173,13 @@ sync_search_path(bool is_local)
 	List	   *elems;
 	ListCell   *lc;
 	StringInfoData buf;
-	bool		pushed = false;
 	bool		stripped = false;
 
 	if (!IsTransactionState() || !tenancy_catalog_installed())
 		return;
-	if (!ActiveSnapshotSet())
-	{
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pushed = true;
-	}
 	schema = usable_schema(tenancy_current, &rec);
+	if (schema == NULL && !path_may_lead_with_tenant())
+		return;					/* database tenants: nothing to do */
 
 	path = pstrdup(namespace_search_path);
 	if (!SplitIdentifierString(path, ',', &elems))
@@ -187,8 +200,6 @@ sync_search_path(bool is_local)
 			appendStringInfoString(&buf, ", ");
 		appendStringInfoString(&buf, quote_identifier(nsp));
 	}
-	if (pushed)
-		PopActiveSnapshot();
 	if (schema == NULL && !stripped)
 		return;
 	(void) set_config_option("search_path", buf.data,

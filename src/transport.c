@@ -65,6 +65,7 @@
 #include "utils/wait_event.h"
 
 #include "guc.h"
+#include "tenancy.h"
 #include "transport.h"
 
 /*
@@ -1084,6 +1085,159 @@ tenancy_transport_session_result(RemoteSession *session, int ncolumns,
 		*message = pchomp(pstrdup(PQerrorMessage(session->conn)));
 	}
 	return *sqlstate ? NIL : rows;
+}
+
+/* Arguments of parallel_start_step(). */
+typedef struct ParallelStart
+{
+	ParallelQuery *query;
+	RemoteSession *session;
+} ParallelStart;
+
+static void
+parallel_start_step(void *arg)
+{
+	ParallelStart *ps = (ParallelStart *) arg;
+
+	ps->session = tenancy_transport_session_start(ps->query->server, ps->query->dbname,
+												  ps->query->appname);
+}
+
+/* Records a query's failure. */
+static void
+parallel_fail(ParallelQuery *q, const char *sqlstate, const char *message)
+{
+	q->sqlstate = pstrdup(sqlstate);
+	q->message = pstrdup(message);
+}
+
+/*
+ * Runs each query of "queries" on a session of its own (server, database),
+ * at most "parallel" at once, connecting asynchronously, and fills in each
+ * one's rows (its first ncolumns columns as text) or its failure (SQLSTATE
+ * and message: 08001 when its server cannot be reached within
+ * tenancy.connect_timeout).  One query's failure never stops the others;
+ * interruptible; every session is closed on every exit path.
+ */
+void
+tenancy_transport_parallel_queries(ParallelQuery *queries, int n, int parallel)
+{
+	RemoteSession **sessions = palloc0(sizeof(RemoteSession *) * parallel);
+	ParallelQuery **running = palloc0(sizeof(ParallelQuery *) * parallel);
+	bool	   *connecting = palloc0(sizeof(bool) * parallel);
+	RemoteSession **busy = palloc(sizeof(RemoteSession *) * parallel);
+	int			next = 0;
+
+	PG_TRY();
+	{
+		for (;;)
+		{
+			int			active = 0;
+			int			i;
+
+			for (i = 0; i < parallel && next < n; i++)
+			{
+				ParallelStart ps;
+				ErrorData  *edata;
+
+				if (sessions[i] != NULL)
+					continue;
+				ps.query = &queries[next++];
+				ps.session = NULL;
+				edata = tenancy_try(parallel_start_step, &ps);
+				if (edata != NULL)
+				{
+					parallel_fail(ps.query, unpack_sql_state(edata->sqlerrcode), edata->message);
+					i--;		/* the slot is still free */
+					continue;
+				}
+				sessions[i] = ps.session;
+				running[i] = ps.query;
+				connecting[i] = true;
+			}
+			for (i = 0; i < parallel; i++)
+				if (sessions[i] != NULL)
+					busy[active++] = sessions[i];
+			if (active == 0)
+				break;
+			tenancy_transport_sessions_wait(busy, active, 1000);
+
+			for (i = 0; i < parallel; i++)
+			{
+				ParallelQuery *q = running[i];
+				char	   *sqlstate;
+				char	   *message;
+				bool		done = false;
+
+				if (sessions[i] == NULL || !tenancy_transport_session_ready(sessions[i]))
+					continue;
+				if (connecting[i])
+				{
+					if (tenancy_transport_session_connected(sessions[i], &sqlstate, &message))
+					{
+						connecting[i] = false;
+						if (!tenancy_transport_session_send(sessions[i], q->sql, &message))
+						{
+							parallel_fail(q, "08006", message);
+							done = true;
+						}
+					}
+					else if (sqlstate != NULL)
+					{
+						parallel_fail(q, sqlstate, message);
+						done = true;
+					}
+				}
+				else
+				{
+					q->rows = tenancy_transport_session_result(sessions[i], q->ncolumns, &sqlstate, &message);
+					if (sqlstate != NULL)
+						parallel_fail(q, sqlstate, message);
+					done = true;
+				}
+				if (done)
+				{
+					tenancy_transport_session_close(sessions[i]);
+					sessions[i] = NULL;
+				}
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		int			i;
+
+		for (i = 0; i < parallel; i++)
+			if (sessions[i] != NULL)
+				tenancy_transport_session_close(sessions[i]);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Query for the databases of "dbnames" on one server: datname,
+ * datallowconn, size, age(datfrozenxid) and connected sessions.
+ */
+char *
+tenancy_transport_sql_databases_stats(List *dbnames)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf,
+						   "SELECT d.datname::text, d.datallowconn::text, pg_catalog.pg_database_size(d.oid)::text, "
+						   "pg_catalog.age(d.datfrozenxid)::text, "
+						   "(SELECT s.numbackends FROM pg_catalog.pg_stat_database s WHERE s.datid OPERATOR(pg_catalog.=) d.oid)::text "
+						   "FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) ANY (ARRAY[");
+	foreach(lc, dbnames)
+	{
+		if (foreach_current_index(lc) > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, quote_literal_cstr((char *) lfirst(lc)));
+	}
+	appendStringInfoString(&buf, "]::pg_catalog.text[])");
+	return buf.data;
 }
 
 /*-------------------------------------------------------------------------

@@ -74,6 +74,22 @@ extern void tenancy_transport_sessions_wait(RemoteSession **sessions, int n, lon
 extern List *tenancy_transport_session_result(RemoteSession *session, int ncolumns,
 											  char **sqlstate, char **message);
 
+/* One query of tenancy_transport_parallel_queries(). */
+typedef struct ParallelQuery
+{
+	const char *server;			/* NULL: this cluster */
+	const char *dbname;			/* NULL: the maintenance database */
+	const char *appname;
+	const char *sql;
+	int			ncolumns;
+	List	   *rows;			/* out: char *[ncolumns] */
+	char	   *sqlstate;		/* out: NULL on success */
+	char	   *message;
+} ParallelQuery;
+
+extern void tenancy_transport_parallel_queries(ParallelQuery *queries, int n, int parallel);
+extern char *tenancy_transport_sql_databases_stats(List *dbnames);
+
 /* What a routed statement (tenancy.exec, tenancy.query) returned. */
 typedef struct RoutedResult
 {

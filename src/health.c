@@ -141,7 +141,7 @@ probe_ledgers(TenantHealth *th, int n)
 		q->server = th[i].rec->server[0] ? th[i].rec->server : NULL;
 		q->dbname = th[i].rec->database_name;
 		q->appname = tenancy_transport_appname(th[i].rec->id);
-		q->sql = TRANSPORT_SQL_LEDGER_READ;
+		q->sql = tenancy_transport_sql_ledger_read(NULL);
 		q->ncolumns = 2;
 		tenant_of[nqueries++] = i;
 	}

@@ -31,6 +31,7 @@
  */
 #include "postgres.h"
 
+#include "commands/dbcommands.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "funcapi.h"
@@ -244,7 +245,7 @@ int64
 tenancy_migrate_connection(TransportConn *conn, const char *target, List *migrations,
 						   int64 *from)
 {
-	List	   *ledger = tenancy_transport_query(conn, TRANSPORT_SQL_LEDGER_READ, 2);
+	List	   *ledger = tenancy_transport_query(conn, tenancy_transport_sql_ledger_read(NULL), 2);
 	ListCell   *lc;
 	int64		applied = 0;
 	MigrateContext ctx = {target, 0};
@@ -287,7 +288,7 @@ tenancy_migrate_connection(TransportConn *conn, const char *target, List *migrat
 							m->version, target),
 					 errdetail("Migrations run inside a transaction that tenancy commits; they must not contain COMMIT, ROLLBACK or similar."),
 					 errhint("Check the tenant's schema by hand: statements before the transaction ended may have been committed.")));
-		tenancy_transport_exec(conn, tenancy_transport_sql_ledger_insert(m->version, m->checksum));
+		tenancy_transport_exec(conn, tenancy_transport_sql_ledger_insert(m->version, m->checksum, NULL));
 		tenancy_transport_exec(conn, "COMMIT");
 		applied = Max(applied, m->version);
 	}
@@ -386,7 +387,11 @@ tenancy_migrate(PG_FUNCTION_ARGS)
  * Tenants whose catalog summary says they are at the latest version with
  * no recorded error are answered from the catalog, without a connection.
  * The others run through at most "parallel" asynchronous sessions at once
- * (transport.c), each with the same steps as migrate(): read the ledger,
+ * (transport.c; a schema tenant's session goes to the admin database, with
+ * search_path set to its schema in each migration's transaction, so that
+ * each of its migrations commits on its own too and a fleet of schema
+ * tenants never piles up locks in the caller's transaction), each with the
+ * same steps as migrate(): read the ledger,
  * check it for drift, then one round trip per pending migration, each a
  * remote transaction with its ledger row.  A failure is recorded (error
  * text and SQLSTATE) and the run goes on; the next run retries.  Each
@@ -562,6 +567,13 @@ fail_tenant(FleetTenant *t, const char *sqlstate, const char *message)
 	t->error = pstrdup(message);
 }
 
+/* The schema of a schema tenant, NULL for a database tenant. */
+static const char *
+tenant_schema(const FleetTenant *t)
+{
+	return t->rec.isolation == TENANT_ISOLATION_SCHEMA ? t->rec.schema_name : NULL;
+}
+
 /* Arguments of start_session_step(). */
 typedef struct SessionStart
 {
@@ -575,8 +587,9 @@ start_session_step(void *arg)
 	SessionStart *ss = (SessionStart *) arg;
 	FleetTenant *t = ss->tenant;
 
+	/* a schema tenant's session goes to the admin database */
 	ss->session = tenancy_transport_session_start(t->rec.server[0] ? t->rec.server : NULL,
-												  t->rec.database_name,
+												  tenant_schema(t) ? get_database_name(MyDatabaseId) : t->rec.database_name,
 												  tenancy_transport_appname(t->rec.id));
 }
 
@@ -612,7 +625,8 @@ advance_slot(FleetRun *run, FleetSlot *slot)
 		bool		sent;
 
 		sent = tenancy_transport_session_send(slot->session,
-											  tenancy_transport_sql_migration_script(m->version, m->sql, m->checksum),
+											  tenancy_transport_sql_migration_script(m->version, m->sql, m->checksum,
+																									   tenant_schema(t)),
 											  &message);
 		MemoryContextSwitchTo(old);
 		if (sent)
@@ -652,7 +666,7 @@ collect_slot(FleetRun *run, FleetSlot *slot)
 		{
 			slot->connecting = false;
 			slot->reading_ledger = true;
-			if (tenancy_transport_session_send(slot->session, TRANSPORT_SQL_LEDGER_READ, &message))
+			if (tenancy_transport_session_send(slot->session, tenancy_transport_sql_ledger_read(tenant_schema(t)), &message))
 			{
 				MemoryContextSwitchTo(old);
 				return;
@@ -712,65 +726,6 @@ collect_slot(FleetRun *run, FleetSlot *slot)
 	advance_slot(run, slot);
 }
 
-/* Arguments of schema_tenant_step(). */
-typedef struct SchemaTenantStep
-{
-	FleetRun   *run;
-	FleetTenant *tenant;
-	int64		attempting;
-} SchemaTenantStep;
-
-static void
-schema_tenant_step(void *arg)
-{
-	SchemaTenantStep *st = (SchemaTenantStep *) arg;
-	FleetTenant *t = st->tenant;
-
-	t->to_version = tenancy_schema_migrate(t->rec.schema_name, psprintf("tenant \"%s\"", t->rec.id),
-										   st->run->migrations, &t->from_version, &st->attempting);
-}
-
-/*
- * Migrates one schema tenant of a fleet run, in a subtransaction of the
- * caller's transaction (schema.c): a failure rolls back that tenant's
- * migrations of this run and is recorded like a database tenant's.
- */
-static void
-migrate_schema_tenant(FleetRun *run, FleetTenant *t)
-{
-	SchemaTenantStep st = {run, t, 0};
-	ErrorData  *edata;
-	MemoryContext old;
-
-	t->started = GetCurrentTimestamp();
-	if (!tenancy_catalog_try_lock_tenant(t->rec.id))
-	{
-		t->status = "skipped";
-		t->error = "another operation holds the tenant";
-		finish_tenant(run, t, false);
-		return;
-	}
-	t->cxt = AllocSetContextCreate(CurrentMemoryContext, "tenancy migrate_all tenant",
-								   ALLOCSET_SMALL_SIZES);
-	old = MemoryContextSwitchTo(t->cxt);
-	edata = tenancy_try(schema_tenant_step, &st);
-	if (edata != NULL)
-	{
-		t->to_version = t->from_version;
-		fail_tenant(t, unpack_sql_state(edata->sqlerrcode),
-					st.attempting > 0 && edata->sqlerrcode != ERRCODE_DATA_CORRUPTED ?
-					psprintf("migration " INT64_FORMAT ": %s", st.attempting, edata->message) :
-					edata->message);
-	}
-	else
-		t->status = t->to_version > t->from_version ? "migrated" : "up_to_date";
-	MemoryContextSwitchTo(old);
-	tenancy_catalog_unlock_tenant(t->rec.id);
-	finish_tenant(run, t, true);
-	MemoryContextDelete(t->cxt);
-	t->cxt = NULL;
-}
-
 /* The body of migrate_all(); the caller closes every session on exit. */
 static void
 run_fleet(FleetRun *run, List *tenants, int parallel, bool verify, int64 latest)
@@ -778,7 +733,6 @@ run_fleet(FleetRun *run, List *tenants, int parallel, bool verify, int64 latest)
 	FleetSlot  *slots = palloc0(sizeof(FleetSlot) * parallel);
 	RemoteSession **busy = palloc(sizeof(RemoteSession *) * parallel);
 	List	   *queue = NIL;
-	List	   *schema_queue = NIL;
 	ListCell   *lc;
 	int			i;
 
@@ -800,18 +754,12 @@ run_fleet(FleetRun *run, List *tenants, int parallel, bool verify, int64 latest)
 			t->status = "up_to_date";
 			finish_tenant(run, t, false);
 		}
-		else if (t->rec.isolation == TENANT_ISOLATION_SCHEMA)
-			schema_queue = lappend(schema_queue, t);
 		else
 			queue = lappend(queue, t);
 	}
 
-	if (queue != NIL || schema_queue != NIL)
+	if (queue != NIL)
 		run->catalog = tenancy_transport_session_open(NULL, NULL, "tenancy/migrate_all");
-
-	/* schema tenants: locally, one after another, no connection needed */
-	foreach(lc, schema_queue)
-		migrate_schema_tenant(run, (FleetTenant *) lfirst(lc));
 
 	for (;;)
 	{

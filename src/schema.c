@@ -50,9 +50,6 @@
 #include "tenancy.h"
 #include "transport.h"
 
-/* The ledger table, created in every tenant schema. */
-#define SCHEMA_LEDGER "tenancy_applied_migration"
-
 /* Saved state while running inside a tenant schema. */
 typedef struct SchemaScope
 {
@@ -151,12 +148,12 @@ tenancy_schema_create(const char *schema)
 
 	schema_enter(&scope, owner, schema);
 	schema_exec(psprintf("COMMENT ON SCHEMA %s IS 'tenancy: schema of a tenant'; "
-						 "CREATE TABLE %s." SCHEMA_LEDGER " ("
+						 "CREATE TABLE %s." TENANCY_SCHEMA_LEDGER " ("
 						 "version bigint PRIMARY KEY, "
 						 "checksum text NOT NULL, "
 						 "applied_at timestamptz NOT NULL DEFAULT pg_catalog.now(), "
 						 "duration interval NOT NULL); "
-						 "COMMENT ON TABLE %s." SCHEMA_LEDGER " IS "
+						 "COMMENT ON TABLE %s." TENANCY_SCHEMA_LEDGER " IS "
 						 "'tenancy migration ledger: one row per migration applied to this schema'",
 						 quote_identifier(schema), quote_identifier(schema), quote_identifier(schema)));
 	schema_leave(&scope);
@@ -194,7 +191,7 @@ read_ledger(const char *schema, MemoryContext cxt)
 	List	   *rows = NIL;
 	uint64		i;
 
-	if (SPI_execute(psprintf("SELECT version::text, checksum FROM %s." SCHEMA_LEDGER " ORDER BY version",
+	if (SPI_execute(psprintf("SELECT version::text, checksum FROM %s." TENANCY_SCHEMA_LEDGER " ORDER BY version",
 							 quote_identifier(schema)), true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the ledger of schema \"%s\"", schema);
 	for (i = 0; i < SPI_processed; i++)
@@ -295,7 +292,7 @@ tenancy_schema_migrate(const char *schema, const char *target, List *migrations,
 	error_context_stack = &errcb;
 
 	schema_enter(&scope, tenancy_transport_owner_role(), schema);
-	schema_exec(psprintf("LOCK TABLE %s." SCHEMA_LEDGER " IN EXCLUSIVE MODE", quote_identifier(schema)));
+	schema_exec(psprintf("LOCK TABLE %s." TENANCY_SCHEMA_LEDGER " IN EXCLUSIVE MODE", quote_identifier(schema)));
 	ledger = read_ledger(schema, CurrentMemoryContext);
 	if (!tenancy_migrate_check_ledger(ledger, migrations, target, &applied, &drift, &drift_detail))
 		ereport(ERROR,
@@ -304,7 +301,7 @@ tenancy_schema_migrate(const char *schema, const char *target, List *migrations,
 				 drift_detail ? errdetail_internal("%s", drift_detail) : 0));
 	*from = applied;
 
-	insert = psprintf("INSERT INTO %s." SCHEMA_LEDGER " (version, checksum, duration) "
+	insert = psprintf("INSERT INTO %s." TENANCY_SCHEMA_LEDGER " (version, checksum, duration) "
 					  "VALUES ($1, $2, pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $3)",
 					  quote_identifier(schema));
 	foreach(lc, migrations)

@@ -19,6 +19,9 @@
 /* The canonical form of a tenant id, stated once for messages. */
 #define TENANCY_ID_PATTERN "^[a-z0-9][a-z0-9_-]*$"
 
+/* The migration ledger's table in a schema tenant's schema. */
+#define TENANCY_SCHEMA_LEDGER "tenancy_applied_migration"
+
 /* Longest tenancy.database_prefix accepted (leaves 43 bytes for the id). */
 #define TENANCY_MAX_PREFIX_LEN 20
 

@@ -780,16 +780,36 @@ tenancy_transport_sql_exists_database(const char *dbname)
 }
 
 /*
+ * The ledger table: tenancy.applied_migration in a tenant database, or
+ * <schema>.tenancy_applied_migration for a schema tenant (whose sessions
+ * run in the admin database, where schema tenancy is the extension's).
+ */
+static char *
+ledger_table(const char *schema)
+{
+	if (schema == NULL)
+		return "tenancy.applied_migration";
+	return psprintf("%s." TENANCY_SCHEMA_LEDGER, quote_identifier(schema));
+}
+
+/*
  * Records an applied migration in the tenant's ledger, inside the
  * migration's remote transaction: duration is measured from the start of
  * that transaction.
  */
 char *
-tenancy_transport_sql_ledger_insert(int64 version, const char *checksum)
+tenancy_transport_sql_ledger_insert(int64 version, const char *checksum, const char *schema)
 {
-	return psprintf("INSERT INTO tenancy.applied_migration (version, checksum, duration) "
+	return psprintf("INSERT INTO %s (version, checksum, duration) "
 					"VALUES (" INT64_FORMAT ", %s, pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.now())",
-					version, quote_literal_cstr(checksum));
+					ledger_table(schema), version, quote_literal_cstr(checksum));
+}
+
+/* Query for a ledger's rows (version, checksum as text), in version order. */
+char *
+tenancy_transport_sql_ledger_read(const char *schema)
+{
+	return psprintf("SELECT version::text, checksum FROM %s ORDER BY version", ledger_table(schema));
 }
 
 
@@ -1417,23 +1437,26 @@ tenancy_transport_routed_run(RemoteSession *session, const char *sql, RoutedResu
  * its own, so a trailing comment cannot swallow what follows.
  */
 char *
-tenancy_transport_sql_migration_script(int64 version, const char *sql, const char *checksum)
+tenancy_transport_sql_migration_script(int64 version, const char *sql, const char *checksum,
+									   const char *schema)
 {
 	char	   *token = psprintf("t%d_" INT64_FORMAT, MyProcPid, version);
 
 	return psprintf("BEGIN;\n"
+					"%s"
 					"SET LOCAL tenancy_guard.token = %s;\n"
-					"%s;\n"
+					"LOCK TABLE %s IN EXCLUSIVE MODE;\n"
 					"%s\n;\n"
 					"DO $tenancy_guard$ BEGIN "
 					"IF pg_catalog.current_setting('tenancy_guard.token', true) IS DISTINCT FROM %s THEN "
 					"RAISE EXCEPTION USING ERRCODE = '25000', MESSAGE = %s; END IF; END $tenancy_guard$;\n"
 					"%s;\n"
 					"COMMIT",
+					schema ? psprintf("SET LOCAL search_path = %s, pg_temp;\n", quote_identifier(schema)) : "",
 					quote_literal_cstr(token),
-					TRANSPORT_SQL_LEDGER_LOCK,
+					ledger_table(schema),
 					sql,
 					quote_literal_cstr(token),
 					quote_literal_cstr(psprintf("migration " INT64_FORMAT " ended the transaction", version)),
-					tenancy_transport_sql_ledger_insert(version, checksum));
+					tenancy_transport_sql_ledger_insert(version, checksum, schema));
 }

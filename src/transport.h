@@ -117,8 +117,9 @@ extern char *tenancy_transport_sql_drop_database(const char *dbname, bool force)
 extern char *tenancy_transport_sql_allow_connections(const char *dbname, bool allow);
 extern char *tenancy_transport_sql_exists_database(const char *dbname);
 extern char *tenancy_transport_sql_database_stats(const char *dbname);
-extern char *tenancy_transport_sql_ledger_insert(int64 version,
-												 const char *checksum);
+extern char *tenancy_transport_sql_ledger_insert(int64 version, const char *checksum,
+												 const char *schema);
+extern char *tenancy_transport_sql_ledger_read(const char *schema);
 extern char *tenancy_transport_sql_cleanup_record(int64 operation_id, const char *tenant,
 												  const char *server, const char *database_name,
 												  const char *final_name);
@@ -127,7 +128,7 @@ extern char *tenancy_transport_sql_set_state(const char *tenant, const char *sta
 											 const char *last_error);
 extern char *tenancy_transport_sql_delete_tenant(const char *tenant);
 extern char *tenancy_transport_sql_migration_script(int64 version, const char *sql,
-													const char *checksum);
+													const char *checksum, const char *schema);
 extern char *tenancy_transport_sql_record_progress(const char *tenant, const char *status,
 												   int64 from_version, int64 to_version,
 												   const char *sqlstate, const char *error);
@@ -148,8 +149,6 @@ extern char *tenancy_transport_sql_record_progress(const char *tenant, const cha
 	"'tenancy migration ledger: one row per migration applied to this database, written in the migration''s own transaction'"
 #define TRANSPORT_SQL_LEDGER_LOCK \
 	"LOCK TABLE tenancy.applied_migration IN EXCLUSIVE MODE"
-#define TRANSPORT_SQL_LEDGER_READ \
-	"SELECT version::text, checksum FROM tenancy.applied_migration ORDER BY version"
 #define TRANSPORT_SQL_LEDGER_MAX \
 	"SELECT pg_catalog.max(version)::text FROM tenancy.applied_migration"
 #define TRANSPORT_SQL_XACT_ID \

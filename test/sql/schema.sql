@@ -188,8 +188,10 @@ SELECT count(*) AS tenant_rows FROM "regress_tn_s-acme".item WHERE id = 99;
 DROP TABLE pg_temp.item;
 RESET search_path;
 
--- migrate_all: schema tenants are migrated locally; one failing schema
--- tenant is rolled back alone and recorded
+-- migrate_all: schema tenants are migrated through sessions to the admin
+-- database, each migration committed with its ledger row (so a fleet never
+-- piles up locks in one transaction); a failing tenant stops at its last
+-- good version and is recorded, the others go on
 DELETE FROM "regress_tn_s-acme".item WHERE id = 99;
 INSERT INTO "regress_tn_s-globex".item VALUES (6, 'dup');
 SELECT tenancy.add_migration(5, 'CREATE UNIQUE INDEX ON item ((id % 5))');

@@ -14,6 +14,8 @@
  *	  - when anything but a plain remote error happens during a call
  *		(cancel, timeout, lost connection, COPY), so no connection is ever
  *		left busy or in an unknown state;
+ *	  - on DISCARD ALL and RESET ALL (what poolers send between clients), so
+ *		that nothing a client SET on a kept connection reaches the next one;
  *	  - at backend exit.
  * A call that leaves the remote session inside a transaction block (a
  * BEGIN without COMMIT) is rolled back there and fails with 25000: a kept
@@ -171,7 +173,7 @@ raise_remote(const RoutedResult *r)
  * if needed.  Any failure other than a plain remote error closes it.
  */
 static void
-run_remote(const TenantRecord *rec, const char *sql, RoutedResult *r)
+run_remote(const TenantRecord *rec, const char *sql, bool want_rows, RoutedResult *r)
 {
 	KeptKey		key;
 	KeptConnection *kc;
@@ -189,7 +191,8 @@ run_remote(const TenantRecord *rec, const char *sql, RoutedResult *r)
 		{
 			kc->session = tenancy_transport_routed_open(rec->server[0] ? rec->server : tenancy_catalog_loopback_server(),
 														rec->database_name,
-														tenancy_transport_appname(rec->id));
+														tenancy_transport_appname(rec->id),
+														rec->id);
 		}
 		PG_CATCH();
 		{
@@ -201,7 +204,15 @@ run_remote(const TenantRecord *rec, const char *sql, RoutedResult *r)
 
 	PG_TRY();
 	{
-		tenancy_transport_routed_run(kc->session, sql, r);
+		tenancy_transport_routed_run(kc->session, sql, want_rows, r);
+		if (r->in_transaction)
+		{
+			RoutedResult rb;
+
+			tenancy_transport_routed_run(kc->session, "ROLLBACK", false, &rb);
+			if (rb.sqlstate != NULL || rb.in_transaction)
+				r->broken = true;
+		}
 	}
 	PG_CATCH();
 	{
@@ -212,24 +223,16 @@ run_remote(const TenantRecord *rec, const char *sql, RoutedResult *r)
 	PG_END_TRY();
 	kc->uses++;
 
-	if (r->in_transaction)
-	{
-		RoutedResult rb;
-
-		tenancy_transport_routed_run(kc->session, "ROLLBACK", &rb);
-		if (rb.sqlstate != NULL || rb.in_transaction)
-			close_entry(kc);
-		if (r->sqlstate == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
-					 errmsg("the SQL left a transaction open on tenant \"%s\"", rec->id),
-					 errdetail("tenancy rolled it back: a kept connection is never left idle in a transaction."),
-					 errhint("Send the whole transaction in one call, e.g. 'BEGIN; ...; COMMIT'.")));
-	}
 	if (r->broken)
 		close_entry(kc);
 	if (r->sqlstate != NULL)
 		raise_remote(r);
+	if (r->in_transaction)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("the SQL left a transaction open on tenant \"%s\"", rec->id),
+				 errdetail("tenancy rolled it back: a kept connection is never left idle in a transaction."),
+				 errhint("Send the whole transaction in one call, e.g. 'BEGIN; ...; COMMIT'.")));
 }
 
 /*
@@ -253,7 +256,7 @@ run_routed(const char *sql, RoutedResult *r, bool want_rows)
 	if (rec.isolation == TENANT_ISOLATION_SCHEMA)
 		tenancy_schema_run(rec.schema_name, sql, want_rows, &r->status, &r->nfields, &r->rows);
 	else
-		run_remote(&rec, sql, r);
+		run_remote(&rec, sql, want_rows, r);
 	error_context_stack = errcb.previous;
 }
 

@@ -220,6 +220,7 @@ tenancy_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOn
 	Node	   *parsetree = pstmt->utilityStmt;
 	bool		selection = false;
 	bool		is_local = false;
+	bool		reset_all = false;
 
 	if (IsA(parsetree, VariableSetStmt))
 	{
@@ -228,7 +229,10 @@ tenancy_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOn
 		selection = stmt->name != NULL && strcmp(stmt->name, "tenancy.current") == 0 &&
 			stmt->kind != VAR_SET_MULTI;
 		is_local = stmt->is_local;
+		reset_all = stmt->kind == VAR_RESET_ALL;
 	}
+	else if (IsA(parsetree, DiscardStmt))
+		reset_all = ((DiscardStmt *) parsetree)->target == DISCARD_ALL;
 	if (prev_process_utility)
 		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
 							 queryEnv, dest, qc);
@@ -237,6 +241,8 @@ tenancy_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOn
 								queryEnv, dest, qc);
 	if (selection)
 		sync_search_path(is_local);
+	if (reset_all)
+		tenancy_routed_forget(NULL);	/* a pooler's next client starts afresh */
 }
 
 /* Installs the hook.  Called once from _PG_init. */

@@ -368,6 +368,7 @@ tenancy_schema_run(const char *schema, const char *sql, bool want_rows,
 	uint64		n;
 
 	(void) set_config_option("search_path",
+							 namespace_search_path[0] == '\0' ? quote_identifier(schema) :
 							 psprintf("%s, %s", quote_identifier(schema), namespace_search_path),
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)

@@ -295,6 +295,7 @@ build_conninfo_as(const char *server, const char *dbname, const char *appname, O
 		ForeignServer *fs;
 		UserMapping *um;
 		ListCell   *lc;
+		bool		has_password = false;
 
 		if (!routed)
 			tenancy_transport_check_server(server);
@@ -304,12 +305,28 @@ build_conninfo_as(const char *server, const char *dbname, const char *appname, O
 		{
 			DefElem    *d = (DefElem *) lfirst(lc);
 
+			if (strcmp(d->defname, "password") == 0 && defGetString(d)[0] != '\0')
+				has_password = true;
+
 			if (strcmp(d->defname, "dbname") == 0 ||
 				strcmp(d->defname, "application_name") == 0 ||
 				strcmp(d->defname, "options") == 0)
 				continue;
 			append_conninfo(&buf, d->defname, defGetString(d));
 		}
+
+		/*
+		 * dblink's rule (dblink_connstr_check): a non-superuser's connection
+		 * must carry its own password, so that a password file or
+		 * environment of the server's can never log it in as someone else.
+		 */
+		if (!has_password && !superuser_arg(role))
+			ereport(ERROR,
+					(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
+					 errmsg("password is required"),
+					 errdetail("Non-superusers must provide a password in the user mapping."),
+					 errhint("Add a password option to the user mapping of role \"%s\" for server \"%s\".",
+							 GetUserNameFromId(role, false), server)));
 	}
 	append_conninfo(&buf, "dbname", dbname);
 	append_conninfo(&buf, "application_name", appname);
@@ -833,9 +850,32 @@ struct RemoteSession
 	bool		connecting;		/* started with PQconnectStart, not done */
 	PostgresPollingStatusType poll;	/* what PQconnectPoll last asked for */
 	TimestampTz connect_started;
+	char	   *tenant;			/* routed sessions: for notices */
 };
 
 static List *open_sessions = NIL;	/* in TopMemoryContext */
+
+/*
+ * Remote NOTICEs and WARNINGs.  libpq's default would write them to this
+ * server's stderr, that is its log, whatever log_min_messages says: those
+ * of tenancy's own sessions are dropped; those of routed sessions (the
+ * application's SQL) are passed on to the client as NOTICEs.
+ */
+static void
+drop_notice(void *arg, const PGresult *res)
+{
+}
+
+static void
+forward_notice(void *arg, const PGresult *res)
+{
+	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	if (primary != NULL)
+		ereport(NOTICE,
+				(errmsg_internal("%s", primary),
+				 errcontext("remote notice from tenant \"%s\"", (const char *) arg)));
+}
 
 /* Tracks a new session so that every exit path closes it. */
 static RemoteSession *
@@ -845,6 +885,7 @@ track_session(PGconn *conn, bool connecting)
 	RemoteSession *session = palloc0(sizeof(RemoteSession));
 
 	session->conn = conn;
+	PQsetNoticeReceiver(conn, drop_notice, NULL);
 	session->connecting = connecting;
 	session->poll = PGRES_POLLING_WRITING;
 	session->connect_started = GetCurrentTimestamp();
@@ -1278,7 +1319,8 @@ tenancy_transport_sql_databases_stats(List *dbnames)
  * user mapping).
  */
 RemoteSession *
-tenancy_transport_routed_open(const char *server, const char *dbname, const char *appname)
+tenancy_transport_routed_open(const char *server, const char *dbname, const char *appname,
+							  const char *tenant)
 {
 	char	   *conninfo = build_conninfo_as(server, dbname, appname, GetUserId(), true);
 	PGconn	   *conn;
@@ -1309,6 +1351,8 @@ tenancy_transport_routed_open(const char *server, const char *dbname, const char
 	}
 	session = MemoryContextAllocZero(TopMemoryContext, sizeof(RemoteSession));
 	session->conn = conn;
+	session->tenant = MemoryContextStrdup(TopMemoryContext, tenant);
+	PQsetNoticeReceiver(conn, forward_notice, session->tenant);
 	return session;
 }
 
@@ -1328,6 +1372,8 @@ tenancy_transport_routed_close(RemoteSession *session)
 		}
 	}
 	PQfinish(session->conn);
+	if (session->tenant)
+		pfree(session->tenant);
 	pfree(session);
 }
 
@@ -1340,7 +1386,8 @@ tenancy_transport_routed_close(RemoteSession *session)
  * whether the session was left inside a transaction block.
  */
 void
-tenancy_transport_routed_run(RemoteSession *session, const char *sql, RoutedResult *r)
+tenancy_transport_routed_run(RemoteSession *session, const char *sql, bool want_rows,
+							 RoutedResult *r)
 {
 	PGresult   *res;
 
@@ -1374,7 +1421,7 @@ tenancy_transport_routed_run(RemoteSession *session, const char *sql, RoutedResu
 					r->status = pstrdup(PQcmdStatus(res));
 					r->nfields = PQresultStatus(res) == PGRES_TUPLES_OK ? PQnfields(res) : -1;
 					r->rows = NIL;
-					for (i = 0; i < nrows; i++)
+					for (i = 0; want_rows && i < nrows; i++)
 					{
 						char	  **row = palloc(sizeof(char *) * Max(r->nfields, 1));
 

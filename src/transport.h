@@ -105,8 +105,9 @@ typedef struct RoutedResult
 } RoutedResult;
 
 extern RemoteSession *tenancy_transport_routed_open(const char *server, const char *dbname,
-													const char *appname);
-extern void tenancy_transport_routed_run(RemoteSession *session, const char *sql, RoutedResult *r);
+													const char *appname, const char *tenant);
+extern void tenancy_transport_routed_run(RemoteSession *session, const char *sql, bool want_rows,
+										 RoutedResult *r);
 extern void tenancy_transport_routed_close(RemoteSession *session);
 
 /* Remote SQL builders: names are quoted here, never by callers. */

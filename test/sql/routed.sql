@@ -97,6 +97,28 @@ SELECT tenancy.exec('SELECT 1');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.exec('SELECT 1');
 
+-- remote notices reach the client (not this server's log), naming the tenant
+SELECT tenancy.exec('DO $$BEGIN RAISE NOTICE ''hello from %'', current_database(); END$$');
+-- what a client SET on a kept connection does not survive DISCARD ALL (or
+-- RESET ALL), which poolers send between clients: the connection is closed
+SELECT tenancy.exec('SET application_name = ''left by client 1''');
+DISCARD ALL;
+-- (DISCARD ALL dropped the temporary helper too)
+CREATE FUNCTION pg_temp.sessions_of(appname text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+  FOR i IN 1..100 LOOP
+    SELECT count(*) INTO n FROM pg_stat_activity WHERE application_name = appname;
+    EXIT WHEN n = 0;
+    PERFORM pg_sleep(0.05);
+    PERFORM pg_stat_clear_snapshot();
+  END LOOP;
+  RETURN n;
+END $$;
+SELECT pg_temp.sessions_of('left by client 1') AS sessions_after_discard;
+SET tenancy.current = 'q-acme';
+SELECT name FROM tenancy.query('SELECT current_setting(''application_name'')') AS t(name text);
+
 -- should fail: suspended between two calls (55000); its connection is closed
 SELECT tenancy.suspend('q-acme');
 SELECT pg_temp.sessions_of('tenancy/q-acme') AS sessions_after_suspend;
@@ -130,6 +152,10 @@ BEGIN;
 SELECT tenancy.exec('DELETE FROM note');
 ROLLBACK;
 SELECT count(*) AS rolled_back_with_caller FROM "regress_tn_q-schema".note;
+-- an empty search_path is fine
+SELECT set_config('search_path', '', true) IS NOT NULL AS emptied;
+SELECT * FROM tenancy.query('SELECT id FROM note') AS t(id int);
+RESET search_path;
 -- should fail: transaction control (0A000)
 SELECT tenancy.exec('COMMIT');
 \echo :LAST_ERROR_SQLSTATE

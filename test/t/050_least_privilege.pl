@@ -153,6 +153,18 @@ is($node->safe_psql('postgres', q{
 ($ret, $out, $err) = $node->psql('postgres', q{
 	SET ROLE regress_web; SET tenancy.current = 'rotated'; SELECT tenancy.exec('SELECT 1')});
 like($err, qr/permission denied for tenant "rotated"/, 'a tenant the caller was not granted is refused');
+# dblink's rule: a non-superuser's own mapping must carry a password, so the
+# server's password file or environment can never log it in as anyone
+$node->safe_psql('postgres', q{
+	CREATE ROLE regress_nopw LOGIN;
+	CREATE USER MAPPING FOR regress_nopw SERVER tenancy_loopback OPTIONS (user 'regress_provisioner');
+});
+$node->safe_psql('postgres', q{SELECT tenancy.grant_access('acme', 'regress_nopw')}, @dba);
+($ret, $out, $err) = $node->psql('postgres', q{
+	SET ROLE regress_nopw; SET tenancy.current = 'acme'; SELECT tenancy.exec('SELECT 1')});
+like($err, qr/password is required.*\n.*DETAIL:  Non-superusers must provide a password in the user mapping/,
+	'a user mapping without a password is refused before connecting');
+$node->safe_psql('postgres', q{SELECT tenancy.revoke_access('acme', 'regress_nopw')}, @dba);
 $node->safe_psql('postgres', q{
 	SET log_statement = 'none';
 	ALTER USER MAPPING FOR regress_web SERVER tenancy_loopback OPTIONS (SET password 'wrong')});

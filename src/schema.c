@@ -293,6 +293,18 @@ tenancy_schema_migrate(const char *schema, const char *target, List *migrations,
 
 	schema_enter(&scope, tenancy_transport_owner_role(), schema);
 	schema_exec(psprintf("LOCK TABLE %s." TENANCY_SCHEMA_LEDGER " IN EXCLUSIVE MODE", quote_identifier(schema)));
+	/* other roles' trigger functions would run as us (see transport.c) */
+	if (SPI_execute(tenancy_transport_sql_foreign_triggers(schema), true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not check the triggers of schema \"%s\"", schema);
+	if (SPI_processed > 0)
+	{
+		char	   *row[3];
+		int			i;
+
+		for (i = 0; i < 3; i++)
+			row[i] = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1);
+		tenancy_transport_foreign_trigger_error(row);
+	}
 	ledger = read_ledger(schema, CurrentMemoryContext);
 	if (!tenancy_migrate_check_ledger(ledger, migrations, target, &applied, &drift, &drift_detail))
 		ereport(ERROR,

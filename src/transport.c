@@ -822,6 +822,62 @@ tenancy_transport_sql_ledger_insert(int64 version, const char *checksum, const c
 					ledger_table(schema), version, quote_literal_cstr(checksum));
 }
 
+/*
+ * Query for the first trigger in the tenant (its schema, or its whole
+ * database) that would run a function owned by a role other than the one
+ * migrations run as, or a superuser: trigger name, table, function owner.
+ * Migrations run as the service role, and a trigger fires with the
+ * privileges of whoever runs the statement: a member granted TRIGGER on a
+ * table could otherwise have its own code run as the service role.
+ */
+char *
+tenancy_transport_sql_foreign_triggers(const char *schema)
+{
+	return psprintf("SELECT g.tgname::text, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), "
+					"p.proowner::pg_catalog.regrole::text "
+					"FROM pg_catalog.pg_trigger g "
+					"JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) g.tgrelid "
+					"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+					"JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) g.tgfoid "
+					"JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) p.proowner "
+					"WHERE NOT g.tgisinternal AND NOT r.rolsuper "
+					"AND r.rolname OPERATOR(pg_catalog.<>) CURRENT_USER "
+					"AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema']) %s "
+					"LIMIT 1",
+					schema ? psprintf("AND n.nspname OPERATOR(pg_catalog.=) %s", quote_literal_cstr(schema)) : "");
+}
+
+/* The message and hint of the refusal, for both paths. */
+#define FOREIGN_TRIGGER_HINT \
+	"Migrations refuse to run other roles' trigger functions: drop the trigger, or create it in a migration; never grant TRIGGER on tenant tables."
+
+/*
+ * A statement that raises 42501 in the remote session when
+ * tenancy_transport_sql_foreign_triggers() finds a trigger.
+ */
+char *
+tenancy_transport_sql_trigger_guard(const char *schema)
+{
+	return psprintf("DO $tenancy_guard$ DECLARE t record; BEGIN "
+					"SELECT * INTO t FROM (%s) s(tgname, rel, owner); "
+					"IF FOUND THEN RAISE EXCEPTION USING ERRCODE = '42501', "
+					"MESSAGE = pg_catalog.format('trigger %%I on %%s would run a function of role %%s as role %%s', "
+					"t.tgname, t.rel, t.owner, CURRENT_USER), HINT = %s; END IF; END $tenancy_guard$",
+					tenancy_transport_sql_foreign_triggers(schema),
+					quote_literal_cstr(FOREIGN_TRIGGER_HINT));
+}
+
+/* The local form of the refusal (schema tenants), from a row of the query. */
+void
+tenancy_transport_foreign_trigger_error(char **row)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("trigger %s on %s would run a function of role %s as role %s",
+					quote_identifier(row[0]), row[1], row[2], GetUserNameFromId(GetUserId(), false)),
+			 errhint(FOREIGN_TRIGGER_HINT)));
+}
+
 /* Query for a ledger's rows (version, checksum as text), in version order. */
 char *
 tenancy_transport_sql_ledger_read(const char *schema)
@@ -1493,6 +1549,7 @@ tenancy_transport_sql_migration_script(int64 version, const char *sql, const cha
 					"%s"
 					"SET LOCAL tenancy_guard.token = %s;\n"
 					"LOCK TABLE %s IN EXCLUSIVE MODE;\n"
+					"%s;\n"
 					"%s\n;\n"
 					"DO $tenancy_guard$ BEGIN "
 					"IF pg_catalog.current_setting('tenancy_guard.token', true) IS DISTINCT FROM %s THEN "
@@ -1502,6 +1559,7 @@ tenancy_transport_sql_migration_script(int64 version, const char *sql, const cha
 					schema ? psprintf("SET LOCAL search_path = %s, pg_temp;\n", quote_identifier(schema)) : "",
 					quote_literal_cstr(token),
 					ledger_table(schema),
+					tenancy_transport_sql_trigger_guard(schema),
 					sql,
 					quote_literal_cstr(token),
 					quote_literal_cstr(psprintf("migration " INT64_FORMAT " ended the transaction", version)),

@@ -121,6 +121,9 @@ extern char *tenancy_transport_sql_database_stats(const char *dbname);
 extern char *tenancy_transport_sql_ledger_insert(int64 version, const char *checksum,
 												 const char *schema);
 extern char *tenancy_transport_sql_ledger_read(const char *schema);
+extern char *tenancy_transport_sql_foreign_triggers(const char *schema);
+extern char *tenancy_transport_sql_trigger_guard(const char *schema);
+extern void tenancy_transport_foreign_trigger_error(char **row);
 extern char *tenancy_transport_sql_cleanup_record(int64 operation_id, const char *tenant,
 												  const char *server, const char *database_name,
 												  const char *final_name);

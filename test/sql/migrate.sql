@@ -133,6 +133,26 @@ DELETE FROM tenancy.migration WHERE version = 70;
 SELECT applied_version FROM tenancy.tenant WHERE id = 'acme';
 SELECT tenant, from_version, to_version, status FROM tenancy.migrate('acme');
 
+-- should fail: a trigger whose function belongs to another (non-superuser)
+-- role would run as the role migrations run as; migrate() and migrate_all()
+-- refuse (42501) and apply nothing
+CREATE ROLE regress_trigger_owner;
+SELECT dblink_exec(:'acme_db', $$
+  CREATE FUNCTION public.planted() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+  ALTER FUNCTION public.planted() OWNER TO regress_trigger_owner;
+  CREATE TABLE public.watched (id int);
+  CREATE TRIGGER planted BEFORE INSERT ON public.watched FOR EACH ROW EXECUTE FUNCTION public.planted()$$);
+SELECT tenancy.add_migration(80, 'CREATE TABLE IF NOT EXISTS public.watched (id int); INSERT INTO public.watched VALUES (1)');
+SELECT * FROM tenancy.migrate('acme');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant, to_version, status, sqlstate, error FROM tenancy.migrate_all(1) WHERE tenant = 'acme';
+SELECT * FROM dblink(:'acme_db', 'SELECT count(*) FROM public.watched') AS t(n bigint);
+-- in the database and in its ledger, nothing of migration 80
+SELECT * FROM dblink(:'acme_db', 'SELECT max(version) FROM tenancy.applied_migration') AS t(v bigint);
+SELECT dblink_exec(:'acme_db', 'DROP TRIGGER planted ON public.watched; DROP FUNCTION public.planted()');
+SELECT tenant, from_version, to_version, status FROM tenancy.migrate('acme');
+DROP ROLE regress_trigger_owner;
+
 -- should fail: unknown and bad tenants
 SELECT * FROM tenancy.migrate('ghost');
 \echo :LAST_ERROR_SQLSTATE

@@ -201,6 +201,30 @@ SELECT count(*) AS globex_ledger FROM "regress_tn_s-globex".tenancy_applied_migr
 DELETE FROM "regress_tn_s-globex".item WHERE id = 6;
 SELECT tenant, from_version, to_version, status FROM tenancy.migrate_all(2) WHERE tenant LIKE 's-%' ORDER BY tenant;
 
+-- should fail: a member granted TRIGGER on a tenant table plants a trigger
+-- running its own function; migrations would run it as their role, so
+-- migrate() and migrate_all() refuse (42501) and apply nothing
+CREATE ROLE regress_schema_planter;
+CREATE SCHEMA regress_planter_own AUTHORIZATION regress_schema_planter;
+GRANT TRIGGER ON "regress_tn_s-acme".item TO regress_schema_planter;
+GRANT USAGE ON SCHEMA "regress_tn_s-acme" TO regress_schema_planter;
+SET ROLE regress_schema_planter;
+CREATE FUNCTION regress_planter_own.trojan() RETURNS trigger LANGUAGE plpgsql AS
+  'BEGIN RAISE NOTICE ''trojan ran as %'', current_user; RETURN NEW; END';
+CREATE TRIGGER trojan BEFORE INSERT ON "regress_tn_s-acme".item FOR EACH ROW EXECUTE FUNCTION regress_planter_own.trojan();
+RESET ROLE;
+SELECT tenancy.add_migration(6, 'INSERT INTO item (id, owner) VALUES (600, ''m6'')');
+SELECT tenancy.migrate('s-acme');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant, to_version, status, sqlstate FROM tenancy.migrate_all(2) WHERE tenant = 's-acme';
+SELECT count(*) AS m6_rows FROM "regress_tn_s-acme".item WHERE id = 600;
+DROP TRIGGER trojan ON "regress_tn_s-acme".item;
+DROP SCHEMA regress_planter_own CASCADE;
+REVOKE ALL ON "regress_tn_s-acme".item FROM regress_schema_planter;
+REVOKE ALL ON SCHEMA "regress_tn_s-acme" FROM regress_schema_planter;
+DROP ROLE regress_schema_planter;
+SELECT tenant, to_version, status FROM tenancy.migrate_all(2) WHERE tenant LIKE 's-%' ORDER BY tenant;
+
 -- should fail: drift in a schema ledger (XX001)
 UPDATE "regress_tn_s-globex".tenancy_applied_migration SET checksum = 'tampered' WHERE version = 1;
 SELECT tenancy.migrate('s-globex');

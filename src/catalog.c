@@ -723,7 +723,10 @@ tenancy_catalog_members(const char *id)
 	return roles;
 }
 
-/* Deletes a tenant row (and, through the foreign key, its members). */
+/*
+ * Deletes a tenant row (and, through the foreign key, its members) and its
+ * migrate_all() progress row.
+ */
 void
 tenancy_catalog_delete(const char *id)
 {
@@ -733,6 +736,8 @@ tenancy_catalog_delete(const char *id)
 
 	values[0] = CStringGetTextDatum(id);
 	catalog_enter(&scope);
+	catalog_exec("DELETE FROM tenancy.migration_progress WHERE tenant_id OPERATOR(pg_catalog.=) $1",
+				 1, types, values, NULL, false, SPI_OK_DELETE);
 	catalog_exec("DELETE FROM tenancy.tenant WHERE id OPERATOR(pg_catalog.=) $1",
 				 1, types, values, NULL, false, SPI_OK_DELETE);
 	catalog_leave(&scope);

@@ -741,8 +741,9 @@ tenancy_transport_sql_record_progress(const char *tenant, const char *status,
 char *
 tenancy_transport_sql_delete_tenant(const char *tenant)
 {
-	return psprintf("DELETE FROM tenancy.tenant WHERE id OPERATOR(pg_catalog.=) %s",
-					quote_literal_cstr(tenant));
+	return psprintf("DELETE FROM tenancy.migration_progress WHERE tenant_id OPERATOR(pg_catalog.=) %s; "
+					"DELETE FROM tenancy.tenant WHERE id OPERATOR(pg_catalog.=) %s",
+					quote_literal_cstr(tenant), quote_literal_cstr(tenant));
 }
 
 /* CREATE DATABASE "dbname" TEMPLATE "template_db" */

@@ -195,11 +195,11 @@ RESET search_path;
 DELETE FROM "regress_tn_s-acme".item WHERE id = 99;
 INSERT INTO "regress_tn_s-globex".item VALUES (6, 'dup');
 SELECT tenancy.add_migration(5, 'CREATE UNIQUE INDEX ON item ((id % 5))');
-SELECT tenant, from_version, to_version, status, sqlstate FROM tenancy.migrate_all(2) WHERE tenant LIKE 's-%' ORDER BY tenant;
+SELECT tenant, from_version, to_version, status, sqlstate FROM tenancy.migrate_all(1) WHERE tenant LIKE 's-%' ORDER BY tenant;
 SELECT id, applied_version, last_sqlstate FROM tenancy.tenant WHERE id LIKE 's-%' ORDER BY id;
 SELECT count(*) AS globex_ledger FROM "regress_tn_s-globex".tenancy_applied_migration;
 DELETE FROM "regress_tn_s-globex".item WHERE id = 6;
-SELECT tenant, from_version, to_version, status FROM tenancy.migrate_all(2) WHERE tenant LIKE 's-%' ORDER BY tenant;
+SELECT tenant, from_version, to_version, status FROM tenancy.migrate_all(1) WHERE tenant LIKE 's-%' ORDER BY tenant;
 
 -- should fail: a member granted TRIGGER on a tenant table plants a trigger
 -- running its own function; migrations would run it as their role, so
@@ -216,14 +216,14 @@ RESET ROLE;
 SELECT tenancy.add_migration(6, 'INSERT INTO item (id, owner) VALUES (600, ''m6'')');
 SELECT tenancy.migrate('s-acme');
 \echo :LAST_ERROR_SQLSTATE
-SELECT tenant, to_version, status, sqlstate FROM tenancy.migrate_all(2) WHERE tenant = 's-acme';
+SELECT tenant, to_version, status, sqlstate FROM tenancy.migrate_all(1) WHERE tenant = 's-acme';
 SELECT count(*) AS m6_rows FROM "regress_tn_s-acme".item WHERE id = 600;
 DROP TRIGGER trojan ON "regress_tn_s-acme".item;
 DROP SCHEMA regress_planter_own CASCADE;
 REVOKE ALL ON "regress_tn_s-acme".item FROM regress_schema_planter;
 REVOKE ALL ON SCHEMA "regress_tn_s-acme" FROM regress_schema_planter;
 DROP ROLE regress_schema_planter;
-SELECT tenant, to_version, status FROM tenancy.migrate_all(2) WHERE tenant LIKE 's-%' ORDER BY tenant;
+SELECT tenant, to_version, status FROM tenancy.migrate_all(1) WHERE tenant LIKE 's-%' ORDER BY tenant;
 
 -- should fail: drift in a schema ledger (XX001)
 UPDATE "regress_tn_s-globex".tenancy_applied_migration SET checksum = 'tampered' WHERE version = 1;

@@ -76,7 +76,7 @@ change_access(FunctionCallInfo fcinfo, bool grant)
 	{
 		/* a suspended schema tenant's members get USAGE back on resume() */
 		if (!grant || rec.state == TENANT_STATE_READY)
-			tenancy_schema_grant_usage(rec.schema_name, rolename, grant);
+			tenancy_schema_grant_access(rec.schema_name, rolename, grant);
 	}
 	else
 		tenancy_transport_grant_connect(rec.server[0] ? rec.server : NULL, rec.database_name,

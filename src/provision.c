@@ -784,7 +784,7 @@ set_suspended(FunctionCallInfo fcinfo, bool suspend)
 			char	   *role = GetUserNameFromId(lfirst_oid(lc), true);
 
 			if (role != NULL)
-				tenancy_schema_grant_usage(rec.schema_name, role, !suspend);
+				tenancy_schema_grant_access(rec.schema_name, role, !suspend);
 		}
 		error_context_stack = errcb.previous;
 		return;

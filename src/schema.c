@@ -36,12 +36,14 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "catalog.h"
 #include "guc.h"
@@ -172,15 +174,52 @@ tenancy_schema_drop(const char *schema)
 	schema_leave(&scope);
 }
 
-/* Grants or revokes USAGE on a tenant schema, as its owner. */
+/*
+ * Grants or revokes a member's access to a tenant schema, as its owner:
+ * USAGE on the schema, SELECT, INSERT, UPDATE and DELETE on its tables,
+ * USAGE and SELECT on its sequences, and the same by default on what the
+ * owner (that is, migrations) creates there later; never the ledger.
+ * Revoking takes away every privilege the role has in the schema, whoever
+ * granted it there.  So access to a schema tenant's data is exactly
+ * membership: a role never granted the tenant has no privilege on its
+ * tables (not even through pg_stats), and a revoke or a suspension ends
+ * what a view or function the member made can reach.
+ */
 void
-tenancy_schema_grant_usage(const char *schema, const char *role, bool grant)
+tenancy_schema_grant_access(const char *schema, const char *role, bool grant)
 {
 	SchemaScope scope;
+	const char *s = quote_identifier(schema);
+	const char *r = quote_identifier(role);
+	Oid			nspowner;
+	HeapTuple	tup = SearchSysCache1(NAMESPACENAME, CStringGetDatum(schema));
+	const char *owner;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_SCHEMA),
+				 errmsg("schema \"%s\" does not exist", schema)));
+	nspowner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	owner = quote_identifier(GetUserNameFromId(nspowner, false));
 
 	schema_enter(&scope, tenancy_transport_owner_role(), NULL);
-	schema_exec(psprintf(grant ? "GRANT USAGE ON SCHEMA %s TO %s" : "REVOKE USAGE ON SCHEMA %s FROM %s",
-						 quote_identifier(schema), quote_identifier(role)));
+	if (grant)
+		schema_exec(psprintf("GRANT USAGE ON SCHEMA %s TO %s; "
+							 "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %s TO %s; "
+							 "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %s TO %s; "
+							 "REVOKE ALL ON %s." TENANCY_SCHEMA_LEDGER " FROM %s; "
+							 "ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %s; "
+							 "ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s GRANT USAGE, SELECT ON SEQUENCES TO %s",
+							 s, r, s, r, s, r, s, r, owner, s, r, owner, s, r));
+	else
+		schema_exec(psprintf("REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM %s; "
+							 "REVOKE ALL ON ALL SEQUENCES IN SCHEMA %s FROM %s; "
+							 "REVOKE ALL ON ALL FUNCTIONS IN SCHEMA %s FROM %s; "
+							 "ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s REVOKE ALL ON TABLES FROM %s; "
+							 "ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s REVOKE ALL ON SEQUENCES FROM %s; "
+							 "REVOKE ALL ON SCHEMA %s FROM %s",
+							 s, r, s, r, s, r, owner, s, r, owner, s, r, s, r));
 	schema_leave(&scope);
 }
 

@@ -18,7 +18,7 @@
 extern bool tenancy_schema_exists(const char *schema);
 extern void tenancy_schema_create(const char *schema);
 extern void tenancy_schema_drop(const char *schema);
-extern void tenancy_schema_grant_usage(const char *schema, const char *role, bool grant);
+extern void tenancy_schema_grant_access(const char *schema, const char *role, bool grant);
 extern List *tenancy_schema_ledger(const char *schema);
 extern int64 tenancy_schema_size(const char *schema);
 extern int64 tenancy_schema_migrate(const char *schema, const char *target,

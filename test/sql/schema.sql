@@ -117,15 +117,24 @@ SELECT pg_temp.item_owners();
 DEALLOCATE items;
 RESET tenancy.current;
 
--- membership: USAGE on the schema; the setting alone grants nothing
+-- membership is access: grant_access gives USAGE on the schema and DML on
+-- its tables (never its ledger); the setting alone grants nothing
 CREATE ROLE regress_schema_app;
-GRANT SELECT ON "regress_tn_s-acme".item, "regress_tn_s-globex".item TO regress_schema_app;
 SELECT tenancy.grant_access('s-acme', 'regress_schema_app');
 SELECT has_schema_privilege('regress_schema_app', 'regress_tn_s-acme', 'USAGE') AS acme_usage,
-       has_schema_privilege('regress_schema_app', 'regress_tn_s-globex', 'USAGE') AS globex_usage;
+       has_table_privilege('regress_schema_app', '"regress_tn_s-acme".item', 'SELECT, INSERT, UPDATE, DELETE') AS acme_dml,
+       has_table_privilege('regress_schema_app', '"regress_tn_s-acme".item', 'TRUNCATE, REFERENCES, TRIGGER') AS acme_more,
+       has_table_privilege('regress_schema_app', '"regress_tn_s-acme".tenancy_applied_migration', 'SELECT, INSERT, UPDATE, DELETE') AS acme_ledger,
+       has_schema_privilege('regress_schema_app', 'regress_tn_s-globex', 'USAGE') AS globex_usage,
+       has_table_privilege('regress_schema_app', '"regress_tn_s-globex".item', 'SELECT') AS globex_select;
+ANALYZE "regress_tn_s-acme".item, "regress_tn_s-globex".item;
 SET ROLE regress_schema_app;
 SET tenancy.current = 's-acme';
 SELECT DISTINCT owner FROM item;
+-- statistics of a tenant the role was never granted stay hidden
+SELECT DISTINCT schemaname FROM pg_stats WHERE schemaname LIKE 'regress_tn_s-%' ORDER BY 1;
+-- a view the member makes while granted
+CREATE VIEW pg_temp.acme_items AS SELECT owner FROM "regress_tn_s-acme".item;
 -- should fail: not a member (42501); the schema is not put on the path
 SET tenancy.current = 's-globex';
 SHOW search_path;
@@ -136,9 +145,17 @@ SELECT owner FROM "regress_tn_s-globex".item;
 \echo :LAST_ERROR_SQLSTATE
 RESET tenancy.current;
 RESET ROLE;
--- a revoke takes USAGE away too
+-- a revoke takes every privilege in the schema away: the member's own view
+-- reaches nothing any more
 SELECT tenancy.revoke_access('s-acme', 'regress_schema_app');
-SELECT has_schema_privilege('regress_schema_app', 'regress_tn_s-acme', 'USAGE') AS acme_usage;
+SELECT has_schema_privilege('regress_schema_app', 'regress_tn_s-acme', 'USAGE') AS acme_usage,
+       has_table_privilege('regress_schema_app', '"regress_tn_s-acme".item', 'SELECT') AS acme_select;
+SET ROLE regress_schema_app;
+-- should fail: permission denied (42501)
+SELECT count(*) FROM pg_temp.acme_items;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP VIEW pg_temp.acme_items;
 
 -- suspended: not selectable, not on the path, members lose USAGE until resume
 SELECT tenancy.grant_access('s-globex', 'regress_schema_app');
@@ -148,16 +165,26 @@ SHOW search_path;
 SELECT tenancy.current_tenant();
 \echo :LAST_ERROR_SQLSTATE
 RESET tenancy.current;
-SELECT has_schema_privilege('regress_schema_app', 'regress_tn_s-globex', 'USAGE') AS usage_while_suspended;
+SELECT has_schema_privilege('regress_schema_app', 'regress_tn_s-globex', 'USAGE') AS usage_while_suspended,
+       has_table_privilege('regress_schema_app', '"regress_tn_s-globex".item', 'SELECT') AS select_while_suspended;
 -- a grant while suspended records the member; USAGE comes with resume
 CREATE ROLE regress_schema_late;
 SELECT tenancy.grant_access('s-globex', 'regress_schema_late');
 SELECT has_schema_privilege('regress_schema_late', 'regress_tn_s-globex', 'USAGE') AS late_usage_while_suspended;
 SELECT tenancy.resume('s-globex');
 SELECT has_schema_privilege('regress_schema_app', 'regress_tn_s-globex', 'USAGE') AS usage_after_resume,
-       has_schema_privilege('regress_schema_late', 'regress_tn_s-globex', 'USAGE') AS late_usage_after_resume;
+       has_schema_privilege('regress_schema_late', 'regress_tn_s-globex', 'USAGE') AS late_usage_after_resume,
+       has_table_privilege('regress_schema_late', '"regress_tn_s-globex".item', 'SELECT') AS late_select_after_resume;
+-- tables later migrations create are granted to members too (default privileges)
+SELECT tenancy.add_migration(2, 'CREATE TABLE later (id int)');
+SELECT tenant, to_version FROM tenancy.migrate('s-globex');
+SELECT has_table_privilege('regress_schema_late', '"regress_tn_s-globex".later', 'SELECT, INSERT') AS late_on_new_table;
 SELECT tenancy.revoke_access('s-globex', 'regress_schema_app');
 SELECT tenancy.revoke_access('s-globex', 'regress_schema_late');
+DELETE FROM tenancy.migration WHERE version = 2;
+SELECT tenancy.deprovision('s-globex');
+SELECT id FROM tenancy.provision('s-globex', isolation => 'schema');
+INSERT INTO "regress_tn_s-globex".item VALUES (1, 's-globex');
 DROP ROLE regress_schema_late;
 
 -- connstr: the admin database, with the schema as search_path

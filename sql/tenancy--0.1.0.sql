@@ -49,6 +49,7 @@ CREATE TABLE tenancy.tenant (
 );
 CREATE UNIQUE INDEX tenant_database_key ON tenancy.tenant ((COALESCE(server, ''::pg_catalog.name)), database_name)
     WHERE database_name IS NOT NULL;
+CREATE UNIQUE INDEX tenant_schema_key ON tenancy.tenant (schema_name) WHERE schema_name IS NOT NULL;
 
 COMMENT ON TABLE tenancy.tenant IS 'tenancy: one row per tenant, with its isolation, target database or schema, server and state';
 COMMENT ON COLUMN tenancy.tenant.id IS 'tenant id: canonical lower-case ASCII, ^[a-z0-9][a-z0-9_-]*$ without "--"';
@@ -64,6 +65,7 @@ COMMENT ON COLUMN tenancy.tenant.metadata IS 'free-form JSON object for the appl
 COMMENT ON COLUMN tenancy.tenant.created_at IS 'when the tenant was registered';
 COMMENT ON COLUMN tenancy.tenant.updated_at IS 'when the row last changed state or version';
 COMMENT ON INDEX tenancy.tenant_database_key IS 'tenancy: at most one tenant per database on each server';
+COMMENT ON INDEX tenancy.tenant_schema_key IS 'tenancy: at most one tenant per schema';
 
 CREATE TABLE tenancy.migration (
     version     bigint      PRIMARY KEY

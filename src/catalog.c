@@ -79,6 +79,23 @@ static Oid	tenant_relid = InvalidOid;
  */
 static SPIPlanPtr lookup_plan = NULL;
 
+/* Bumped whenever the catalog may have changed (see the callback). */
+static uint64 catalog_generation = 0;
+
+/*
+ * Which schema names are schema tenants' schemas: a name -> bool memo,
+ * emptied when the catalog changes (routing.c asks for each element of
+ * search_path it rewrites or checks).
+ */
+typedef struct SchemaNameEntry
+{
+	NameData	name;			/* hash key */
+	bool		is_tenant;
+} SchemaNameEntry;
+
+static HTAB *schema_names = NULL;
+static uint64 schema_names_generation = 0;
+
 /* Counters of this backend's cache, shown by tenancy.cache_stats(). */
 static int64 cache_hits = 0;
 static int64 cache_misses = 0;
@@ -102,6 +119,7 @@ tenant_relcache_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == tenant_relid)
 	{
+		catalog_generation++;
 		if (tenant_cache_valid)
 			cache_invalidations++;
 		tenant_cache_valid = false;
@@ -1057,6 +1075,70 @@ tenancy_catalog_unlock_template(const char *server, bool exclusive)
 
 	template_locktag(&tag, server);
 	(void) LockRelease(&tag, exclusive ? ExclusiveLock : ShareLock, false);
+}
+
+/* A number that changes whenever the catalog may have changed. */
+uint64
+tenancy_catalog_generation(void)
+{
+	return catalog_generation;
+}
+
+/*
+ * Is "nspname" the schema of a schema tenant (any state)?  Answered from a
+ * per-backend memo; a miss reads the catalog (unique index on
+ * schema_name).
+ */
+bool
+tenancy_catalog_is_tenant_schema(const char *nspname)
+{
+	NameData	key;
+	SchemaNameEntry *entry;
+	bool		found;
+
+	if (strlen(nspname) >= NAMEDATALEN)
+		return false;
+	if (schema_names == NULL || schema_names_generation != catalog_generation)
+	{
+		HASHCTL		ctl;
+
+		if (schema_names != NULL)
+			hash_destroy(schema_names);
+		ctl.keysize = sizeof(NameData);
+		ctl.entrysize = sizeof(SchemaNameEntry);
+		ctl.hcxt = TopMemoryContext;
+		schema_names = hash_create("tenancy schema names", 16, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		schema_names_generation = catalog_generation;
+	}
+	memset(&key, 0, sizeof(key));
+	namestrcpy(&key, nspname);
+	entry = (SchemaNameEntry *) hash_search(schema_names, &key, HASH_FIND, &found);
+	if (!found)
+	{
+		CatalogScope scope;
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1];
+		bool		pushed = !ActiveSnapshotSet();
+		bool		is_tenant;
+
+		values[0] = CStringGetTextDatum(nspname);
+		if (pushed)
+			PushActiveSnapshot(GetTransactionSnapshot());
+		catalog_enter(&scope);
+		catalog_exec("SELECT 1 FROM tenancy.tenant WHERE schema_name OPERATOR(pg_catalog.=) $1",
+					 1, types, values, NULL, true, SPI_OK_SELECT);
+		is_tenant = SPI_processed > 0;
+		catalog_leave(&scope);
+		if (pushed)
+			PopActiveSnapshot();
+		/* the catalog read may have processed an invalidation: start afresh */
+		if (schema_names_generation != catalog_generation)
+			return is_tenant;
+		entry = (SchemaNameEntry *) hash_search(schema_names, &key, HASH_ENTER, &found);
+		entry->is_tenant = is_tenant;
+	}
+	return entry->is_tenant;
 }
 
 /*

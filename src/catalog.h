@@ -39,6 +39,8 @@ typedef struct CleanupRecord
 
 extern Oid	tenancy_catalog_owner(void);
 extern bool tenancy_catalog_installed(void);
+extern uint64 tenancy_catalog_generation(void);
+extern bool tenancy_catalog_is_tenant_schema(const char *nspname);
 extern void tenancy_catalog_apply_config(void);
 extern char *tenancy_catalog_loopback_server(void);
 extern bool tenancy_catalog_lookup(const char *id, TenantRecord *rec, bool *permitted);

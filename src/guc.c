@@ -23,6 +23,7 @@
 
 #include "storage/proc.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 
 #include "guc.h"
 #include "tenancy.h"
@@ -44,6 +45,34 @@ bool		tenancy_strict_local = false;
  * behind a transaction pooler it may belong to another client.
  */
 LocalTransactionId tenancy_current_stamp = InvalidLocalTransactionId;
+
+/* tenancy.current's own GUC record, to tell a SET LOCAL value from a SET one. */
+static struct config_generic *current_gconf = NULL;
+
+static struct config_generic *
+find_current_option(void)
+{
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(vars[i]->name, "tenancy.current") == 0)
+			return vars[i];
+	return NULL;
+}
+
+/*
+ * Does tenancy.current hold a value that ends with the current transaction
+ * (SET LOCAL, use(..., is_local), a LOCAL set inside a function)?
+ */
+bool
+tenancy_current_is_local(void)
+{
+	GucStack   *stack = current_gconf ? current_gconf->stack : NULL;
+
+	return stack != NULL && (stack->state == GUC_LOCAL || stack->state == GUC_SET_LOCAL);
+}
 
 /* Assign hook for tenancy.current: stamps the transaction.  Never throws. */
 static void
@@ -222,4 +251,5 @@ tenancy_guc_init(void)
 							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("tenancy");
+	current_gconf = find_current_option();
 }

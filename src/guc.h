@@ -26,4 +26,6 @@ extern char *tenancy_fault_injection;
 extern bool tenancy_strict_local;
 extern LocalTransactionId tenancy_current_stamp;
 
+extern bool tenancy_current_is_local(void);
+
 #endif							/* TENANCY_GUC_H */

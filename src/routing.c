@@ -35,7 +35,9 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "executor/executor.h"
 #include "nodes/parsenodes.h"
+#include "parser/analyze.h"
 #include "storage/proc.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
@@ -123,89 +125,269 @@ usable_schema(const char *tenant, TenantRecord *rec)
 	return rec->schema_name;
 }
 
-/* Is "nsp" the schema of a schema tenant (named <prefix><id>)? */
-static bool
-is_tenant_schema(const char *nsp)
-{
-	size_t		len = strlen(tenancy_database_prefix);
-	TenantRecord rec;
-	bool		permitted;
-	const char *why;
-
-	return strncmp(nsp, tenancy_database_prefix, len) == 0 &&
-		tenancy_name_syntax_ok(nsp + len, &why) &&
-		tenancy_catalog_lookup(nsp + len, &rec, &permitted) &&
-		rec.isolation == TENANT_ISOLATION_SCHEMA &&
-		strcmp(rec.schema_name, nsp) == 0;
-}
-
 /*
- * Could the first element of search_path be a tenant schema?  A prefix
- * test on the raw setting, so that switching between database tenants
- * never parses search_path.
+ * The search_path the selection calls for: the current one without any
+ * schema tenant's schema, with the selected tenant's schema (if it is a
+ * usable schema tenant) first.  *schema is that schema or NULL; returns
+ * NULL when the current path is already that.
  */
-static bool
-path_may_lead_with_tenant(void)
-{
-	const char *p = namespace_search_path;
-	size_t		len = strlen(tenancy_database_prefix);
-
-	while (*p == ' ')
-		p++;
-	if (*p == '"')
-		p++;
-	return strncmp(p, tenancy_database_prefix, len) == 0;
-}
-
-/*
- * Puts the selected tenant's schema (if it is a usable schema tenant) first
- * on search_path, after taking off any tenant schema that leads it, with
- * the scope of the selection (is_local: until the end of the transaction).
- * Does nothing, and costs one cache probe, when neither the new selection
- * nor the path involves a schema tenant.
- */
-static void
-sync_search_path(bool is_local)
+static char *
+wanted_search_path(const char **schema, bool *foreign)
 {
 	TenantRecord rec;
-	const char *schema;
 	char	   *path;
 	List	   *elems;
 	ListCell   *lc;
 	StringInfoData buf;
-	bool		stripped = false;
+	bool		same;
 
-	if (!IsTransactionState() || !tenancy_catalog_installed())
-		return;
-	schema = usable_schema(tenancy_current, &rec);
-	if (schema == NULL && !path_may_lead_with_tenant())
-		return;					/* database tenants: nothing to do */
-
+	*foreign = false;
+	*schema = usable_schema(tenancy_current, &rec);
+	if (*schema != NULL)
+		*schema = pstrdup(*schema);
 	path = pstrdup(namespace_search_path);
 	if (!SplitIdentifierString(path, ',', &elems))
-		elems = NIL;			/* cannot happen: search_path was checked */
+		return NULL;			/* cannot happen: search_path was checked */
 	initStringInfo(&buf);
-	if (schema != NULL)
-		appendStringInfoString(&buf, quote_identifier(schema));
+	same = true;
+	if (*schema != NULL)
+	{
+		appendStringInfoString(&buf, quote_identifier(*schema));
+		same = elems != NIL && strcmp((char *) linitial(elems), *schema) == 0;
+	}
 	foreach(lc, elems)
 	{
 		char	   *nsp = (char *) lfirst(lc);
 
-		if (!stripped && foreach_current_index(lc) == 0 && is_tenant_schema(nsp))
+		if (*schema != NULL && foreach_current_index(lc) == 0 && strcmp(nsp, *schema) == 0)
+			continue;			/* the selected schema, in place */
+		if (strcmp(nsp, "$user") != 0 && tenancy_catalog_is_tenant_schema(nsp))
 		{
-			stripped = true;
+			same = false;		/* another tenant's schema, or ours elsewhere */
+			if (*schema == NULL || strcmp(nsp, *schema) != 0)
+				*foreign = true;
 			continue;
 		}
 		if (buf.len > 0)
 			appendStringInfoString(&buf, ", ");
 		appendStringInfoString(&buf, quote_identifier(nsp));
 	}
-	if (schema == NULL && !stripped)
+	return same ? NULL : buf.data;
+}
+
+/*
+ * Puts the selected tenant's schema (if it is a usable schema tenant) first
+ * on search_path and takes every other tenant schema off, with the scope
+ * of the selection (is_local: until the end of the transaction).
+ */
+static void
+sync_search_path(bool is_local)
+{
+	const char *schema;
+	bool		foreign;
+	char	   *path;
+
+	if (!IsTransactionState() || !tenancy_catalog_installed())
 		return;
-	(void) set_config_option("search_path", buf.data,
-							 PGC_USERSET, PGC_S_SESSION,
-							 is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
-							 true, 0, false);
+	path = wanted_search_path(&schema, &foreign);
+	if (path != NULL)
+		(void) set_config_option("search_path", path,
+								 PGC_USERSET, PGC_S_SESSION,
+								 is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
+								 true, 0, false);
+}
+
+/*-------------------------------------------------------------------------
+ * Keeping search_path and the selection together.
+ *
+ * SET, SET LOCAL, RESET tenancy.current and use() move search_path with
+ * the selection (sync_search_path).  Other ways of changing either can
+ * part them: a function's SET search_path clause restores the path when
+ * it returns while a selection made inside stays, set_config() or a role
+ * default selects without moving the path, a tenant is suspended or
+ * revoked, the application sets its own path.  So, when a schema tenant is
+ * selected, the path is checked around every top-level statement:
+ *	  - at its end, a path that does not lead with the selected schema, or
+ *		holds another tenant's schema, is corrected (for the transaction if
+ *		the selection is for the transaction, else for the session), so the
+ *		next statement is parsed and planned under the right path;
+ *	  - after its parse analysis, the same correction; and if another
+ *		tenant's schema was on the path the statement was analysed against,
+ *		it fails (55000) rather than touch that tenant;
+ *	  - at executor start (a plan cached earlier, e.g. a protocol-level
+ *		prepared statement, may have been made under another path), a
+ *		mismatch is an error (55000).
+ * Statements nested in functions (which may set their own path on purpose)
+ * and tenancy's own catalog reads are left alone.  When neither the
+ * selection, the path nor the catalog changed, a check costs two string
+ * comparisons.
+ *
+ * With tenancy.strict_local, a parallel plan is refused at executor start
+ * while the selection comes from an earlier transaction: parallel workers
+ * cannot tell when the leader selected.
+ *-------------------------------------------------------------------------
+ */
+static int	nesting = 0;		/* executor and utility depth */
+static bool checking = false;	/* inside check_selection() */
+static char *checked_current = NULL;	/* state last found consistent */
+static char *checked_path = NULL;
+static uint64 checked_generation = 0;
+
+static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
+static ExecutorStart_hook_type prev_executor_start = NULL;
+static ExecutorRun_hook_type prev_executor_run = NULL;
+static ExecutorFinish_hook_type prev_executor_finish = NULL;
+static ExecutorEnd_hook_type prev_executor_end = NULL;
+
+/* What check_selection() does about a mismatch. */
+typedef enum SelectionCheck
+{
+	CHECK_FIX,					/* correct it */
+	CHECK_FIX_REFUSE_FOREIGN,	/* correct it; fail if another tenant's schema was there */
+	CHECK_REFUSE				/* fail */
+} SelectionCheck;
+
+/* Remembers the current selection and path as consistent. */
+static void
+remember_checked(void)
+{
+	if (checked_current)
+		pfree(checked_current);
+	if (checked_path)
+		pfree(checked_path);
+	checked_current = MemoryContextStrdup(TopMemoryContext, tenancy_current ? tenancy_current : "");
+	checked_path = MemoryContextStrdup(TopMemoryContext, namespace_search_path);
+	checked_generation = tenancy_catalog_generation();
+}
+
+/* Checks (and corrects, see above) search_path against the selection. */
+static void
+check_selection(SelectionCheck what)
+{
+	const char *schema = NULL;
+	bool		foreign = false;
+	char	   *volatile path = NULL;
+	char	   *was;
+
+	if (checking || nesting > 0 || tenancy_current == NULL || tenancy_current[0] == '\0' ||
+		!IsTransactionState())
+		return;
+	if (checked_current != NULL && strcmp(checked_current, tenancy_current) == 0 &&
+		strcmp(checked_path, namespace_search_path) == 0 &&
+		checked_generation == tenancy_catalog_generation())
+		return;
+	if (!tenancy_catalog_installed())
+		return;
+
+	checking = true;
+	PG_TRY();
+	{
+		path = wanted_search_path(&schema, &foreign);
+	}
+	PG_FINALLY();
+	{
+		checking = false;
+	}
+	PG_END_TRY();
+
+	/* only a selected schema tenant makes a path wrong */
+	if (path != NULL && schema != NULL)
+	{
+		was = pstrdup(namespace_search_path);
+		if (what == CHECK_REFUSE)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("search_path does not match the selected tenant \"%s\"", tenancy_current),
+					 errdetail("search_path is \"%s\"; tenant \"%s\" needs its schema first and no other tenant's schema.",
+							   was, tenancy_current),
+					 errhint("The statement was prepared under another search_path; prepare it again.")));
+		(void) set_config_option("search_path", path,
+								 PGC_USERSET, PGC_S_SESSION,
+								 tenancy_current_is_local() ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
+								 true, 0, false);
+		if (what == CHECK_FIX_REFUSE_FOREIGN && foreign)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("search_path did not match the selected tenant \"%s\"", tenancy_current),
+					 errdetail("The statement was analysed under search_path \"%s\", which holds another tenant's schema.", was),
+					 errhint("Select tenants with SET [LOCAL] tenancy.current or tenancy.use(), not inside functions that set search_path.")));
+	}
+	remember_checked();
+}
+
+static void
+tenancy_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	if (prev_post_parse_analyze)
+		prev_post_parse_analyze(pstate, query, jstate);
+	check_selection(CHECK_FIX_REFUSE_FOREIGN);
+}
+
+static void
+tenancy_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	if (nesting == 0)
+		check_selection(CHECK_REFUSE);
+	/* at any depth: EXECUTE runs its plan inside a utility statement */
+	if (tenancy_strict_local && tenancy_current != NULL && tenancy_current[0] != '\0' &&
+		tenancy_current_stamp != MyProc->lxid &&
+		queryDesc->plannedstmt->parallelModeNeeded && !IsParallelWorker())
+		ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("tenancy.current was set outside the current transaction"),
+					 errdetail("tenancy.strict_local is on, and parallel workers cannot check when the selection was made."),
+					 errhint("Use SET LOCAL tenancy.current or tenancy.use() in the transaction that uses the tenant.")));
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+static void
+tenancy_executor_end(QueryDesc *queryDesc)
+{
+	if (prev_executor_end)
+		prev_executor_end(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
+	if (nesting == 0)
+		check_selection(CHECK_FIX);
+}
+
+static void
+tenancy_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count, bool execute_once)
+{
+	nesting++;
+	PG_TRY();
+	{
+		if (prev_executor_run)
+			prev_executor_run(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		nesting--;
+	}
+	PG_END_TRY();
+}
+
+static void
+tenancy_executor_finish(QueryDesc *queryDesc)
+{
+	nesting++;
+	PG_TRY();
+	{
+		if (prev_executor_finish)
+			prev_executor_finish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		nesting--;
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -218,9 +400,9 @@ tenancy_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOn
 						QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
-	bool		selection = false;
-	bool		is_local = false;
-	bool		reset_all = false;
+	volatile bool selection = false;
+	volatile bool is_local = false;
+	volatile bool reset_all = false;
 
 	if (IsA(parsetree, VariableSetStmt))
 	{
@@ -233,24 +415,57 @@ tenancy_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOn
 	}
 	else if (IsA(parsetree, DiscardStmt))
 		reset_all = ((DiscardStmt *) parsetree)->target == DISCARD_ALL;
-	if (prev_process_utility)
-		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
-							 queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-								queryEnv, dest, qc);
-	if (selection)
-		sync_search_path(is_local);
-	if (reset_all)
-		tenancy_routed_forget(NULL);	/* a pooler's next client starts afresh */
+	nesting++;
+	PG_TRY();
+	{
+		if (prev_process_utility)
+			prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
+								 queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+									queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		nesting--;
+	}
+	PG_END_TRY();
+	if (selection || reset_all)
+	{
+		nesting++;				/* tenancy's own catalog reads are not checked */
+		PG_TRY();
+		{
+			if (selection)
+				sync_search_path(is_local);
+			if (reset_all)
+				tenancy_routed_forget(NULL);	/* a pooler's next client starts afresh */
+		}
+		PG_FINALLY();
+		{
+			nesting--;
+		}
+		PG_END_TRY();
+	}
+	if (nesting == 0)
+		check_selection(CHECK_FIX);
 }
 
-/* Installs the hook.  Called once from _PG_init. */
+/* Installs the hooks.  Called once from _PG_init. */
 void
 tenancy_routing_init(void)
 {
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = tenancy_process_utility;
+	prev_post_parse_analyze = post_parse_analyze_hook;
+	post_parse_analyze_hook = tenancy_post_parse_analyze;
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = tenancy_executor_start;
+	prev_executor_run = ExecutorRun_hook;
+	ExecutorRun_hook = tenancy_executor_run;
+	prev_executor_finish = ExecutorFinish_hook;
+	ExecutorFinish_hook = tenancy_executor_finish;
+	prev_executor_end = ExecutorEnd_hook;
+	ExecutorEnd_hook = tenancy_executor_end;
 }
 
 /*

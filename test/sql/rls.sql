@@ -86,6 +86,32 @@ SET ROLE regress_rls_outsider;
 SELECT count(*) FROM public.rls_item;
 \echo :LAST_ERROR_SQLSTATE
 \set VERBOSITY default
+RESET ROLE;
+-- with strict_local, a selection left from an earlier transaction serves no
+-- parallel plan either (workers cannot tell when it was made)
+SET tenancy.strict_local = on;
+SET ROLE regress_rls_app;
+SET tenancy.current = 'r-acme';
+-- should fail: 55000
+SELECT count(*) FROM public.rls_item;
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SET LOCAL tenancy.current = 'r-acme';
+SELECT count(*) AS acme_rows_in_parallel FROM public.rls_item;
+-- a generic plan is not planned again, so the leader does not evaluate the
+-- policy before its workers do: refused at executor start
+SET plan_cache_mode = force_generic_plan;
+PREPARE acme_count AS SELECT count(*) FROM public.rls_item;
+EXECUTE acme_count;
+COMMIT;
+-- should fail: 55000, the selection is from an earlier transaction
+EXECUTE acme_count;
+\echo :LAST_ERROR_SQLSTATE
+DEALLOCATE acme_count;
+RESET plan_cache_mode;
+RESET ROLE;
+RESET tenancy.strict_local;
+SET ROLE regress_rls_outsider;
 RESET tenancy.current;
 RESET ROLE;
 RESET parallel_setup_cost;

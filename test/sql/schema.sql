@@ -117,6 +117,42 @@ SELECT pg_temp.item_owners();
 DEALLOCATE items;
 RESET tenancy.current;
 
+-- search_path follows the selection whichever way the two part
+-- a selection made inside a function whose SET clause restores search_path
+CREATE FUNCTION pg_temp.pick(t text) RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog AS
+$$BEGIN PERFORM tenancy.use(t, true); RETURN current_setting('search_path'); END$$;
+SET tenancy.current = 's-globex';
+BEGIN;
+SELECT pg_temp.pick('s-acme') AS path_inside;
+SHOW search_path;
+SELECT DISTINCT owner FROM item;
+COMMIT;
+SHOW search_path;
+SELECT DISTINCT owner FROM item;
+RESET tenancy.current;
+-- set_config() selects without moving the path: the statement's end does
+SELECT set_config('tenancy.current', 's-acme', false) AS selected;
+SHOW search_path;
+SELECT DISTINCT owner FROM item;
+-- the application's path with a tenant schema further down: taken off
+SET search_path = public, "regress_tn_s-acme";
+SET tenancy.current = 's-globex';
+SHOW search_path;
+-- a changed prefix does not confuse which schemas are tenants'
+SET tenancy.database_prefix = 'other_';
+SET tenancy.current = 's-acme';
+SHOW search_path;
+RESET tenancy.current;
+SHOW search_path;
+RESET tenancy.database_prefix;
+RESET search_path;
+-- functions that set their own search_path keep it while a tenant is selected
+CREATE FUNCTION pg_temp.own_path() RETURNS text LANGUAGE sql SET search_path = pg_catalog AS
+$$SELECT current_setting('search_path')$$;
+SET tenancy.current = 's-acme';
+SELECT pg_temp.own_path();
+RESET tenancy.current;
+
 -- membership is access: grant_access gives USAGE on the schema and DML on
 -- its tables (never its ledger); the setting alone grants nothing
 CREATE ROLE regress_schema_app;

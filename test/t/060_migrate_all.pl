@@ -22,6 +22,8 @@ foreach my $node ($node1, $node2)
 	$node->append_conf('postgresql.conf', qq{
 tenancy.database_prefix = 'regress_fl_'
 log_connections = on
+# a migration's round trip starts with tenancy's own checks: room to see it
+track_activity_query_size = '16kB'
 });
 	$node->start;
 }

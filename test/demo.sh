@@ -3,8 +3,10 @@
 #
 # Installs what is missing (as root on Debian 12), builds and installs
 # tenancy, starts PostgreSQL 15 as the "postgres" OS user in a temporary
-# directory, provisions three tenants, registers and applies two migrations,
-# selects each tenant with SET tenancy.current, and prints a short report.
+# directory, provisions three tenants, registers and applies migrations,
+# selects each tenant with SET tenancy.current, runs a routed query as an
+# application role, shows schema tenants in a second catalog, and prints a
+# short report.
 # Everything is stopped and removed at the end unless KEEP=1 is set, in which
 # case the cluster is left running and the script says how to connect.
 set -euo pipefail
@@ -94,6 +96,23 @@ psql -X -U app_web -At -c "BEGIN" -c "SET LOCAL tenancy.current = 'acme'" -c "SE
 psql -X -U app_web -v VERBOSITY=terse -c "SET tenancy.current = 'globex'" -c "SELECT tenancy.current_tenant()" 2>&1 | sed -n 's/^ERROR: */   app_web, globex -> ERROR: /p' || true
 
 echo
+echo "== 6c. Routed queries: app_web runs SQL in its tenant's database from the admin database, as"
+echo "       itself (its own user mapping, SCRAM), through a connection its session keeps"
+web_password="web-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+tenancy_hba_prepend "local all app_web scram-sha-256"
+sql -q <<SQL
+SET log_statement = 'none';
+ALTER ROLE app_web PASSWORD '$web_password';
+CREATE USER MAPPING FOR app_web SERVER tenancy_loopback OPTIONS (user 'app_web', password '$web_password');
+SQL
+PGPASSWORD="$web_password" psql -X -U app_web -At <<'SQL' | sed 's/^/   /'
+SELECT tenancy.use('acme', is_local => false) IS NOT NULL AS selected \gset
+SELECT format('as %s in %s', u, db) FROM tenancy.query('SELECT current_user, current_database()') AS t(u name, db name);
+SELECT format('first call served by backend %s, second by %s: kept', a.pid, b.pid)
+  FROM tenancy.query('SELECT pg_backend_pid()') AS a(pid int), tenancy.query('SELECT pg_backend_pid()') AS b(pid int);
+SQL
+
+echo
 echo "== 7. Bad input is refused before any SQL is built"
 for stmt in "SET tenancy.current = 'ACME'" \
 	"SET tenancy.current = 'ghost'; SELECT tenancy.current_tenant()" \
@@ -126,6 +145,27 @@ echo "== 10. Application start-up in one call: bootstrap() (every tenant exists,
 admin -q -c "SET client_min_messages = warning" -c "SELECT * FROM tenancy.bootstrap() ORDER BY tenant, action"
 
 echo
+echo "== 11. Schema tenants: a second catalog (database demo_schemas), each tenant a schema in it;"
+echo "       selecting a tenant puts its schema first on search_path, for the transaction"
+sql -qc "CREATE DATABASE demo_schemas"
+sql -q -o /dev/null -d demo_schemas <<'SQL' 2>&1 | grep -v '^NOTICE' || true
+CREATE EXTENSION tenancy CASCADE;
+SELECT tenancy.add_migration(1, 'CREATE TABLE note (id int PRIMARY KEY, body text NOT NULL)');
+SELECT tenancy.provision(t, isolation => 'schema') FROM unnest(ARRAY['hooli', 'pied-piper']) t;
+INSERT INTO tenant_hooli.note VALUES (1, 'a note of hooli');
+INSERT INTO "tenant_pied-piper".note VALUES (1, 'a note of pied-piper');
+SQL
+for t in hooli pied-piper; do
+	sql -qAtd demo_schemas <<SQL | sed 's/^/   /'
+BEGIN;
+SET LOCAL tenancy.current = '$t';
+SELECT format('%-10s search_path = %-32s note: %s', '$t', current_setting('search_path'), body) FROM note;
+COMMIT;
+SQL
+done
+sql -qAtd demo_schemas -c "SELECT '   after COMMIT: search_path = ' || current_setting('search_path')"
+
+echo
 echo "== Report"
 sql -c "SELECT t.id AS tenant, t.state, t.applied_version AS version, s.latest_version AS latest,
                pg_size_pretty(pg_database_size(t.database_name)) AS size,
@@ -137,8 +177,8 @@ sql -Atc "SELECT 'open dblink connections left: ' || coalesce(array_length(dblin
 sql -Atc "SELECT 'databases without a tenant row (besides the template): ' || count(*) FROM pg_database
           WHERE datname LIKE 'tenant_%' AND datname <> 'tenant_template'
             AND datname NOT IN (SELECT database_name FROM tenancy.tenant)"
-if grep -q "$password" "$TENANCY_WORK/server.log"; then echo "the service role's password is in the server log!"; exit 1; fi
-echo "service role's password in the server log: no"
+if grep -q -e "$password" -e "$web_password" "$TENANCY_WORK/server.log"; then echo "a password is in the server log!"; exit 1; fi
+echo "passwords in the server log: none"
 
 if [ -n "${KEEP:-}" ]; then
 	echo

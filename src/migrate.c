@@ -280,7 +280,8 @@ tenancy_migrate_connection(TransportConn *conn, const char *target, List *migrat
 		xid_before = tenancy_transport_query_value(conn, TRANSPORT_SQL_XACT_ID);
 		tenancy_transport_exec(conn, TRANSPORT_SQL_LEDGER_LOCK);
 		tenancy_transport_exec(conn, tenancy_transport_sql_trigger_guard(NULL));
-		tenancy_transport_exec(conn, m->sql);
+		/* a command last, so that a migration ending in SELECT (setval...) runs */
+		tenancy_transport_exec(conn, psprintf("%s\n;\nSET LOCAL tenancy_guard.done = on", m->sql));
 		xid_after = tenancy_transport_query_value(conn, TRANSPORT_SQL_XACT_ID);
 		if (xid_before == NULL || xid_after == NULL || strcmp(xid_before, xid_after) != 0)
 			ereport(ERROR,

@@ -153,6 +153,11 @@ SELECT dblink_exec(:'acme_db', 'DROP TRIGGER planted ON public.watched; DROP FUN
 SELECT tenant, from_version, to_version, status FROM tenancy.migrate('acme');
 DROP ROLE regress_trigger_owner;
 
+-- a migration whose last statement returns rows (setval) runs like any other
+SELECT tenancy.add_migration(90, 'CREATE SEQUENCE public.counter; SELECT pg_catalog.setval(''public.counter'', 42)');
+SELECT tenant, to_version, status FROM tenancy.migrate('acme');
+SELECT * FROM dblink(:'acme_db', 'SELECT last_value FROM public.counter') AS t(v bigint);
+
 -- should fail: unknown and bad tenants
 SELECT * FROM tenancy.migrate('ghost');
 \echo :LAST_ERROR_SQLSTATE

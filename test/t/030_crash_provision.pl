@@ -35,6 +35,7 @@ my $state_query = q{
 	SELECT coalesce(string_agg(x, ', ' ORDER BY x), 'nothing') FROM (
 	  SELECT 'db:' || regexp_replace(datname, 'tmp_[0-9]+$', 'tmp_N') AS x
 	    FROM pg_database WHERE datname LIKE 'regress_crash_%' AND datname <> 'regress_crash_template'
+	  UNION ALL SELECT 'schema:' || nspname FROM pg_namespace WHERE nspname LIKE 'regress_crash_%'
 	  UNION ALL SELECT 'cleanup:' || tenant_id FROM tenancy.pending_cleanup
 	  UNION ALL SELECT 'tenant:' || id || ':' || state FROM tenancy.tenant) s};
 
@@ -66,13 +67,15 @@ sub background
 # runs (the provision, and the session holding the fault lock).
 sub park_provision
 {
-	my ($tenant, $point) = @_;
+	my ($tenant, $point, $isolation) = @_;
+	$isolation //= 'database';
 	my $holder = background("SELECT pg_advisory_lock($fault_class, hashtext('$point')); SELECT pg_sleep(3600)");
 	$node->poll_query_until('postgres', qq{
 		SELECT count(*) > 0 FROM pg_locks
 		 WHERE locktype = 'advisory' AND classid = $fault_class AND granted})
 	  or die 'fault lock not taken';
-	my $prov = background("SET tenancy.fault_injection = '$point:wait'; SELECT tenancy.provision('$tenant')");
+	my $prov = background("SET tenancy.fault_injection = '$point:wait'; "
+		  . "SELECT tenancy.provision('$tenant', isolation => '$isolation')");
 	$node->poll_query_until('postgres', qq{
 		SELECT count(*) > 0 FROM pg_locks
 		 WHERE locktype = 'advisory' AND classid = $fault_class AND NOT granted})
@@ -95,6 +98,25 @@ foreach my $point (qw(after_cleanup_record after_remote_create after_bootstrap
 	check_clean("immediate stop at $point");
 }
 
+# Schema tenants are provisioned in one transaction: a crash at any step
+# leaves nothing, without even needing reconcile().
+foreach my $point (qw(after_remote_create after_bootstrap after_local_record))
+{
+	$i++;
+	my ($prov, $holder) = park_provision("schema-$i", $point, 'schema');
+	like($node->safe_psql('postgres', qq{
+		SELECT string_agg(mode, ',') FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+		 WHERE a.query LIKE '%provision(''schema-$i''%' AND l.locktype = 'advisory' AND l.granted}),
+		qr/ExclusiveLock/, "schema tenant parked at $point holds its tenant lock");
+	$node->stop('immediate');
+	$prov->kill_kill;
+	$holder->kill_kill;
+	$node->start;
+	is($node->safe_psql('postgres', $state_query), 'nothing',
+		"schema tenant, immediate stop at $point: nothing left, before any reconcile");
+	check_clean("schema tenant, immediate stop at $point");
+}
+
 # SIGKILL of the provisioning backend: the postmaster restarts every
 # backend; the outcome must be the same.
 foreach my $point (qw(after_remote_create after_rename))
@@ -103,7 +125,7 @@ foreach my $point (qw(after_remote_create after_rename))
 	my ($prov, $holder) = park_provision("killed-$i", $point);
 	my $pid = $node->safe_psql('postgres', qq{
 		SELECT pid FROM pg_stat_activity
-		 WHERE query LIKE '%tenancy.provision(''killed-$i'')%' AND pid <> pg_backend_pid()});
+		 WHERE query LIKE '%tenancy.provision(''killed-$i''%' AND pid <> pg_backend_pid()});
 	ok($pid =~ /^\d+$/, "found the provisioning backend at $point");
 	kill 'KILL', $pid;
 	$prov->kill_kill;
@@ -142,6 +164,21 @@ like($err, qr/ERROR:  08006: .*terminating connection due to administrator comma
 like($err, qr/to version 2\n.*provisioning tenant "remote-killed"/, 'CONTEXT names the migration and the tenant');
 unlike($err, qr/57P01/, 'the remote 57P01 is not passed off as our own termination');
 is($node->safe_psql('postgres', $state_query), 'nothing', 'remote backend killed: nothing left, without reconcile');
+
+# A session holding a routed query's kept connection is terminated: its
+# remote session goes with it (nothing leaked, nothing idle in transaction).
+$node->safe_psql('postgres', q{DELETE FROM tenancy.migration WHERE version = 2; SELECT tenancy.provision('routed')});
+my $holder = background(q{SET tenancy.current = 'routed'; SELECT x FROM tenancy.query('SELECT 1') AS t(x int); SELECT pg_sleep(3600)});
+$node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'tenancy/routed' AND state = 'idle'})
+  or die 'no kept connection';
+$node->safe_psql('postgres', q{
+	SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3600)%' AND pid <> pg_backend_pid()});
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'tenancy/routed'}),
+	'the kept connection ends with the session that kept it');
+$holder->kill_kill;
+$node->safe_psql('postgres', q{SELECT tenancy.deprovision('routed')});
 
 $node->stop;
 done_testing();

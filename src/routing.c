@@ -270,8 +270,8 @@ check_selection(SelectionCheck what)
 	char	   *was;
 
 	if (checking || nesting > 0 || tenancy_current == NULL || tenancy_current[0] == '\0' ||
-		!IsTransactionState())
-		return;
+		!IsTransactionState() || IsParallelWorker())
+		return;					/* (a parallel worker's leader has checked) */
 	if (checked_current != NULL && strcmp(checked_current, tenancy_current) == 0 &&
 		strcmp(checked_path, namespace_search_path) == 0 &&
 		checked_generation == tenancy_catalog_generation())

@@ -308,6 +308,26 @@ read_tenant_fresh(const char *id, TenantRecord *rec)
 }
 
 /*
+ * Reads the catalog from a utility statement or a hook (SET, the
+ * search_path checks) need a snapshot of their own.  Before the
+ * transaction has taken its first snapshot, a catalog snapshot is used
+ * rather than the transaction snapshot, so that a later SET TRANSACTION
+ * ISOLATION LEVEL (or BEGIN ISOLATION LEVEL) still works.  Returns whether
+ * one was pushed (pop it after).
+ */
+static bool
+push_lookup_snapshot(void)
+{
+	if (ActiveSnapshotSet())
+		return false;
+	if (FirstSnapshotSet)
+		PushActiveSnapshot(GetTransactionSnapshot());
+	else
+		PushActiveSnapshot(GetCatalogSnapshot(tenant_table_oid()));
+	return true;
+}
+
+/*
  * Reads one tenant row and its members with the kept lookup plan (routing's
  * cache misses).  The members are copied into "members_cxt".
  */
@@ -339,10 +359,7 @@ lookup_tenant(const char *id, TenantRecord *rec, MemoryContext members_cxt,
 		AtEOXact_GUC(true, nestlevel);
 		lookup_plan = plan;
 	}
-	/* callers in utility statements (SET) run without a snapshot */
-	pushed = !ActiveSnapshotSet();
-	if (pushed)
-		PushActiveSnapshot(GetTransactionSnapshot());
+	pushed = push_lookup_snapshot();
 	rc = SPI_execute_plan(lookup_plan, values, NULL, true, 1);
 	if (pushed)
 		PopActiveSnapshot();
@@ -1098,7 +1115,8 @@ tenancy_catalog_is_tenant_schema(const char *nspname)
 
 	if (strlen(nspname) >= NAMEDATALEN)
 		return false;
-	if (schema_names == NULL || schema_names_generation != catalog_generation)
+	if (schema_names == NULL || schema_names_generation != catalog_generation ||
+		hash_get_num_entries(schema_names) > 1000)
 	{
 		HASHCTL		ctl;
 
@@ -1119,12 +1137,10 @@ tenancy_catalog_is_tenant_schema(const char *nspname)
 		CatalogScope scope;
 		Oid			types[1] = {TEXTOID};
 		Datum		values[1];
-		bool		pushed = !ActiveSnapshotSet();
+		bool		pushed = push_lookup_snapshot();
 		bool		is_tenant;
 
 		values[0] = CStringGetTextDatum(nspname);
-		if (pushed)
-			PushActiveSnapshot(GetTransactionSnapshot());
 		catalog_enter(&scope);
 		catalog_exec("SELECT 1 FROM tenancy.tenant WHERE schema_name OPERATOR(pg_catalog.=) $1",
 					 1, types, values, NULL, true, SPI_OK_SELECT);

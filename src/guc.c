@@ -46,32 +46,49 @@ bool		tenancy_strict_local = false;
  */
 LocalTransactionId tenancy_current_stamp = InvalidLocalTransactionId;
 
-/* tenancy.current's own GUC record, to tell a SET LOCAL value from a SET one. */
+/*
+ * The GUC records of tenancy.current and search_path, to tell a SET LOCAL
+ * value from a SET one (routing.c keeps the two in step with the same
+ * scope).
+ */
 static struct config_generic *current_gconf = NULL;
+static struct config_generic *search_path_gconf = NULL;
 
 static struct config_generic *
-find_current_option(void)
+find_option_record(const char *name)
 {
 	struct config_generic **vars = get_guc_variables();
 	int			n = GetNumConfigOptions();
 	int			i;
 
 	for (i = 0; i < n; i++)
-		if (strcmp(vars[i]->name, "tenancy.current") == 0)
+		if (strcmp(vars[i]->name, name) == 0)
 			return vars[i];
 	return NULL;
 }
 
+static bool
+value_is_local(struct config_generic *gconf)
+{
+	GucStack   *stack = gconf ? gconf->stack : NULL;
+
+	return stack != NULL && (stack->state == GUC_LOCAL || stack->state == GUC_SET_LOCAL);
+}
+
 /*
- * Does tenancy.current hold a value that ends with the current transaction
- * (SET LOCAL, use(..., is_local), a LOCAL set inside a function)?
+ * Does tenancy.current, or search_path, hold a value that ends with the
+ * current transaction (SET LOCAL, use(..., is_local), ...)?
  */
 bool
 tenancy_current_is_local(void)
 {
-	GucStack   *stack = current_gconf ? current_gconf->stack : NULL;
+	return value_is_local(current_gconf);
+}
 
-	return stack != NULL && (stack->state == GUC_LOCAL || stack->state == GUC_SET_LOCAL);
+bool
+tenancy_search_path_is_local(void)
+{
+	return value_is_local(search_path_gconf);
 }
 
 /* Assign hook for tenancy.current: stamps the transaction.  Never throws. */
@@ -251,5 +268,6 @@ tenancy_guc_init(void)
 							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("tenancy");
-	current_gconf = find_current_option();
+	current_gconf = find_option_record("tenancy.current");
+	search_path_gconf = find_option_record("search_path");
 }

@@ -27,5 +27,6 @@ extern bool tenancy_strict_local;
 extern LocalTransactionId tenancy_current_stamp;
 
 extern bool tenancy_current_is_local(void);
+extern bool tenancy_search_path_is_local(void);
 
 #endif							/* TENANCY_GUC_H */

@@ -37,6 +37,7 @@
 #include "miscadmin.h"
 #include "executor/executor.h"
 #include "nodes/parsenodes.h"
+#include "optimizer/planner.h"
 #include "parser/analyze.h"
 #include "storage/proc.h"
 #include "tcop/utility.h"
@@ -205,47 +206,41 @@ sync_search_path(bool is_local)
  * part them: a function's SET search_path clause restores the path when
  * it returns while a selection made inside stays, set_config() or a role
  * default selects without moving the path, a tenant is suspended or
- * revoked, the application sets its own path.  So, when a schema tenant is
- * selected, the path is checked around every top-level statement:
- *	  - at its end, a path that does not lead with the selected schema, or
- *		holds another tenant's schema, is corrected (for the transaction if
- *		the selection is for the transaction, else for the session), so the
- *		next statement is parsed and planned under the right path;
- *	  - after its parse analysis, the same correction; and if another
- *		tenant's schema was on the path the statement was analysed against,
- *		it fails (55000) rather than touch that tenant;
- *	  - at executor start (a plan cached earlier, e.g. a protocol-level
- *		prepared statement, may have been made under another path), a
- *		mismatch is an error (55000).
- * Statements nested in functions (which may set their own path on purpose)
- * and tenancy's own catalog reads are left alone.  When neither the
- * selection, the path nor the catalog changed, a check costs two string
- * comparisons.
+ * revoked, the application sets its own path.  So, while a schema tenant
+ * is selected, top-level statements are watched:
+ *	  - after parse analysis and at executor start, a statement whose path
+ *		holds another tenant's schema is refused (55000): it never reads or
+ *		writes a tenant that is not the selected one;
+ *	  - at the end of every top-level statement, a path that does not lead
+ *		with the selected schema, or holds another tenant's, is corrected,
+ *		with the scope of the latest change (LOCAL if search_path or the
+ *		selection was set for the transaction, else for the session), so
+ *		the next statement is parsed and planned under the right path.
+ *		(A statement is never corrected in the middle: it was analysed
+ *		under the path it started with, and its cached plan must say so.)
+ * Statements nested in functions, in planning or in deferred triggers at
+ * commit (any of which may set their own path on purpose), and tenancy's
+ * own catalog reads, are left alone.  When neither the selection, the
+ * path nor the catalog changed, a check costs two string comparisons.
  *
  * With tenancy.strict_local, a parallel plan is refused at executor start
  * while the selection comes from an earlier transaction: parallel workers
  * cannot tell when the leader selected.
  *-------------------------------------------------------------------------
  */
-static int	nesting = 0;		/* executor and utility depth */
+static int	nesting = 0;		/* executor, planner and utility depth */
 static bool checking = false;	/* inside check_selection() */
+static bool committing = false; /* deferred triggers may run */
 static char *checked_current = NULL;	/* state last found consistent */
 static char *checked_path = NULL;
 static uint64 checked_generation = 0;
 
 static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
+static planner_hook_type prev_planner = NULL;
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static ExecutorRun_hook_type prev_executor_run = NULL;
 static ExecutorFinish_hook_type prev_executor_finish = NULL;
 static ExecutorEnd_hook_type prev_executor_end = NULL;
-
-/* What check_selection() does about a mismatch. */
-typedef enum SelectionCheck
-{
-	CHECK_FIX,					/* correct it */
-	CHECK_FIX_REFUSE_FOREIGN,	/* correct it; fail if another tenant's schema was there */
-	CHECK_REFUSE				/* fail */
-} SelectionCheck;
 
 /* Remembers the current selection and path as consistent. */
 static void
@@ -260,17 +255,20 @@ remember_checked(void)
 	checked_generation = tenancy_catalog_generation();
 }
 
-/* Checks (and corrects, see above) search_path against the selection. */
+/*
+ * Checks search_path against the selection: with fix, corrects it (at a
+ * statement's end); without, refuses a path holding another tenant's
+ * schema.
+ */
 static void
-check_selection(SelectionCheck what)
+check_selection(bool fix)
 {
 	const char *schema = NULL;
 	bool		foreign = false;
 	char	   *volatile path = NULL;
-	char	   *was;
 
-	if (checking || nesting > 0 || tenancy_current == NULL || tenancy_current[0] == '\0' ||
-		!IsTransactionState() || IsParallelWorker())
+	if (checking || committing || nesting > 0 || tenancy_current == NULL ||
+		tenancy_current[0] == '\0' || !IsTransactionState() || IsParallelWorker())
 		return;					/* (a parallel worker's leader has checked) */
 	if (checked_current != NULL && strcmp(checked_current, tenancy_current) == 0 &&
 		strcmp(checked_path, namespace_search_path) == 0 &&
@@ -291,27 +289,27 @@ check_selection(SelectionCheck what)
 	PG_END_TRY();
 
 	/* only a selected schema tenant makes a path wrong */
-	if (path != NULL && schema != NULL)
+	if (path == NULL || schema == NULL)
 	{
-		was = pstrdup(namespace_search_path);
-		if (what == CHECK_REFUSE)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("search_path does not match the selected tenant \"%s\"", tenancy_current),
-					 errdetail("search_path is \"%s\"; tenant \"%s\" needs its schema first and no other tenant's schema.",
-							   was, tenancy_current),
-					 errhint("The statement was prepared under another search_path; prepare it again.")));
-		(void) set_config_option("search_path", path,
-								 PGC_USERSET, PGC_S_SESSION,
-								 tenancy_current_is_local() ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
-								 true, 0, false);
-		if (what == CHECK_FIX_REFUSE_FOREIGN && foreign)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("search_path did not match the selected tenant \"%s\"", tenancy_current),
-					 errdetail("The statement was analysed under search_path \"%s\", which holds another tenant's schema.", was),
-					 errhint("Select tenants with SET [LOCAL] tenancy.current or tenancy.use(), not inside functions that set search_path.")));
+		remember_checked();
+		return;
 	}
+	if (!fix)
+	{
+		if (foreign)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("search_path holds another tenant's schema while tenant \"%s\" is selected",
+							tenancy_current),
+					 errdetail("search_path is \"%s\".", namespace_search_path),
+					 errhint("Run the statement again: search_path has been corrected at the end of the previous one unless it was set since. Select tenants with SET [LOCAL] tenancy.current or tenancy.use().")));
+		return;
+	}
+	(void) set_config_option("search_path", path,
+							 PGC_USERSET, PGC_S_SESSION,
+							 tenancy_search_path_is_local() || tenancy_current_is_local() ?
+							 GUC_ACTION_LOCAL : GUC_ACTION_SET,
+							 true, 0, false);
 	remember_checked();
 }
 
@@ -320,23 +318,60 @@ tenancy_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate
 {
 	if (prev_post_parse_analyze)
 		prev_post_parse_analyze(pstate, query, jstate);
-	check_selection(CHECK_FIX_REFUSE_FOREIGN);
+	check_selection(false);
+}
+
+static PlannedStmt *
+tenancy_planner(Query *parse, const char *query_string, int cursorOptions, ParamListInfo boundParams)
+{
+	PlannedStmt *volatile result = NULL;
+
+	nesting++;					/* the planner may run functions */
+	PG_TRY();
+	{
+		if (prev_planner)
+			result = prev_planner(parse, query_string, cursorOptions, boundParams);
+		else
+			result = standard_planner(parse, query_string, cursorOptions, boundParams);
+	}
+	PG_FINALLY();
+	{
+		nesting--;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+static void
+tenancy_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			committing = true;
+			break;
+		default:
+			committing = false;
+			break;
+	}
 }
 
 static void
 tenancy_executor_start(QueryDesc *queryDesc, int eflags)
 {
 	if (nesting == 0)
-		check_selection(CHECK_REFUSE);
+		check_selection(false);
 	/* at any depth: EXECUTE runs its plan inside a utility statement */
 	if (tenancy_strict_local && tenancy_current != NULL && tenancy_current[0] != '\0' &&
 		tenancy_current_stamp != MyProc->lxid &&
 		queryDesc->plannedstmt->parallelModeNeeded && !IsParallelWorker())
 		ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("tenancy.current was set outside the current transaction"),
-					 errdetail("tenancy.strict_local is on, and parallel workers cannot check when the selection was made."),
-					 errhint("Use SET LOCAL tenancy.current or tenancy.use() in the transaction that uses the tenant.")));
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenancy.current was set outside the current transaction"),
+				 errdetail("tenancy.strict_local is on, and parallel workers cannot check when the selection was made."),
+				 errhint("Use SET LOCAL tenancy.current or tenancy.use() in the transaction that uses the tenant.")));
 	if (prev_executor_start)
 		prev_executor_start(queryDesc, eflags);
 	else
@@ -351,7 +386,7 @@ tenancy_executor_end(QueryDesc *queryDesc)
 	else
 		standard_ExecutorEnd(queryDesc);
 	if (nesting == 0)
-		check_selection(CHECK_FIX);
+		check_selection(true);
 }
 
 static void
@@ -447,7 +482,7 @@ tenancy_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOn
 		PG_END_TRY();
 	}
 	if (nesting == 0)
-		check_selection(CHECK_FIX);
+		check_selection(true);
 }
 
 /* Installs the hooks.  Called once from _PG_init. */
@@ -466,6 +501,9 @@ tenancy_routing_init(void)
 	ExecutorFinish_hook = tenancy_executor_finish;
 	prev_executor_end = ExecutorEnd_hook;
 	ExecutorEnd_hook = tenancy_executor_end;
+	prev_planner = planner_hook;
+	planner_hook = tenancy_planner;
+	RegisterXactCallback(tenancy_xact_callback, NULL);
 }
 
 /*

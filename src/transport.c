@@ -824,9 +824,11 @@ tenancy_transport_sql_ledger_insert(int64 version, const char *checksum, const c
 }
 
 /*
- * Query for the first trigger in the tenant (its schema, or its whole
- * database) that would run a function owned by a role other than the one
- * migrations run as, or a superuser: trigger name, table, function owner.
+ * Query for the first enabled trigger in the tenant (its schema, or its
+ * whole database) that would run, with the privileges of the role
+ * migrations run as, a function owned by another role that is not a
+ * superuser (a SECURITY DEFINER function runs as its owner, so it is not
+ * counted): trigger name, table, function owner.
  * Migrations run as the service role, and a trigger fires with the
  * privileges of whoever runs the statement: a member granted TRIGGER on a
  * table could otherwise have its own code run as the service role.
@@ -841,7 +843,8 @@ tenancy_transport_sql_foreign_triggers(const char *schema)
 					"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
 					"JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) g.tgfoid "
 					"JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) p.proowner "
-					"WHERE NOT g.tgisinternal AND NOT r.rolsuper "
+					"WHERE NOT g.tgisinternal AND g.tgenabled OPERATOR(pg_catalog.<>) 'D' "
+					"AND NOT p.prosecdef AND NOT r.rolsuper "
 					"AND r.rolname OPERATOR(pg_catalog.<>) CURRENT_USER "
 					"AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema']) %s "
 					"LIMIT 1",

@@ -146,6 +146,39 @@ RESET tenancy.current;
 SHOW search_path;
 RESET tenancy.database_prefix;
 RESET search_path;
+-- a function with its own search_path, evaluated while planning, keeps it
+-- and leaves the session's path alone (run twice: the plan is cached)
+CREATE FUNCTION pg_temp.stable_one() RETURNS int LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public AS
+$$DECLARE n int; BEGIN SELECT count(*) INTO n FROM pg_class WHERE false; RETURN 1 + n; END$$;
+SET tenancy.current = 's-acme';
+SELECT owner FROM item WHERE id = pg_temp.stable_one();
+SELECT owner FROM item WHERE id = pg_temp.stable_one();
+SHOW search_path;
+RESET tenancy.current;
+-- an application's SET LOCAL search_path stays transaction-local
+SET tenancy.current = 's-acme';
+SET search_path = "my, app", public;
+BEGIN;
+SET LOCAL search_path = public;
+SELECT count(*) FROM item;
+COMMIT;
+SHOW search_path;
+RESET tenancy.current;
+RESET search_path;
+-- SET TRANSACTION still works after a selection (no snapshot taken for it),
+-- even when the selection has to read the catalog (cache just invalidated)
+UPDATE tenancy.tenant SET metadata = metadata WHERE id = 's-globex';
+BEGIN;
+SET LOCAL tenancy.current = 's-globex';
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;
+SELECT current_setting('transaction_isolation') AS isolation, count(*) FROM item;
+COMMIT;
+SET tenancy.current = 's-acme';
+UPDATE tenancy.tenant SET metadata = metadata WHERE id = 's-acme';
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT current_setting('transaction_isolation') AS isolation;
+COMMIT;
+RESET tenancy.current;
 -- functions that set their own search_path keep it while a tenant is selected
 CREATE FUNCTION pg_temp.own_path() RETURNS text LANGUAGE sql SET search_path = pg_catalog AS
 $$SELECT current_setting('search_path')$$;

@@ -176,6 +176,8 @@ wanted_search_path(const char **schema, bool *foreign)
 	return same ? NULL : buf.data;
 }
 
+static void remember_checked(void);
+
 /*
  * Puts the selected tenant's schema (if it is a usable schema tenant) first
  * on search_path and takes every other tenant schema off, with the scope
@@ -196,6 +198,7 @@ sync_search_path(bool is_local)
 								 PGC_USERSET, PGC_S_SESSION,
 								 is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
 								 true, 0, false);
+	remember_checked();			/* the statement-end check has nothing to do */
 }
 
 /*-------------------------------------------------------------------------

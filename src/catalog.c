@@ -1158,55 +1158,56 @@ tenancy_catalog_is_tenant_schema(const char *nspname)
 }
 
 /*
- * The configured loopback server (the dblink foreign server that reaches
- * this cluster), or NULL when tenancy is not configured.  Result in
+ * Reads tenancy.config: the service role and the loopback server (the
+ * dblink foreign server that reaches this cluster), or InvalidOid and NULL
+ * when tenancy is not configured.  The server name is allocated in
  * CurrentMemoryContext.
  */
-char *
-tenancy_catalog_loopback_server(void)
+static void
+read_config(Oid *role, char **server)
 {
 	CatalogScope scope;
-	char	   *server = NULL;
 
-	catalog_enter(&scope);
-	catalog_exec("SELECT loopback_server FROM tenancy.config",
-				 0, NULL, NULL, NULL, true, SPI_OK_SELECT);
-	if (SPI_processed > 0)
-	{
-		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
-		if (v != NULL)
-			server = MemoryContextStrdup(scope.caller_context, v);
-	}
-	catalog_leave(&scope);
-	return server;
-}
-
-/*
- * Reads tenancy.config and tells transport who remote work runs as: the
- * configured service role through the loopback server, or (unconfigured)
- * the calling superuser.  Called at the start of every operation that does
- * remote work.
- */
-void
-tenancy_catalog_apply_config(void)
-{
-	CatalogScope scope;
-	Oid			role = InvalidOid;
-	char	   *server = NULL;
-
+	*role = InvalidOid;
+	*server = NULL;
 	catalog_enter(&scope);
 	catalog_exec("SELECT service_role::pg_catalog.oid, loopback_server FROM tenancy.config",
 				 0, NULL, NULL, NULL, true, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
 		bool		isnull;
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 
-		role = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		server = MemoryContextStrdup(scope.caller_context,
-									 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+		*role = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (v != NULL)
+			*server = MemoryContextStrdup(scope.caller_context, v);
 	}
 	catalog_leave(&scope);
+}
+
+/* The configured loopback server, or NULL (routed queries to this cluster). */
+char *
+tenancy_catalog_loopback_server(void)
+{
+	Oid			role;
+	char	   *server;
+
+	read_config(&role, &server);
+	return server;
+}
+
+/*
+ * Tells transport who remote work runs as: the configured service role
+ * through the loopback server, or (unconfigured) the calling superuser.
+ * Called at the start of every operation that does remote work.
+ */
+void
+tenancy_catalog_apply_config(void)
+{
+	Oid			role;
+	char	   *server;
+
+	read_config(&role, &server);
 	tenancy_transport_set_identity(role, server);
 }
 

@@ -278,7 +278,7 @@ tenancy_migrate_connection(TransportConn *conn, const char *target, List *migrat
 		ctx.version = m->version;
 		tenancy_transport_exec(conn, "BEGIN");
 		xid_before = tenancy_transport_query_value(conn, TRANSPORT_SQL_XACT_ID);
-		tenancy_transport_exec(conn, TRANSPORT_SQL_LEDGER_LOCK);
+		tenancy_transport_exec(conn, tenancy_transport_sql_ledger_lock(NULL));
 		tenancy_transport_exec(conn, tenancy_transport_sql_trigger_guard(NULL));
 		/* a command last, so that a migration ending in SELECT (setval...) runs */
 		tenancy_transport_exec(conn, psprintf("%s\n;\nSET LOCAL tenancy_guard.done = on", m->sql));

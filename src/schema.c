@@ -230,8 +230,7 @@ read_ledger(const char *schema, MemoryContext cxt)
 	List	   *rows = NIL;
 	uint64		i;
 
-	if (SPI_execute(psprintf("SELECT version::text, checksum FROM %s." TENANCY_SCHEMA_LEDGER " ORDER BY version",
-							 quote_identifier(schema)), true, 0) != SPI_OK_SELECT)
+	if (SPI_execute(tenancy_transport_sql_ledger_read(schema), true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the ledger of schema \"%s\"", schema);
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -331,7 +330,7 @@ tenancy_schema_migrate(const char *schema, const char *target, List *migrations,
 	error_context_stack = &errcb;
 
 	schema_enter(&scope, tenancy_transport_owner_role(), schema);
-	schema_exec(psprintf("LOCK TABLE %s." TENANCY_SCHEMA_LEDGER " IN EXCLUSIVE MODE", quote_identifier(schema)));
+	schema_exec(tenancy_transport_sql_ledger_lock(schema));
 	/* other roles' trigger functions would run as us (see transport.c) */
 	if (SPI_execute(tenancy_transport_sql_foreign_triggers(schema), true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not check the triggers of schema \"%s\"", schema);

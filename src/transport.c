@@ -882,6 +882,13 @@ tenancy_transport_foreign_trigger_error(char **row)
 			 errhint(FOREIGN_TRIGGER_HINT)));
 }
 
+/* Locks a ledger against out-of-band migrators, inside a migration's transaction. */
+char *
+tenancy_transport_sql_ledger_lock(const char *schema)
+{
+	return psprintf("LOCK TABLE %s IN EXCLUSIVE MODE", ledger_table(schema));
+}
+
 /* Query for a ledger's rows (version, checksum as text), in version order. */
 char *
 tenancy_transport_sql_ledger_read(const char *schema)
@@ -959,14 +966,19 @@ track_session(PGconn *conn, bool connecting)
  * for at most tenancy.connect_timeout.  Raises 08001 (with libpq's text in
  * DETAIL, which holds no password) or 2F003, as dblink does.
  */
-RemoteSession *
-tenancy_transport_session_open(const char *server, const char *dbname, const char *appname)
+/*
+ * Connects with "conninfo" (wiped afterwards: it may hold a password),
+ * blocking for at most tenancy.connect_timeout.  Raises 08001 with libpq's
+ * text in DETAIL (which holds no password), or 2F003 when a non-superuser
+ * ("as_superuser" false) got in without being asked for a password, as
+ * dblink does; "hint" says what to do about the latter.
+ */
+static PGconn *
+connect_blocking(char *conninfo, bool as_superuser, const char *hint)
 {
-	char	   *conninfo = build_conninfo(server, dbname, appname);
-	PGconn	   *conn;
+	PGconn	   *conn = PQconnectdb(conninfo);
 
-	conn = PQconnectdb(conninfo);
-	memset(conninfo, 0, strlen(conninfo));	/* it may hold a password */
+	memset(conninfo, 0, strlen(conninfo));
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
 	{
 		char	   *msg = conn ? pstrdup(PQerrorMessage(conn)) : pstrdup("out of memory");
@@ -978,15 +990,25 @@ tenancy_transport_session_open(const char *server, const char *dbname, const cha
 				 errmsg("could not establish connection"),
 				 errdetail_internal("%s", pchomp(msg))));
 	}
-	if (!superuser_arg(remote_role()) && !PQconnectionUsedPassword(conn))
+	if (!as_superuser && !PQconnectionUsedPassword(conn))
 	{
 		PQfinish(conn);
 		ereport(ERROR,
 				(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
 				 errmsg("password is required"),
 				 errdetail("Non-superuser cannot connect if the server does not request a password."),
-				 errhint("Target server's authentication method must be changed.")));
+				 errhint("%s", hint)));
 	}
+	return conn;
+}
+
+RemoteSession *
+tenancy_transport_session_open(const char *server, const char *dbname, const char *appname)
+{
+	PGconn	   *conn = connect_blocking(build_conninfo(server, dbname, appname),
+										superuser_arg(remote_role()),
+										"Target server's authentication method must be changed.");
+
 	return track_session(conn, false);
 }
 
@@ -1382,33 +1404,13 @@ RemoteSession *
 tenancy_transport_routed_open(const char *server, const char *dbname, const char *appname,
 							  const char *tenant)
 {
-	char	   *conninfo = build_conninfo_as(server, dbname, appname, GetUserId(), true);
 	PGconn	   *conn;
 	RemoteSession *session;
 
-	conn = PQconnectdb(conninfo);
-	memset(conninfo, 0, strlen(conninfo));	/* it may hold a password */
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
-	{
-		char	   *msg = conn ? pstrdup(PQerrorMessage(conn)) : pstrdup("out of memory");
-
-		if (conn)
-			PQfinish(conn);
-		ereport(ERROR,
-				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-				 errmsg("could not establish connection"),
-				 errdetail_internal("%s", pchomp(msg))));
-	}
-	if (!superuser() && !PQconnectionUsedPassword(conn))
-	{
-		PQfinish(conn);
-		ereport(ERROR,
-				(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
-				 errmsg("password is required"),
-				 errdetail("Non-superuser cannot connect if the server does not request a password."),
-				 errhint("Give role \"%s\" a user mapping with its password on tenancy's loopback server, or on the tenant's server.",
-						 GetUserNameFromId(GetUserId(), false))));
-	}
+	conn = connect_blocking(build_conninfo_as(server, dbname, appname, GetUserId(), true),
+							superuser(),
+							psprintf("Give role \"%s\" a user mapping with its password on tenancy's loopback server, or on the tenant's server.",
+									 GetUserNameFromId(GetUserId(), false)));
 	session = MemoryContextAllocZero(TopMemoryContext, sizeof(RemoteSession));
 	session->conn = conn;
 	session->tenant = MemoryContextStrdup(TopMemoryContext, tenant);
@@ -1552,7 +1554,7 @@ tenancy_transport_sql_migration_script(int64 version, const char *sql, const cha
 	return psprintf("BEGIN;\n"
 					"%s"
 					"SET LOCAL tenancy_guard.token = %s;\n"
-					"LOCK TABLE %s IN EXCLUSIVE MODE;\n"
+					"%s;\n"
 					"%s;\n"
 					"%s\n;\n"
 					"DO $tenancy_guard$ BEGIN "
@@ -1562,7 +1564,7 @@ tenancy_transport_sql_migration_script(int64 version, const char *sql, const cha
 					"COMMIT",
 					schema ? psprintf("SET LOCAL search_path = %s, pg_temp;\n", quote_identifier(schema)) : "",
 					quote_literal_cstr(token),
-					ledger_table(schema),
+					tenancy_transport_sql_ledger_lock(schema),
 					tenancy_transport_sql_trigger_guard(schema),
 					sql,
 					quote_literal_cstr(token),

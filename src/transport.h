@@ -121,6 +121,7 @@ extern char *tenancy_transport_sql_database_stats(const char *dbname);
 extern char *tenancy_transport_sql_ledger_insert(int64 version, const char *checksum,
 												 const char *schema);
 extern char *tenancy_transport_sql_ledger_read(const char *schema);
+extern char *tenancy_transport_sql_ledger_lock(const char *schema);
 extern char *tenancy_transport_sql_foreign_triggers(const char *schema);
 extern char *tenancy_transport_sql_trigger_guard(const char *schema);
 extern void tenancy_transport_foreign_trigger_error(char **row);
@@ -151,8 +152,6 @@ extern char *tenancy_transport_sql_record_progress(const char *tenant, const cha
 	"duration interval NOT NULL); " \
 	"COMMENT ON TABLE tenancy.applied_migration IS " \
 	"'tenancy migration ledger: one row per migration applied to this database, written in the migration''s own transaction'"
-#define TRANSPORT_SQL_LEDGER_LOCK \
-	"LOCK TABLE tenancy.applied_migration IN EXCLUSIVE MODE"
 #define TRANSPORT_SQL_LEDGER_MAX \
 	"SELECT pg_catalog.max(version)::text FROM tenancy.applied_migration"
 #define TRANSPORT_SQL_XACT_ID \

@@ -7,7 +7,7 @@ SELECT id FROM tenancy.provision('q-acme');
 SELECT id FROM tenancy.provision('q-globex');
 SELECT id FROM tenancy.provision('q-schema', isolation => 'schema');
 -- waits until no session of "appname" is left (backends exit asynchronously)
-CREATE FUNCTION pg_temp.sessions_of(appname text) RETURNS bigint LANGUAGE plpgsql AS $$
+CREATE FUNCTION public.regress_sessions_of(appname text) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE n bigint;
 BEGIN
   FOR i IN 1..100 LOOP
@@ -85,14 +85,14 @@ SET statement_timeout = '300ms';
 SELECT tenancy.exec('SELECT pg_sleep(30)');
 \echo :LAST_ERROR_SQLSTATE
 RESET statement_timeout;
-SELECT pg_temp.sessions_of('tenancy/q-acme') AS sessions_after_cancel;
+SELECT public.regress_sessions_of('tenancy/q-acme') AS sessions_after_cancel;
 SELECT pid <> :acme_pid AS new_session FROM tenancy.query('SELECT pg_backend_pid()') AS t(pid int);
 SELECT pid AS acme_pid FROM tenancy.query('SELECT pg_backend_pid()') AS t(pid int) \gset
 
 -- should fail: the remote backend dies between two calls (08006); the
 -- connection is dropped and the next call reconnects
 SELECT pg_terminate_backend(:acme_pid);
-SELECT pg_temp.sessions_of('tenancy/q-acme') AS sessions_after_kill;
+SELECT public.regress_sessions_of('tenancy/q-acme') AS sessions_after_kill;
 SELECT tenancy.exec('SELECT 1');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.exec('SELECT 1');
@@ -103,25 +103,13 @@ SELECT tenancy.exec('DO $$BEGIN RAISE NOTICE ''hello from %'', current_database(
 -- RESET ALL), which poolers send between clients: the connection is closed
 SELECT tenancy.exec('SET application_name = ''left by client 1''');
 DISCARD ALL;
--- (DISCARD ALL dropped the temporary helper too)
-CREATE FUNCTION pg_temp.sessions_of(appname text) RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE n bigint;
-BEGIN
-  FOR i IN 1..100 LOOP
-    SELECT count(*) INTO n FROM pg_stat_activity WHERE application_name = appname;
-    EXIT WHEN n = 0;
-    PERFORM pg_sleep(0.05);
-    PERFORM pg_stat_clear_snapshot();
-  END LOOP;
-  RETURN n;
-END $$;
-SELECT pg_temp.sessions_of('left by client 1') AS sessions_after_discard;
+SELECT public.regress_sessions_of('left by client 1') AS sessions_after_discard;
 SET tenancy.current = 'q-acme';
 SELECT name FROM tenancy.query('SELECT current_setting(''application_name'')') AS t(name text);
 
 -- should fail: suspended between two calls (55000); its connection is closed
 SELECT tenancy.suspend('q-acme');
-SELECT pg_temp.sessions_of('tenancy/q-acme') AS sessions_after_suspend;
+SELECT public.regress_sessions_of('tenancy/q-acme') AS sessions_after_suspend;
 SELECT tenancy.exec('SELECT 1');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.resume('q-acme');
@@ -174,3 +162,4 @@ SELECT tenancy.deprovision('q-schema');
 SELECT count(*) AS sessions FROM pg_stat_activity WHERE application_name LIKE 'tenancy/q-%';
 SELECT dblink_get_connections() AS open_connections;
 DROP ROLE regress_routed_app;
+DROP FUNCTION public.regress_sessions_of(text);

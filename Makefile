@@ -16,6 +16,7 @@ OBJS = \
 	src/migrate.o \
 	src/routing.o \
 	src/routed.o \
+	src/search_path.o \
 	src/access.o \
 	src/health.o \
 	src/schema.o

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * routing.c
- *	  Resolving the selected tenant: tenancy.current_tenant() and
- *	  tenancy.use().
+ *	  Resolving the selected tenant: tenancy.current_tenant(),
+ *	  current_tenant_id(), use() and connstr().
  *
  * tenancy.current is a selector, checked for syntax when it is SET.  Here,
  * when it is used, the tenant is looked up through the backend cache
@@ -10,14 +10,7 @@
  * suspended or dropped by another session is seen from the next
  * transaction on.
  *
- * Schema tenants: whenever tenancy.current changes through SET, SET LOCAL,
- * RESET or tenancy.use(), the selected tenant's schema is put first on
- * search_path (and the previous tenant's taken off), with the same scope as
- * the selection: SET LOCAL's search_path goes at the end of the
- * transaction together with it, RESET takes the schema off.  The
- * PostgreSQL plan cache keys cached plans on search_path, so a plan made
- * for one tenant's tables is replanned for the next.  A tenant that cannot
- * be used (unknown, not granted, not ready) gets no schema on the path.
+ * For schema tenants, search_path follows the selection: search_path.c.
  *
  * Copyright (c) 2026, the tenancy authors
  *
@@ -30,27 +23,17 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "commands/dbcommands.h"
 #include "fmgr.h"
-#include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "executor/executor.h"
-#include "nodes/parsenodes.h"
-#include "optimizer/planner.h"
-#include "parser/analyze.h"
 #include "storage/proc.h"
-#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/varlena.h"
 
 #include "catalog.h"
 #include "guc.h"
 #include "tenancy.h"
 #include "transport.h"
-
-static ProcessUtility_hook_type prev_process_utility = NULL;
 
 PG_FUNCTION_INFO_V1(tenancy_current_tenant);
 PG_FUNCTION_INFO_V1(tenancy_current_tenant_id);
@@ -106,407 +89,6 @@ selected_tenant(const char *none_hint)
 				 errdetail("tenancy.strict_local is on: behind a transaction pooler, a selection from an earlier transaction may belong to another client."),
 				 errhint("Use SET LOCAL tenancy.current or tenancy.use() in the transaction that uses the tenant.")));
 	return tenancy_current;
-}
-
-/*
- * The schema of "tenant" if it is a schema tenant the current user may use
- * now, else NULL.  Never throws for a tenant that cannot be used.
- */
-static const char *
-usable_schema(const char *tenant, TenantRecord *rec)
-{
-	bool		permitted;
-	const char *why;
-
-	if (tenant == NULL || tenant[0] == '\0' || !tenancy_name_syntax_ok(tenant, &why) ||
-		!tenancy_catalog_lookup(tenant, rec, &permitted))
-		return NULL;
-	if (!permitted || rec->state != TENANT_STATE_READY || rec->isolation != TENANT_ISOLATION_SCHEMA)
-		return NULL;
-	return rec->schema_name;
-}
-
-/*
- * The search_path the selection calls for: the current one without any
- * schema tenant's schema, with the selected tenant's schema (if it is a
- * usable schema tenant) first.  *schema is that schema or NULL; returns
- * NULL when the current path is already that.
- */
-static char *
-wanted_search_path(const char **schema, bool *foreign)
-{
-	TenantRecord rec;
-	char	   *path;
-	List	   *elems;
-	ListCell   *lc;
-	StringInfoData buf;
-	bool		same;
-
-	*foreign = false;
-	*schema = usable_schema(tenancy_current, &rec);
-	if (*schema != NULL)
-		*schema = pstrdup(*schema);
-	path = pstrdup(namespace_search_path);
-	if (!SplitIdentifierString(path, ',', &elems))
-		return NULL;			/* cannot happen: search_path was checked */
-	initStringInfo(&buf);
-	same = true;
-	if (*schema != NULL)
-	{
-		appendStringInfoString(&buf, quote_identifier(*schema));
-		same = elems != NIL && strcmp((char *) linitial(elems), *schema) == 0;
-	}
-	foreach(lc, elems)
-	{
-		char	   *nsp = (char *) lfirst(lc);
-
-		if (*schema != NULL && foreach_current_index(lc) == 0 && strcmp(nsp, *schema) == 0)
-			continue;			/* the selected schema, in place */
-		if (strcmp(nsp, "$user") != 0 && tenancy_catalog_is_tenant_schema(nsp))
-		{
-			same = false;		/* another tenant's schema, or ours elsewhere */
-			if (*schema == NULL || strcmp(nsp, *schema) != 0)
-				*foreign = true;
-			continue;
-		}
-		if (buf.len > 0)
-			appendStringInfoString(&buf, ", ");
-		appendStringInfoString(&buf, quote_identifier(nsp));
-	}
-	return same ? NULL : buf.data;
-}
-
-static void remember_checked(void);
-
-/*
- * Puts the selected tenant's schema (if it is a usable schema tenant) first
- * on search_path and takes every other tenant schema off, with the scope
- * of the selection (is_local: until the end of the transaction).
- */
-static void
-sync_search_path(bool is_local)
-{
-	const char *schema;
-	bool		foreign;
-	char	   *path;
-
-	if (!IsTransactionState() || !tenancy_catalog_installed())
-		return;
-	path = wanted_search_path(&schema, &foreign);
-	if (path != NULL)
-		(void) set_config_option("search_path", path,
-								 PGC_USERSET, PGC_S_SESSION,
-								 is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
-								 true, 0, false);
-	remember_checked();			/* the statement-end check has nothing to do */
-}
-
-/*-------------------------------------------------------------------------
- * Keeping search_path and the selection together.
- *
- * SET, SET LOCAL, RESET tenancy.current and use() move search_path with
- * the selection (sync_search_path).  Other ways of changing either can
- * part them: a function's SET search_path clause restores the path when
- * it returns while a selection made inside stays, set_config() or a role
- * default selects without moving the path, a tenant is suspended or
- * revoked, the application sets its own path.  So, while a schema tenant
- * is selected, top-level statements are watched:
- *	  - after parse analysis and at executor start, a statement whose path
- *		holds another tenant's schema is refused (55000): it never reads or
- *		writes a tenant that is not the selected one;
- *	  - at the end of every top-level statement, a path that does not lead
- *		with the selected schema, or holds another tenant's, is corrected,
- *		with the scope of the latest change (LOCAL if search_path or the
- *		selection was set for the transaction, else for the session), so
- *		the next statement is parsed and planned under the right path.
- *		(A statement is never corrected in the middle: it was analysed
- *		under the path it started with, and its cached plan must say so.)
- * Statements nested in functions, in planning or in deferred triggers at
- * commit (any of which may set their own path on purpose), and tenancy's
- * own catalog reads, are left alone.  When neither the selection, the
- * path nor the catalog changed, a check costs two string comparisons.
- *
- * With tenancy.strict_local, a parallel plan is refused at executor start
- * while the selection comes from an earlier transaction: parallel workers
- * cannot tell when the leader selected.
- *-------------------------------------------------------------------------
- */
-static int	nesting = 0;		/* executor, planner and utility depth */
-static bool checking = false;	/* inside check_selection() */
-static bool committing = false; /* deferred triggers may run */
-static char *checked_current = NULL;	/* state last found consistent */
-static char *checked_path = NULL;
-static uint64 checked_generation = 0;
-
-static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
-static planner_hook_type prev_planner = NULL;
-static ExecutorStart_hook_type prev_executor_start = NULL;
-static ExecutorRun_hook_type prev_executor_run = NULL;
-static ExecutorFinish_hook_type prev_executor_finish = NULL;
-static ExecutorEnd_hook_type prev_executor_end = NULL;
-
-/* Remembers the current selection and path as consistent. */
-static void
-remember_checked(void)
-{
-	if (checked_current)
-		pfree(checked_current);
-	if (checked_path)
-		pfree(checked_path);
-	checked_current = MemoryContextStrdup(TopMemoryContext, tenancy_current ? tenancy_current : "");
-	checked_path = MemoryContextStrdup(TopMemoryContext, namespace_search_path);
-	checked_generation = tenancy_catalog_generation();
-}
-
-/*
- * Checks search_path against the selection: with fix, corrects it (at a
- * statement's end); without, refuses a path holding another tenant's
- * schema.
- */
-static void
-check_selection(bool fix)
-{
-	const char *schema = NULL;
-	bool		foreign = false;
-	char	   *volatile path = NULL;
-
-	if (checking || committing || nesting > 0 || tenancy_current == NULL ||
-		tenancy_current[0] == '\0' || !IsTransactionState() || IsParallelWorker())
-		return;					/* (a parallel worker's leader has checked) */
-	if (checked_current != NULL && strcmp(checked_current, tenancy_current) == 0 &&
-		strcmp(checked_path, namespace_search_path) == 0 &&
-		checked_generation == tenancy_catalog_generation())
-		return;
-	if (!tenancy_catalog_installed())
-		return;
-
-	checking = true;
-	PG_TRY();
-	{
-		path = wanted_search_path(&schema, &foreign);
-	}
-	PG_FINALLY();
-	{
-		checking = false;
-	}
-	PG_END_TRY();
-
-	/* only a selected schema tenant makes a path wrong */
-	if (path == NULL || schema == NULL)
-	{
-		remember_checked();
-		return;
-	}
-	if (!fix)
-	{
-		if (foreign)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("search_path holds another tenant's schema while tenant \"%s\" is selected",
-							tenancy_current),
-					 errdetail("search_path is \"%s\".", namespace_search_path),
-					 errhint("Run the statement again: search_path has been corrected at the end of the previous one unless it was set since. Select tenants with SET [LOCAL] tenancy.current or tenancy.use().")));
-		return;
-	}
-	(void) set_config_option("search_path", path,
-							 PGC_USERSET, PGC_S_SESSION,
-							 tenancy_search_path_is_local() || tenancy_current_is_local() ?
-							 GUC_ACTION_LOCAL : GUC_ACTION_SET,
-							 true, 0, false);
-	remember_checked();
-}
-
-static void
-tenancy_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
-{
-	if (prev_post_parse_analyze)
-		prev_post_parse_analyze(pstate, query, jstate);
-	check_selection(false);
-}
-
-static PlannedStmt *
-tenancy_planner(Query *parse, const char *query_string, int cursorOptions, ParamListInfo boundParams)
-{
-	PlannedStmt *volatile result = NULL;
-
-	nesting++;					/* the planner may run functions */
-	PG_TRY();
-	{
-		if (prev_planner)
-			result = prev_planner(parse, query_string, cursorOptions, boundParams);
-		else
-			result = standard_planner(parse, query_string, cursorOptions, boundParams);
-	}
-	PG_FINALLY();
-	{
-		nesting--;
-	}
-	PG_END_TRY();
-	return result;
-}
-
-static void
-tenancy_xact_callback(XactEvent event, void *arg)
-{
-	switch (event)
-	{
-		case XACT_EVENT_PRE_COMMIT:
-		case XACT_EVENT_PARALLEL_PRE_COMMIT:
-		case XACT_EVENT_PRE_PREPARE:
-			committing = true;
-			break;
-		default:
-			committing = false;
-			break;
-	}
-}
-
-static void
-tenancy_executor_start(QueryDesc *queryDesc, int eflags)
-{
-	if (nesting == 0)
-		check_selection(false);
-	/* at any depth: EXECUTE runs its plan inside a utility statement */
-	if (tenancy_strict_local && tenancy_current != NULL && tenancy_current[0] != '\0' &&
-		tenancy_current_stamp != MyProc->lxid &&
-		queryDesc->plannedstmt->parallelModeNeeded && !IsParallelWorker())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("tenancy.current was set outside the current transaction"),
-				 errdetail("tenancy.strict_local is on, and parallel workers cannot check when the selection was made."),
-				 errhint("Use SET LOCAL tenancy.current or tenancy.use() in the transaction that uses the tenant.")));
-	if (prev_executor_start)
-		prev_executor_start(queryDesc, eflags);
-	else
-		standard_ExecutorStart(queryDesc, eflags);
-}
-
-static void
-tenancy_executor_end(QueryDesc *queryDesc)
-{
-	if (prev_executor_end)
-		prev_executor_end(queryDesc);
-	else
-		standard_ExecutorEnd(queryDesc);
-	if (nesting == 0)
-		check_selection(true);
-}
-
-static void
-tenancy_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count, bool execute_once)
-{
-	nesting++;
-	PG_TRY();
-	{
-		if (prev_executor_run)
-			prev_executor_run(queryDesc, direction, count, execute_once);
-		else
-			standard_ExecutorRun(queryDesc, direction, count, execute_once);
-	}
-	PG_FINALLY();
-	{
-		nesting--;
-	}
-	PG_END_TRY();
-}
-
-static void
-tenancy_executor_finish(QueryDesc *queryDesc)
-{
-	nesting++;
-	PG_TRY();
-	{
-		if (prev_executor_finish)
-			prev_executor_finish(queryDesc);
-		else
-			standard_ExecutorFinish(queryDesc);
-	}
-	PG_FINALLY();
-	{
-		nesting--;
-	}
-	PG_END_TRY();
-}
-
-/*
- * ProcessUtility hook: after SET [LOCAL] / RESET tenancy.current, brings
- * search_path in line with the selection (schema tenants).
- */
-static void
-tenancy_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
-						ProcessUtilityContext context, ParamListInfo params,
-						QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
-{
-	Node	   *parsetree = pstmt->utilityStmt;
-	volatile bool selection = false;
-	volatile bool is_local = false;
-	volatile bool reset_all = false;
-
-	if (IsA(parsetree, VariableSetStmt))
-	{
-		VariableSetStmt *stmt = (VariableSetStmt *) parsetree;
-
-		selection = stmt->name != NULL && strcmp(stmt->name, "tenancy.current") == 0 &&
-			stmt->kind != VAR_SET_MULTI;
-		is_local = stmt->is_local;
-		reset_all = stmt->kind == VAR_RESET_ALL;
-	}
-	else if (IsA(parsetree, DiscardStmt))
-		reset_all = ((DiscardStmt *) parsetree)->target == DISCARD_ALL;
-	nesting++;
-	PG_TRY();
-	{
-		if (prev_process_utility)
-			prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
-								 queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-									queryEnv, dest, qc);
-	}
-	PG_FINALLY();
-	{
-		nesting--;
-	}
-	PG_END_TRY();
-	if (selection || reset_all)
-	{
-		nesting++;				/* tenancy's own catalog reads are not checked */
-		PG_TRY();
-		{
-			if (selection)
-				sync_search_path(is_local);
-			if (reset_all)
-				tenancy_routed_forget(NULL);	/* a pooler's next client starts afresh */
-		}
-		PG_FINALLY();
-		{
-			nesting--;
-		}
-		PG_END_TRY();
-	}
-	if (nesting == 0)
-		check_selection(true);
-}
-
-/* Installs the hooks.  Called once from _PG_init. */
-void
-tenancy_routing_init(void)
-{
-	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = tenancy_process_utility;
-	prev_post_parse_analyze = post_parse_analyze_hook;
-	post_parse_analyze_hook = tenancy_post_parse_analyze;
-	prev_executor_start = ExecutorStart_hook;
-	ExecutorStart_hook = tenancy_executor_start;
-	prev_executor_run = ExecutorRun_hook;
-	ExecutorRun_hook = tenancy_executor_run;
-	prev_executor_finish = ExecutorFinish_hook;
-	ExecutorFinish_hook = tenancy_executor_finish;
-	prev_executor_end = ExecutorEnd_hook;
-	ExecutorEnd_hook = tenancy_executor_end;
-	prev_planner = planner_hook;
-	planner_hook = tenancy_planner;
-	RegisterXactCallback(tenancy_xact_callback, NULL);
 }
 
 /*
@@ -585,7 +167,7 @@ tenancy_use(PG_FUNCTION_ARGS)
 							 PGC_USERSET, PGC_S_SESSION,
 							 is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
 							 true, 0, false);
-	sync_search_path(is_local);
+	tenancy_search_path_sync(is_local);
 	if (tenant[0] == '\0')
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(tenant));

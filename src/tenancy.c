@@ -32,5 +32,5 @@ _PG_init(void)
 {
 	tenancy_guc_init();
 	tenancy_catalog_init();
-	tenancy_routing_init();
+	tenancy_search_path_init();
 }

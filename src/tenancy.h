@@ -84,6 +84,9 @@ extern TenantState tenancy_state_from_name(const char *name);
 /* try.c */
 extern ErrorData *tenancy_try(void (*step) (void *), void *arg);
 
+/* search_path.c */
+extern void tenancy_search_path_sync(bool is_local);
+
 /* routing.c, routed.c */
 extern void tenancy_routing_resolve_selected(TenantRecord *rec);
 extern void tenancy_routed_forget(const char *tenant);
@@ -94,6 +97,6 @@ extern void tenancy_fault(const char *point);
 /* module init functions, called from _PG_init */
 extern void tenancy_guc_init(void);
 extern void tenancy_catalog_init(void);
-extern void tenancy_routing_init(void);
+extern void tenancy_search_path_init(void);
 
 #endif							/* TENANCY_H */

@@ -241,7 +241,7 @@ check_selection(bool fix)
 					 errmsg("search_path holds another tenant's schema while tenant \"%s\" is selected",
 							tenancy_current),
 					 errdetail("search_path is \"%s\".", namespace_search_path),
-					 errhint("Run the statement again: search_path has been corrected at the end of the previous one unless it was set since. Select tenants with SET [LOCAL] tenancy.current or tenancy.use().")));
+					 errhint("Any SET, SHOW or transaction statement brings search_path back in line with the selection; then run the statement again. Select tenants with SET [LOCAL] tenancy.current or tenancy.use().")));
 		return;
 	}
 	(void) set_config_option("search_path", path,
@@ -252,12 +252,28 @@ check_selection(bool fix)
 	remember_checked();
 }
 
+/*
+ * Utility statements that never read tables: always allowed, so that a
+ * session whose path is refused can still SET, RESET, SHOW, end its
+ * transaction or DISCARD (and be corrected at the end of that statement).
+ */
+static bool
+reads_no_tables(Query *query)
+{
+	Node	   *stmt = query->utilityStmt;
+
+	return query->commandType == CMD_UTILITY && stmt != NULL &&
+		(IsA(stmt, VariableSetStmt) || IsA(stmt, VariableShowStmt) ||
+		 IsA(stmt, TransactionStmt) || IsA(stmt, DiscardStmt));
+}
+
 static void
 tenancy_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 {
 	if (prev_post_parse_analyze)
 		prev_post_parse_analyze(pstate, query, jstate);
-	check_selection(false);
+	if (!reads_no_tables(query))
+		check_selection(false);
 }
 
 static PlannedStmt *

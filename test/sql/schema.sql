@@ -179,6 +179,23 @@ BEGIN ISOLATION LEVEL SERIALIZABLE;
 SELECT current_setting('transaction_isolation') AS isolation;
 COMMIT;
 RESET tenancy.current;
+-- a session path naming another tenant's schema, left by a transaction
+-- that selected that tenant locally: the next statement is refused, never
+-- run against it; SET, SHOW, RESET and transaction control still work and
+-- the path is corrected at their end
+SET tenancy.current = 's-acme';
+BEGIN;
+SET LOCAL tenancy.current = 's-globex';
+SET search_path = "regress_tn_s-globex", public;
+COMMIT;
+-- should fail: 55000
+SELECT count(*) FROM item;
+\echo :LAST_ERROR_SQLSTATE
+SHOW search_path;
+SHOW search_path;
+SELECT DISTINCT owner FROM item;
+RESET tenancy.current;
+RESET search_path;
 -- functions that set their own search_path keep it while a tenant is selected
 CREATE FUNCTION pg_temp.own_path() RETURNS text LANGUAGE sql SET search_path = pg_catalog AS
 $$SELECT current_setting('search_path')$$;

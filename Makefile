@@ -7,19 +7,35 @@ PGFILEDESC = "tenancy - tenant catalog, provisioning, migrations and routing"
 OBJS = \
 	src/tenancy.o \
 	src/guc.o \
+	src/tenant_id.o \
 	src/names.o \
 	src/fault.o \
 	src/try.o \
+	src/conninfo.o \
+	src/remote.o \
+	src/fleet.o \
+	src/scope.o \
+	src/locks.o \
 	src/catalog.o \
-	src/transport.o \
+	src/cache.o \
+	src/ledger.o \
+	src/engine.o \
+	src/database_ddl.o \
+	src/template.o \
+	src/isolation.o \
+	src/isolation_database.o \
+	src/isolation_schema.o \
+	src/kept.o \
+	src/selection.o \
+	src/repair.o \
 	src/provision.o \
+	src/reconcile.o \
 	src/migrate.o \
-	src/routing.o \
-	src/routed.o \
-	src/search_path.o \
-	src/access.o \
 	src/health.o \
-	src/schema.o
+	src/access.o \
+	src/select.o \
+	src/routed.o \
+	src/hooks.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
@@ -32,7 +48,7 @@ ISOLATION_OPTS = --inputdir=test --outputdir=. --load-extension=dblink --load-ex
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
-# fleet-wide work talks libpq directly (src/transport.c), as dblink does
+# remote work talks libpq directly (src/remote.c), as dblink does
 PG_CPPFLAGS = -I$(libpq_srcdir)
 SHLIB_LINK_INTERNAL = $(libpq)
 

@@ -5,12 +5,12 @@
  *	  which tenant.
  *
  * tenancy.current is a selector anyone can SET; tenancy.member says who may
- * use a tenant, and every resolution checks it (routing.c, through the
+ * use a tenant, and every resolution checks it (selection.c, through the
  * cached catalog, so a revoke takes effect on the next statement of every
- * session).  For database tenants, granting also grants CONNECT on the
- * tenant's database (PUBLIC has none), as the role that owns the database:
- * in the caller's transaction on this cluster, on the tenant's server
- * otherwise; revoking revokes it.
+ * session).  Granting also grants what the isolation model needs
+ * (isolation_*.c): CONNECT on a tenant database, in the caller's
+ * transaction on this cluster and on the tenant's server otherwise; USAGE
+ * and DML in a tenant schema.  Revoking revokes it.
  *
  * Copyright (c) 2026, the tenancy authors
  *
@@ -27,9 +27,8 @@
 #include "utils/builtins.h"
 
 #include "catalog.h"
-#include "schema.h"
-#include "tenancy.h"
-#include "transport.h"
+#include "isolation.h"
+#include "names.h"
 
 PG_FUNCTION_INFO_V1(tenancy_grant_access);
 PG_FUNCTION_INFO_V1(tenancy_revoke_access);
@@ -72,15 +71,7 @@ change_access(FunctionCallInfo fcinfo, bool grant)
 	}
 	if (rec.state == TENANT_STATE_DROPPING)
 		return;
-	if (rec.isolation == TENANT_ISOLATION_SCHEMA)
-	{
-		/* a suspended schema tenant's members get USAGE back on resume() */
-		if (!grant || rec.state == TENANT_STATE_READY)
-			tenancy_schema_grant_access(rec.schema_name, rolename, grant);
-	}
-	else
-		tenancy_transport_grant_connect(rec.server[0] ? rec.server : NULL, rec.database_name,
-										rolename, grant);
+	tenancy_isolation(rec.isolation)->grant(&rec, rolename, grant);
 }
 
 /* tenancy.grant_access(tenant text, role regrole) */

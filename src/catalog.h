@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * catalog.h
- *	  Access to tenancy's catalog tables and the backend tenant cache.
+ *	  All SQL on tenancy's catalog tables.
  *
  * Copyright (c) 2026, the tenancy authors
  *
@@ -13,9 +13,12 @@
 #ifndef TENANCY_CATALOG_H
 #define TENANCY_CATALOG_H
 
+#include "access/htup.h"
+#include "access/tupdesc.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 
+#include "remote.h"
 #include "tenancy.h"
 
 /* Result of registering a migration. */
@@ -32,52 +35,74 @@ typedef struct CleanupRecord
 {
 	int64		operation_id;
 	char		tenant[NAMEDATALEN];
+	TenantIsolation isolation;
 	char		server[NAMEDATALEN];	/* "" means this cluster */
-	char		database_name[NAMEDATALEN];
+	char		temporary_name[NAMEDATALEN];
 	char		final_name[NAMEDATALEN];
 } CleanupRecord;
 
-extern Oid	tenancy_catalog_owner(void);
+/* One tenant's outcome in a fleet run (migration_progress, tenant summary). */
+typedef struct ProgressRow
+{
+	const char *tenant;
+	const char *status;
+	int64		from_version;
+	int64		to_version;
+	const char *sqlstate;		/* NULL on success */
+	const char *error;
+} ProgressRow;
+
+/* The columns tenancy_catalog_record_from_tuple() reads, in order. */
+#define TENANCY_TENANT_COLUMNS \
+	"id, isolation, database_name, schema_name, server, state, applied_version, last_error IS NOT NULL"
+
+extern void tenancy_catalog_init(void);
 extern bool tenancy_catalog_installed(void);
-extern uint64 tenancy_catalog_generation(void);
-extern bool tenancy_catalog_is_tenant_schema(const char *nspname);
+extern Oid	tenancy_catalog_tenant_table(void);
+extern Oid	tenancy_catalog_owner(void);
+extern void tenancy_catalog_record_from_tuple(HeapTuple tup, TupleDesc desc, TenantRecord *rec);
+
+/* configuration */
 extern void tenancy_catalog_apply_config(void);
 extern char *tenancy_catalog_loopback_server(void);
-extern bool tenancy_catalog_lookup(const char *id, TenantRecord *rec, bool *permitted);
+extern Oid	tenancy_catalog_service_role(void);
+
+/* tenants */
 extern bool tenancy_catalog_fetch(const char *id, TenantRecord *rec);
-extern void tenancy_catalog_set_state(const char *id, TenantState state,
-									  const char *last_error);
-extern void tenancy_catalog_set_applied(const char *id, int64 version, bool clear_error);
-extern void tenancy_catalog_record_migrations(int n, Datum *ids, Datum *versions,
-											  Datum *sqlstates, bool *sqlstate_nulls,
-											  Datum *errors, bool *error_nulls);
-extern void tenancy_catalog_delete(const char *id);
-extern bool tenancy_catalog_set_member(const char *id, Oid role, bool grant);
-extern List *tenancy_catalog_members(const char *id);
-extern Datum tenancy_catalog_row(const char *id);
-extern void tenancy_catalog_lock_tenant(const char *id, bool nowait);
 extern void tenancy_catalog_lock_existing(const char *id, TenantRecord *rec);
-extern bool tenancy_catalog_try_lock_tenant(const char *id);
-extern void tenancy_catalog_unlock_tenant(const char *id);
-extern void tenancy_catalog_lock_reconcile(void);
+extern List *tenancy_catalog_tenants(void);
+extern Datum tenancy_catalog_row(const char *id);
 extern void tenancy_catalog_register_ready(const TenantRecord *rec, Jsonb *metadata,
 										   int64 operation_id);
+extern void tenancy_catalog_set_state(const char *id, TenantState state,
+									  const char *last_error, bool autonomous);
+extern void tenancy_catalog_set_applied(const char *id, int64 version, bool clear_error);
+extern void tenancy_catalog_delete(const char *id, bool autonomous);
+extern bool tenancy_catalog_set_member(const char *id, Oid role, bool grant);
+extern List *tenancy_catalog_members(const char *id);
+
+/* provisioning operations and their cleanup records */
 extern int64 tenancy_catalog_next_operation(void);
+extern void tenancy_catalog_record_cleanup(const CleanupRecord *c);
 extern List *tenancy_catalog_cleanup_records(const char *tenant);
-extern void tenancy_catalog_forget_cleanup(int64 operation_id);
-extern List *tenancy_catalog_tenants(void);
+extern void tenancy_catalog_forget_cleanup(int64 operation_id, bool autonomous);
+extern void tenancy_catalog_create_schema(int64 operation_id);
+extern bool tenancy_catalog_cleanup_record(int64 operation_id, CleanupRecord *out);
+
+/* migrations and templates */
+extern List *tenancy_catalog_migrations(void);
+extern MigrationAddResult tenancy_catalog_add_migration(int64 version, const char *sql,
+														const char *checksum,
+														const char *description,
+														int64 *highest);
 extern char *tenancy_catalog_migration_fingerprint(void);
 extern char *tenancy_catalog_template_fingerprint(const char *server, int64 *version);
 extern void tenancy_catalog_set_template(const char *server, const char *dbname,
 										 int64 version, const char *fingerprint);
-extern void tenancy_catalog_lock_template(const char *server, bool exclusive);
-extern void tenancy_catalog_unlock_template(const char *server, bool exclusive);
 
-extern List *tenancy_catalog_migrations(void);
-extern MigrationAddResult tenancy_catalog_add_migration(int64 version,
-														const char *sql,
-														const char *checksum,
-														const char *description,
-														int64 *highest);
+/* fleet runs */
+extern RemoteSession *tenancy_catalog_writer_open(void);
+extern void tenancy_catalog_write_progress(RemoteSession *writer, int n, const ProgressRow *rows);
+extern void tenancy_catalog_record_outcomes(int n, const ProgressRow *rows);
 
 #endif							/* TENANCY_CATALOG_H */

@@ -24,6 +24,7 @@
 #include "storage/lock.h"
 
 #include "guc.h"
+#include "fault.h"
 #include "tenancy.h"
 
 /*

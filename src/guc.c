@@ -26,7 +26,7 @@
 #include "utils/guc_tables.h"
 
 #include "guc.h"
-#include "tenancy.h"
+#include "tenant_id.h"
 
 char	   *tenancy_current = NULL;
 char	   *tenancy_database_prefix = NULL;

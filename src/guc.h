@@ -26,6 +26,7 @@ extern char *tenancy_fault_injection;
 extern bool tenancy_strict_local;
 extern LocalTransactionId tenancy_current_stamp;
 
+extern void tenancy_guc_init(void);
 extern bool tenancy_current_is_local(void);
 extern bool tenancy_search_path_is_local(void);
 

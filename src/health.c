@@ -1,21 +1,21 @@
 /*-------------------------------------------------------------------------
  *
  * health.c
- *	  SQL-callable health(): what each tenant's database looks like now.
+ *	  SQL-callable health(): what each tenant looks like now.
  *
- * For each tenant (or one): its state in the catalog; from its server,
- * whether its database accepts connections, its size, the sessions
- * connected to it and the age of its oldest unfrozen transaction id; then,
- * connecting to it, whether it is reachable, the version its ledger holds
- * and whether that ledger has drifted from the registered migrations.  One
- * tenant's failure is its row's error, never the call's.
+ * For each tenant (or one): its state in the catalog; for a database
+ * tenant, from its server, whether its database accepts connections, its
+ * size, the sessions connected to it and the age of its oldest unfrozen
+ * transaction id; for a schema tenant, its size, from here; then, reading
+ * its ledger through a session, whether it is reachable, the version its
+ * ledger holds and whether that ledger has drifted from the registered
+ * migrations.  One tenant's failure is its row's error, never the call's.
  *
- * The work is done in two parallel rounds (transport.c): one query per
- * server for the databases of all its tenants, then one session per
- * reachable tenant database for its ledger, at most HEALTH_PARALLEL at
- * once.  Connections are bounded by tenancy.connect_timeout, so a server
- * that is down costs one timeout, whatever number of tenants it holds.
- * Schema tenants are looked at here, without a connection.
+ * The work is done in two parallel rounds (fleet.c): one query per server
+ * for the databases of all its tenants, then one session per reachable
+ * tenant for its ledger, at most HEALTH_PARALLEL at once.  Connections are
+ * bounded by tenancy.connect_timeout, so a server that is down costs one
+ * timeout, whatever number of tenants it holds.
  *
  * Copyright (c) 2026, the tenancy authors
  *
@@ -31,10 +31,11 @@
 #include "utils/builtins.h"
 
 #include "catalog.h"
-#include "migrate.h"
-#include "schema.h"
-#include "tenancy.h"
-#include "transport.h"
+#include "fleet.h"
+#include "isolation.h"
+#include "ledger.h"
+#include "names.h"
+#include "try.h"
 
 PG_FUNCTION_INFO_V1(tenancy_health);
 
@@ -45,18 +46,127 @@ PG_FUNCTION_INFO_V1(tenancy_health);
 typedef struct TenantHealth
 {
 	TenantRecord *rec;
-	char	  **stats;			/* datname, datallowconn, size, age, numbackends */
-	List	   *ledger;			/* rows of version, checksum */
-	int64		size;			/* schema tenants: size of the schema, or -1 */
+	char	  **stats;			/* datname, datallowconn, size, age,
+								 * numbackends */
+	RemoteResult ledger;		/* what reading its ledger returned */
+	int64		size;			/* known here (schema tenants), or -1 */
 	bool		reachable;
 	char	   *error;			/* "SQLSTATE: message", or NULL */
 } TenantHealth;
 
-/* Same server (NULL and "" mean this cluster)? */
-static bool
-same_server(const TenantRecord *a, const TenantRecord *b)
+/* A conversation of either round: one query, its rows kept. */
+typedef struct HealthTask
 {
-	return strcmp(a->server, b->server) == 0;
+	FleetTask	task;			/* first: the runner's view */
+	const char *sql;
+	RemoteResult result;		/* copied out of the task's memory */
+	RemoteError *error;
+} HealthTask;
+
+/* Sends the task's one query, then keeps what it returned. */
+static const char *
+health_next(void *arg, FleetTask *task, const RemoteResult *last)
+{
+	HealthTask *h = (HealthTask *) task;
+	MemoryContext outer = (MemoryContext) arg;
+	MemoryContext old;
+	ListCell   *lc;
+
+	if (last == NULL)
+		return h->sql;
+	old = MemoryContextSwitchTo(outer);
+	h->result.nfields = last->nfields;
+	if (last->error != NULL)
+		h->error = tenancy_remote_error(last->error->sqlstate, last->error->message,
+										last->error->detail, last->error->hint);
+	foreach(lc, last->rows)
+	{
+		char	  **row = (char **) lfirst(lc);
+		char	  **copy = palloc(sizeof(char *) * Max(last->nfields, 1));
+		int			i;
+
+		for (i = 0; i < last->nfields; i++)
+			copy[i] = row[i] ? pstrdup(row[i]) : NULL;
+		h->result.rows = lappend(h->result.rows, copy);
+	}
+	MemoryContextSwitchTo(old);
+	return NULL;
+}
+
+/* A task that could not connect (or broke): its error. */
+static void
+health_finish(void *arg, FleetTask *task, const RemoteError *error)
+{
+	HealthTask *h = (HealthTask *) task;
+	MemoryContext old;
+
+	if (error == NULL || h->error != NULL)
+		return;
+	old = MemoryContextSwitchTo((MemoryContext) arg);
+	h->error = tenancy_remote_error(error->sqlstate, error->message, error->detail, error->hint);
+	MemoryContextSwitchTo(old);
+}
+
+static const FleetOps health_ops = {NULL, health_next, health_finish, NULL};
+
+/* Runs "n" health tasks, at most HEALTH_PARALLEL at once. */
+static void
+run_tasks(HealthTask *tasks, int n)
+{
+	FleetTask **list = palloc(sizeof(FleetTask *) * Max(n, 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		tasks[i].result.nfields = -1;
+		list[i] = &tasks[i].task;
+	}
+	tenancy_fleet_run(list, n, Min(Max(n, 1), HEALTH_PARALLEL), &health_ops, CurrentMemoryContext);
+}
+
+/* A failure, as a row's error text. */
+static char *
+error_text(const RemoteError *e)
+{
+	return psprintf("%s: %s", e->sqlstate, tenancy_remote_error_text(e));
+}
+
+/*
+ * Query for the databases of "dbnames" on one server: datname,
+ * datallowconn, size, age(datfrozenxid) and connected sessions.
+ */
+static char *
+databases_stats_sql(List *dbnames)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf,
+						   "SELECT d.datname::text, d.datallowconn::text, pg_catalog.pg_database_size(d.oid)::text, "
+						   "pg_catalog.age(d.datfrozenxid)::text, "
+						   "(SELECT s.numbackends FROM pg_catalog.pg_stat_database s WHERE s.datid OPERATOR(pg_catalog.=) d.oid)::text "
+						   "FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) ANY (ARRAY[");
+	foreach(lc, dbnames)
+	{
+		if (foreach_current_index(lc) > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, quote_literal_cstr((char *) lfirst(lc)));
+	}
+	appendStringInfoString(&buf, "]::pg_catalog.text[])");
+	return buf.data;
+}
+
+/* Is "s" a number as the server prints bigint and integer values? */
+static bool
+is_number(const char *s)
+{
+	if (s == NULL || *s == '\0' || strlen(s) > 19)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
 }
 
 /*
@@ -66,53 +176,53 @@ same_server(const TenantRecord *a, const TenantRecord *b)
 static void
 probe_servers(TenantHealth *th, int n)
 {
-	ParallelQuery *queries = palloc0(sizeof(ParallelQuery) * n);
-	int		   *query_of = palloc(sizeof(int) * n);
-	int			nqueries = 0;
+	HealthTask *tasks = palloc0(sizeof(HealthTask) * Max(n, 1));
+	List	  **names = palloc0(sizeof(List *) * Max(n, 1));
+	int		   *task_of = palloc(sizeof(int) * Max(n, 1));
+	int			ntasks = 0;
 	int			i,
 				j;
 
 	for (i = 0; i < n; i++)
 	{
-		query_of[i] = -1;
+		task_of[i] = -1;
 		if (th[i].rec->isolation != TENANT_ISOLATION_DATABASE)
 			continue;
 		for (j = 0; j < i; j++)
-			if (query_of[j] >= 0 && same_server(th[j].rec, th[i].rec))
-				query_of[i] = query_of[j];
-		if (query_of[i] < 0)
+			if (task_of[j] >= 0 && strcmp(th[j].rec->server, th[i].rec->server) == 0)
+				task_of[i] = task_of[j];
+		if (task_of[i] < 0)
 		{
-			query_of[i] = nqueries++;
-			queries[query_of[i]].server = th[i].rec->server[0] ? th[i].rec->server : NULL;
-			queries[query_of[i]].appname = "tenancy/health";
-			queries[query_of[i]].ncolumns = 5;
+			task_of[i] = ntasks++;
+			tasks[task_of[i]].task.server = TENANCY_SERVER(th[i].rec);
+			tasks[task_of[i]].task.appname = "tenancy/health";
 		}
-		/* the list of names, kept in "sql" until the query is built */
-		queries[query_of[i]].sql = (const char *) lappend((List *) queries[query_of[i]].sql,
-														  th[i].rec->database_name);
+		names[task_of[i]] = lappend(names[task_of[i]], th[i].rec->database_name);
 	}
-	for (j = 0; j < nqueries; j++)
-		queries[j].sql = tenancy_transport_sql_databases_stats((List *) queries[j].sql);
-	tenancy_transport_parallel_queries(queries, nqueries, Min(nqueries, HEALTH_PARALLEL));
+	for (j = 0; j < ntasks; j++)
+		tasks[j].sql = databases_stats_sql(names[j]);
+	run_tasks(tasks, ntasks);
 
 	for (i = 0; i < n; i++)
 	{
-		ParallelQuery *q;
+		HealthTask *h;
 		ListCell   *lc;
 
-		if (query_of[i] < 0)
+		if (task_of[i] < 0)
 			continue;
-		q = &queries[query_of[i]];
-		if (q->sqlstate != NULL)
+		h = &tasks[task_of[i]];
+		if (h->error != NULL)
 		{
-			th[i].error = psprintf("%s: %s", q->sqlstate, q->message);
+			th[i].error = error_text(h->error);
 			continue;
 		}
-		foreach(lc, q->rows)
+		foreach(lc, h->result.rows)
 		{
 			char	  **row = (char **) lfirst(lc);
 
-			if (strcmp(row[0], th[i].rec->database_name) == 0)
+			if (h->result.nfields == 5 && row[0] != NULL &&
+				strcmp(row[0], th[i].rec->database_name) == 0 &&
+				row[1] != NULL && is_number(row[2]) && is_number(row[3]) && is_number(row[4]))
 				th[i].stats = row;
 		}
 		if (th[i].stats == NULL)
@@ -122,63 +232,56 @@ probe_servers(TenantHealth *th, int n)
 	}
 }
 
-/* Round two: each tenant database that allows connections, its ledger. */
+/* Round two: each tenant that can be reached, its ledger. */
 static void
 probe_ledgers(TenantHealth *th, int n)
 {
-	ParallelQuery *queries = palloc0(sizeof(ParallelQuery) * n);
-	int		   *tenant_of = palloc(sizeof(int) * n);
-	int			nqueries = 0;
+	HealthTask *tasks = palloc0(sizeof(HealthTask) * Max(n, 1));
+	int		   *tenant_of = palloc(sizeof(int) * Max(n, 1));
+	int			ntasks = 0;
 	int			i;
 
 	for (i = 0; i < n; i++)
 	{
-		ParallelQuery *q;
+		MigrationTarget target;
 
-		if (th[i].stats == NULL || th[i].error != NULL)
+		if (th[i].error != NULL)
 			continue;
-		q = &queries[nqueries];
-		q->server = th[i].rec->server[0] ? th[i].rec->server : NULL;
-		q->dbname = th[i].rec->database_name;
-		q->appname = tenancy_transport_appname(th[i].rec->id);
-		q->sql = tenancy_transport_sql_ledger_read(NULL);
-		q->ncolumns = 2;
-		tenant_of[nqueries++] = i;
+		tenancy_isolation_target(th[i].rec, &target);
+		tasks[ntasks].task.server = target.server;
+		tasks[ntasks].task.dbname = target.dbname;
+		tasks[ntasks].task.appname = target.appname;
+		tasks[ntasks].sql = tenancy_ledger_sql_read(target.schema);
+		tenant_of[ntasks++] = i;
 	}
-	tenancy_transport_parallel_queries(queries, nqueries, Min(Max(nqueries, 1), HEALTH_PARALLEL));
-	for (i = 0; i < nqueries; i++)
+	run_tasks(tasks, ntasks);
+	for (i = 0; i < ntasks; i++)
 	{
 		TenantHealth *t = &th[tenant_of[i]];
 
-		if (queries[i].sqlstate != NULL)
-			t->error = psprintf("%s: %s", queries[i].sqlstate, queries[i].message);
+		if (tasks[i].error != NULL)
+			t->error = error_text(tasks[i].error);
 		else
 		{
-			t->ledger = queries[i].rows;
+			t->ledger = tasks[i].result;
 			t->reachable = true;
 		}
 	}
 }
 
-/* A schema tenant, as one step for tenancy_try(): no connection needed. */
+/* A schema tenant, as one step for tenancy_try(): its schema and size. */
 static void
-probe_schema_step(void *arg)
+probe_local_step(void *arg)
 {
 	TenantHealth *t = (TenantHealth *) arg;
 
-	if (!tenancy_schema_exists(t->rec->schema_name))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_SCHEMA),
-				 errmsg("schema \"%s\" does not exist", t->rec->schema_name)));
-	t->size = tenancy_schema_size(t->rec->schema_name);
-	t->ledger = tenancy_schema_ledger(t->rec->schema_name);
-	t->reachable = true;
+	t->size = tenancy_isolation(t->rec->isolation)->local_size(t->rec);
 }
 
 static void
-probe_schema(TenantHealth *t)
+probe_local(TenantHealth *t)
 {
-	ErrorData  *edata = tenancy_try(probe_schema_step, t);
+	ErrorData  *edata = tenancy_try(probe_local_step, t);
 
 	if (edata != NULL)
 		t->error = psprintf("%s: %s", unpack_sql_state(edata->sqlerrcode), edata->message);
@@ -217,18 +320,17 @@ health_row(ReturnSetInfo *rsinfo, const TenantHealth *t, List *migrations, int64
 	if (t->reachable)
 	{
 		int64		version;
-		char	   *drift;
-		char	   *detail;
+		RemoteError *drift = tenancy_ledger_check(&t->ledger, migrations,
+												  psprintf("tenant \"%s\"", rec->id), &version, NULL);
 
-		if (tenancy_migrate_check_ledger(t->ledger, migrations, psprintf("tenant \"%s\"", rec->id),
-										 &version, &drift, &detail))
+		if (drift == NULL)
 		{
 			values[5] = Int64GetDatum(version);
 			nulls[5] = false;
 		}
 		else
 		{
-			values[6] = CStringGetTextDatum(drift);
+			values[6] = CStringGetTextDatum(drift->message);
 			nulls[6] = false;
 		}
 	}
@@ -265,10 +367,9 @@ tenancy_health(PG_FUNCTION_ARGS)
 
 	if (!PG_ARGISNULL(0))
 	{
-		char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+		char	   *tenant = tenancy_name_argument(fcinfo, 0);
 		TenantRecord *rec = palloc(sizeof(TenantRecord));
 
-		tenancy_name_validate(tenant);
 		if (!tenancy_catalog_fetch(tenant, rec))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -286,8 +387,8 @@ tenancy_health(PG_FUNCTION_ARGS)
 
 		t->rec = (TenantRecord *) lfirst(lc);
 		t->size = -1;
-		if (t->rec->isolation == TENANT_ISOLATION_SCHEMA)
-			probe_schema(t);
+		t->ledger.nfields = -1;
+		probe_local(t);
 	}
 	probe_servers(th, n);
 	probe_ledgers(th, n);

@@ -24,7 +24,8 @@
 #include "utils/builtins.h"
 
 #include "guc.h"
-#include "tenancy.h"
+#include "names.h"
+#include "tenant_id.h"
 
 static const char *const state_names[] = {
 	[TENANT_STATE_PROVISIONING] = "provisioning",
@@ -39,49 +40,6 @@ static const char *const reserved_ids[] = {
 	"postgres", "template0", "template1", "public", "tenancy",
 	"information_schema", "template", NULL
 };
-
-/*
- * Returns true if "name" is a syntactically valid tenant id.  Otherwise
- * sets *why to a complete sentence saying what is wrong.  Never throws, so
- * GUC check hooks can use it.
- */
-bool
-tenancy_name_syntax_ok(const char *name, const char **why)
-{
-	const char *p;
-
-	if (name[0] == '\0')
-	{
-		*why = "A tenant id must not be empty.";
-		return false;
-	}
-	if (strlen(name) > NAMEDATALEN - 1)
-	{
-		*why = "A tenant id must be at most 63 bytes long.";
-		return false;
-	}
-	if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= '0' && name[0] <= '9')))
-	{
-		*why = "A tenant id must start with a lower-case ASCII letter or a digit.";
-		return false;
-	}
-	for (p = name; *p; p++)
-	{
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-			  *p == '_' || *p == '-'))
-		{
-			*why = "A tenant id may contain only lower-case ASCII letters, digits, underscores and hyphens.";
-			return false;
-		}
-	}
-	/* "--" starts an SQL comment: refused as defence in depth */
-	if (strstr(name, "--") != NULL)
-	{
-		*why = "A tenant id must not contain two hyphens in a row.";
-		return false;
-	}
-	return true;
-}
 
 /*
  * Quotes a user-supplied name for a message, cut short if it is very long
@@ -219,4 +177,34 @@ tenancy_state_from_name(const char *name)
 			return (TenantState) i;
 	elog(ERROR, "unrecognized tenant state \"%s\"", name);
 	return TENANT_STATE_FAILED; /* keep compiler quiet */
+}
+
+/*
+ * The temporary name of what provisioning operation "operation_id" creates
+ * (database or schema) before it is renamed into place:
+ * tenancy.database_prefix, "tmp_", the id.  Tenant ids cannot start with
+ * "tmp_", so it never collides with a tenant's name.
+ */
+char *
+tenancy_name_temporary(int64 operation_id)
+{
+	return psprintf("%stmp_" INT64_FORMAT, tenancy_database_prefix, operation_id);
+}
+
+/*
+ * Reads tenant name argument "argno" of a SQL-callable function: NULL is
+ * 22004, then full validation (tenancy_name_validate).
+ */
+char *
+tenancy_name_argument(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *tenant;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenant name must not be null")));
+	tenant = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	tenancy_name_validate(tenant);
+	return tenant;
 }

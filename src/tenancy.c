@@ -15,7 +15,11 @@
 
 #include "fmgr.h"
 
-#include "tenancy.h"
+#include "cache.h"
+#include "catalog.h"
+#include "guc.h"
+#include "hooks.h"
+#include "remote.h"
 
 PG_MODULE_MAGIC;
 
@@ -24,13 +28,15 @@ void		_PG_init(void);
 /*
  * Defines every setting (and reserves the "tenancy." prefix) before anything
  * else, so that a placeholder such as tenancy.curent is refused from here on,
- * then registers the catalog cache's invalidation callback and the hook
- * that keeps search_path in line with the selected schema tenant.
+ * then registers the catalog's and the cache's invalidation callbacks, the
+ * transaction callback that closes remote sessions, and the session hooks.
  */
 void
 _PG_init(void)
 {
 	tenancy_guc_init();
 	tenancy_catalog_init();
-	tenancy_search_path_init();
+	tenancy_cache_init();
+	tenancy_remote_init();
+	tenancy_hooks_init();
 }

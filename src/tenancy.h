@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * tenancy.h
- *	  Types, limits and cross-module declarations shared by tenancy's
- *	  C files.  Nothing here talks to libpq or dblink.
+ *	  The base of every layer: types and limits shared by tenancy's C
+ *	  files.  No functions are declared here (each module has its own
+ *	  header), and nothing here talks to libpq or dblink.
  *
  * Copyright (c) 2026, the tenancy authors
  *
@@ -56,7 +57,7 @@ typedef struct TenantRecord
 {
 	char		id[NAMEDATALEN];
 	TenantIsolation isolation;
-	char		database_name[NAMEDATALEN];	/* "" for schema tenants */
+	char		database_name[NAMEDATALEN]; /* "" for schema tenants */
 	char		schema_name[NAMEDATALEN];	/* "" for database tenants */
 	char		server[NAMEDATALEN];	/* "" means this cluster */
 	TenantState state;
@@ -70,33 +71,14 @@ typedef struct TenancyMigration
 	int64		version;
 	char	   *sql;
 	char	   *checksum;
+	/* set by the migration engine's check (tenancy_engine_check) */
+	bool		checked;
+	int			ends_at;		/* ordinal of a statement that ends the
+								 * transaction, or 0 */
+	const char *ends_with;		/* that statement's command, or NULL */
 } TenancyMigration;
 
-/* names.c */
-extern bool tenancy_name_syntax_ok(const char *name, const char **why);
-extern void tenancy_name_validate(const char *name);
-extern char *tenancy_name_database(const char *tenant);
-extern char *tenancy_name_schema(const char *tenant);
-extern char *tenancy_name_template(bool *managed);
-extern const char *tenancy_state_name(TenantState state);
-extern TenantState tenancy_state_from_name(const char *name);
-
-/* try.c */
-extern ErrorData *tenancy_try(void (*step) (void *), void *arg);
-
-/* search_path.c */
-extern void tenancy_search_path_sync(bool is_local);
-
-/* routing.c, routed.c */
-extern void tenancy_routing_resolve_selected(TenantRecord *rec);
-extern void tenancy_routed_forget(const char *tenant);
-
-/* fault.c */
-extern void tenancy_fault(const char *point);
-
-/* module init functions, called from _PG_init */
-extern void tenancy_guc_init(void);
-extern void tenancy_catalog_init(void);
-extern void tenancy_search_path_init(void);
+/* The server of a record, as the remote layer takes it (NULL: this cluster). */
+#define TENANCY_SERVER(rec) ((rec)->server[0] != '\0' ? (rec)->server : NULL)
 
 #endif							/* TENANCY_H */

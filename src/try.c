@@ -23,7 +23,7 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
-#include "tenancy.h"
+#include "try.h"
 
 /*
  * Runs step(arg) in a subtransaction.  Returns NULL if it succeeded (its
@@ -59,4 +59,26 @@ tenancy_try(void (*step) (void *), void *arg)
 	}
 	PG_END_TRY();
 	return edata;
+}
+
+/*
+ * Runs step(arg) in a subtransaction.  If it throws, the subtransaction is
+ * rolled back, undo(arg) runs in a subtransaction of its own (its failure
+ * is only a WARNING: reconcile() finishes the job), and the original error
+ * is re-thrown unchanged (SQLSTATE, detail and context kept).
+ */
+void
+tenancy_try_or_undo(void (*step) (void *), void (*undo) (void *), void *arg)
+{
+	ErrorData  *edata = tenancy_try(step, arg);
+	ErrorData  *undo_error;
+
+	if (edata == NULL)
+		return;
+	undo_error = tenancy_try(undo, arg);
+	if (undo_error != NULL)
+		ereport(WARNING,
+				(errmsg("could not undo a failed tenancy operation: %s", undo_error->message),
+				 errhint("Run tenancy.reconcile() to finish the cleanup.")));
+	ReThrowError(edata);
 }

@@ -9,13 +9,14 @@ TENANCY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Installs what a fresh Debian 12 machine lacks (as root), then finds pg_config.
 tenancy_ensure_packages() {
 	local missing=()
-	[ -x /usr/lib/postgresql/15/bin/pg_config ] || missing+=(postgresql-server-dev-15)
+	[ -f /usr/include/postgresql/15/server/postgres.h ] || missing+=(postgresql-server-dev-15)
 	[ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
 	[ -f /usr/share/postgresql/15/extension/dblink.control ] || missing+=(postgresql-contrib-15)
 	perl -MIPC::Run -e 1 2>/dev/null || missing+=(libipc-run-perl)
 	command -v make >/dev/null || missing+=(make)
 	command -v gcc >/dev/null || missing+=(gcc)
 	command -v rsync >/dev/null || missing+=(rsync)
+	command -v pg_bsd_indent >/dev/null || missing+=(pg-bsd-indent)	# test/pgindent.sh
 	# node and npm (test/example) by command, not by package: nodesource's
 	# nodejs carries its own npm, and Debian's npm package conflicts with it
 	command -v node >/dev/null || missing+=(nodejs)

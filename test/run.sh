@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# test/run.sh: builds tenancy and runs every test suite (pg_regress, isolation,
-# TAP) against a throwaway PostgreSQL 15 cluster.  Run as root on a fresh
+# test/run.sh: checks the C formatting (test/pgindent.sh --check), builds
+# tenancy and runs every test suite (pg_regress, isolation, TAP) against a
+# throwaway PostgreSQL 15 cluster.  Run as root on a fresh
 # Debian 12 machine: it installs what is missing, runs PostgreSQL as the
 # "postgres" OS user in a temporary directory, prints regression.diffs and
 # server logs on failure, stops the cluster and exits non-zero on any failure.
@@ -12,6 +13,16 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 tenancy_ensure_packages pgbouncer || exit 1
+
+# Formatting drift (pgindent, see test/pgindent.sh) is one failed test; the
+# suites still run.
+echo "== formatting (test/pgindent.sh --check)"
+if bash "$TENANCY_ROOT/test/pgindent.sh" --check; then
+	format_failed=0
+else
+	format_failed=1
+fi
+
 tenancy_build_install || exit 1
 
 tenancy_workdir test
@@ -54,6 +65,13 @@ passed=$(grep -cE '^(test |     )?[a-z_0-9]+ +\.\.\. ok|\.pl \.+ ok' "$log" || t
 failed=$(grep -cE '\.\.\. FAILED|\.pl \.+ (Dubious|Failed|not ok)' "$log" || true)
 if [ $status -ne 0 ] && [ "$failed" -eq 0 ]; then
 	failed=1	# make failed before a test could report (build, server, harness)
+fi
+# ... and the formatting check counts as one test
+if [ $format_failed -ne 0 ]; then
+	status=1
+	failed=$((failed + 1))
+else
+	passed=$((passed + 1))
 fi
 if [ $status -eq 0 ]; then
 	echo "== all test suites passed"

@@ -51,13 +51,20 @@ SET tenancy.fault_injection = 'after_bootstrap:error';
 SELECT tenancy.provision('s-broken', isolation => 'schema');
 \echo :LAST_ERROR_SQLSTATE
 RESET tenancy.fault_injection;
--- a rolled-back provision leaves nothing
+-- a rolled-back provision leaves no tenant and no schema under its name:
+-- the temporary schema it made for its migrations (committed, so that the
+-- migration engine's session could see it) stays recorded for reconcile()
 BEGIN;
 SELECT id FROM tenancy.provision('s-broken', isolation => 'schema');
 ROLLBACK;
 SELECT count(*) AS leftover_rows FROM tenancy.tenant WHERE id = 's-broken';
 SELECT count(*) AS leftover_schemas FROM pg_namespace WHERE nspname = 'regress_tn_s-broken';
+SELECT count(*) AS cleanup_rows, bool_and(isolation = 'schema') AS schemas,
+       bool_and(EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = c.database_name)) AS temporary_schema_exists
+  FROM tenancy.pending_cleanup c;
+SELECT tenant, problem, action FROM tenancy.reconcile() ORDER BY problem;
 SELECT count(*) AS cleanup_rows FROM tenancy.pending_cleanup;
+SELECT count(*) AS temporary_schemas FROM pg_namespace WHERE nspname LIKE 'regress_tn_tmp_%';
 
 -- selection puts the tenant's schema first on search_path
 SHOW search_path;

@@ -30,12 +30,15 @@ SELECT r.rolsuper AS schema_owner_is_superuser
 -- dblink's unsafe entry point stays closed to PUBLIC.
 SELECT has_function_privilege('public', 'dblink_connect_u(text,text)', 'EXECUTE') AS public_dblink_connect_u;
 
--- The install script uses neither OR REPLACE nor IF NOT EXISTS, so an object
--- planted beforehand makes installation fail instead of being adopted.
+-- The scripts use no IF NOT EXISTS and the install script no OR REPLACE, so
+-- an object planted beforehand makes installation fail instead of being
+-- adopted; upgrade scripts replace only functions (PostgreSQL refuses to
+-- replace one the extension does not own).
 SELECT setting AS sharedir FROM pg_config WHERE name = 'SHAREDIR' \gset
 SELECT s.file,
        pg_read_file(:'sharedir' || '/extension/' || s.file)
-         ~* '(create\s+or\s+replace|create\s+\w+(\s+\w+)?\s+if\s+not\s+exists)' AS adopts_objects
+         ~* (CASE WHEN s.file ~ '--.*--' THEN 'create\s+or\s+replace\s+(?!function)' ELSE 'create\s+or\s+replace' END
+             || '|create\s+\w+(\s+\w+)?\s+if\s+not\s+exists') AS adopts_objects
   FROM (SELECT pg_ls_dir(:'sharedir' || '/extension') AS file) s
  WHERE s.file LIKE 'tenancy--%.sql'
  ORDER BY 1;

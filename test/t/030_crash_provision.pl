@@ -98,9 +98,22 @@ foreach my $point (qw(after_cleanup_record after_remote_create after_bootstrap
 	check_clean("immediate stop at $point");
 }
 
-# Schema tenants are provisioned in one transaction: a crash at any step
-# leaves nothing, without even needing reconcile().
-foreach my $point (qw(after_remote_create after_bootstrap after_local_record))
+# Schema tenants are made under a temporary name too (their migrations run
+# in a session of their own, which must see the schema): a crash at any step
+# leaves nothing under the tenant's name and nothing untracked (I2), and
+# reconcile() removes what is recorded.
+my $untracked_query = q{
+	SELECT coalesce(string_agg(nspname, ', '), 'none') FROM pg_namespace n
+	 WHERE nspname LIKE 'regress_crash_%'
+	   AND NOT EXISTS (SELECT FROM tenancy.pending_cleanup c WHERE c.database_name = n.nspname)
+	   AND NOT EXISTS (SELECT FROM tenancy.tenant t WHERE t.schema_name = n.nspname)};
+# (a schema tenant's migration creates its table in the tenant's schema)
+$node->safe_psql('postgres', q{
+	DELETE FROM tenancy.migration;
+	SELECT tenancy.add_migration(1, 'CREATE TABLE item (id int PRIMARY KEY)');
+});
+foreach my $point (qw(after_cleanup_record after_remote_create after_bootstrap
+	before_rename after_rename after_local_record))
 {
 	$i++;
 	my ($prov, $holder) = park_provision("schema-$i", $point, 'schema');
@@ -112,10 +125,17 @@ foreach my $point (qw(after_remote_create after_bootstrap after_local_record))
 	$prov->kill_kill;
 	$holder->kill_kill;
 	$node->start;
-	is($node->safe_psql('postgres', $state_query), 'nothing',
-		"schema tenant, immediate stop at $point: nothing left, before any reconcile");
+	is($node->safe_psql('postgres', $untracked_query), 'none',
+		"schema tenant, immediate stop at $point: no schema the catalog cannot explain, before reconcile");
+	unlike($node->safe_psql('postgres', $state_query), qr/tenant:|schema:regress_crash_schema/,
+		"schema tenant, immediate stop at $point: no tenant row and no schema under its name");
 	check_clean("schema tenant, immediate stop at $point");
 }
+
+$node->safe_psql('postgres', q{
+	DELETE FROM tenancy.migration;
+	SELECT tenancy.add_migration(1, 'CREATE TABLE public.item (id int PRIMARY KEY)');
+});
 
 # SIGKILL of the provisioning backend: the postmaster restarts every
 # backend; the outcome must be the same.
@@ -159,7 +179,7 @@ $node->safe_psql('postgres', q{
 	SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 	 WHERE application_name = 'tenancy/remote-killed' AND query LIKE '%pg_sleep%'});
 $prov->finish;
-like($err, qr/ERROR:  08006: .*terminating connection due to administrator command/,
+like($err, qr/ERROR:  08006: lost the connection to the remote server\nDETAIL:  terminating connection due to administrator command/,
 	'provision fails with 08006 (connection failure) when its remote backend is terminated');
 like($err, qr/to version 2\n.*provisioning tenant "remote-killed"/, 'CONTEXT names the migration and the tenant');
 unlike($err, qr/57P01/, 'the remote 57P01 is not passed off as our own termination');

@@ -1,22 +1,22 @@
 /*-------------------------------------------------------------------------
  *
- * search_path.c
- *	  Keeping search_path with the selected schema tenant: the session
- *	  hooks (utility, parse analysis, planner, executor, transaction end).
+ * hooks.c
+ *	  The session hooks (utility, parse analysis, planner, executor,
+ *	  transaction end): search_path kept with the selected schema tenant,
+ *	  kept connections closed when a pooler resets a session.
  *
  * Whenever tenancy.current changes through SET, SET LOCAL, RESET or
  * tenancy.use(), the selected schema tenant's schema is put first on
  * search_path and every other tenant schema taken off, with the same scope
- * as the selection.  PostgreSQL's plan cache keys cached plans on
- * search_path, so a plan made for one tenant's tables is replanned for the
- * next.  A tenant that cannot be used (unknown, not granted, not ready)
- * gets no schema on the path.  The same utility hook closes kept routed
- * connections on DISCARD ALL and RESET ALL (routed.c).
+ * as the selection (selection.c).  PostgreSQL's plan cache keys cached
+ * plans on search_path, so a plan made for one tenant's tables is
+ * replanned for the next.  The same utility hook closes kept connections
+ * on DISCARD ALL and RESET ALL (kept.c).
  *
  * Copyright (c) 2026, the tenancy authors
  *
  * IDENTIFICATION
- *	  src/search_path.c
+ *	  src/hooks.c
  *
  *-------------------------------------------------------------------------
  */
@@ -38,110 +38,20 @@
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 
+#include "cache.h"
 #include "catalog.h"
 #include "guc.h"
-#include "tenancy.h"
+#include "hooks.h"
+#include "kept.h"
+#include "selection.h"
 
 static ProcessUtility_hook_type prev_process_utility = NULL;
-
-/*
- * The schema of "tenant" if it is a schema tenant the current user may use
- * now, else NULL.  Never throws for a tenant that cannot be used.
- */
-static const char *
-usable_schema(const char *tenant, TenantRecord *rec)
-{
-	bool		permitted;
-	const char *why;
-
-	if (tenant == NULL || tenant[0] == '\0' || !tenancy_name_syntax_ok(tenant, &why) ||
-		!tenancy_catalog_lookup(tenant, rec, &permitted))
-		return NULL;
-	if (!permitted || rec->state != TENANT_STATE_READY || rec->isolation != TENANT_ISOLATION_SCHEMA)
-		return NULL;
-	return rec->schema_name;
-}
-
-/*
- * The search_path the selection calls for: the current one without any
- * schema tenant's schema, with the selected tenant's schema (if it is a
- * usable schema tenant) first.  *schema is that schema or NULL; returns
- * NULL when the current path is already that.
- */
-static char *
-wanted_search_path(const char **schema, bool *foreign)
-{
-	TenantRecord rec;
-	char	   *path;
-	List	   *elems;
-	ListCell   *lc;
-	StringInfoData buf;
-	bool		same;
-
-	*foreign = false;
-	*schema = usable_schema(tenancy_current, &rec);
-	if (*schema != NULL)
-		*schema = pstrdup(*schema);
-	path = pstrdup(namespace_search_path);
-	if (!SplitIdentifierString(path, ',', &elems))
-		return NULL;			/* cannot happen: search_path was checked */
-	initStringInfo(&buf);
-	same = true;
-	if (*schema != NULL)
-	{
-		appendStringInfoString(&buf, quote_identifier(*schema));
-		same = elems != NIL && strcmp((char *) linitial(elems), *schema) == 0;
-	}
-	foreach(lc, elems)
-	{
-		char	   *nsp = (char *) lfirst(lc);
-
-		if (*schema != NULL && foreach_current_index(lc) == 0 && strcmp(nsp, *schema) == 0)
-			continue;			/* the selected schema, in place */
-		if (strcmp(nsp, "$user") != 0 && tenancy_catalog_is_tenant_schema(nsp))
-		{
-			same = false;		/* another tenant's schema, or ours elsewhere */
-			if (*schema == NULL || strcmp(nsp, *schema) != 0)
-				*foreign = true;
-			continue;
-		}
-		if (buf.len > 0)
-			appendStringInfoString(&buf, ", ");
-		appendStringInfoString(&buf, quote_identifier(nsp));
-	}
-	return same ? NULL : buf.data;
-}
-
-static void remember_checked(void);
-
-/*
- * Puts the selected tenant's schema (if it is a usable schema tenant) first
- * on search_path and takes every other tenant schema off, with the scope
- * of the selection (is_local: until the end of the transaction).
- */
-void
-tenancy_search_path_sync(bool is_local)
-{
-	const char *schema;
-	bool		foreign;
-	char	   *path;
-
-	if (!IsTransactionState() || !tenancy_catalog_installed())
-		return;
-	path = wanted_search_path(&schema, &foreign);
-	if (path != NULL)
-		(void) set_config_option("search_path", path,
-								 PGC_USERSET, PGC_S_SESSION,
-								 is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
-								 true, 0, false);
-	remember_checked();			/* the statement-end check has nothing to do */
-}
 
 /*-------------------------------------------------------------------------
  * Keeping search_path and the selection together.
  *
  * SET, SET LOCAL, RESET tenancy.current and use() move search_path with
- * the selection (tenancy_search_path_sync).  Other ways of changing either can
+ * the selection (tenancy_selection_sync).  Other ways of changing either can
  * part them: a function's SET search_path clause restores the path when
  * it returns while a selection made inside stays, set_config() or a role
  * default selects without moving the path, a tenant is suspended or
@@ -170,9 +80,6 @@ tenancy_search_path_sync(bool is_local)
 static int	nesting = 0;		/* executor, planner and utility depth */
 static bool checking = false;	/* inside check_selection() */
 static bool committing = false; /* deferred triggers may run */
-static char *checked_current = NULL;	/* state last found consistent */
-static char *checked_path = NULL;
-static uint64 checked_generation = 0;
 
 static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
 static planner_hook_type prev_planner = NULL;
@@ -180,19 +87,6 @@ static ExecutorStart_hook_type prev_executor_start = NULL;
 static ExecutorRun_hook_type prev_executor_run = NULL;
 static ExecutorFinish_hook_type prev_executor_finish = NULL;
 static ExecutorEnd_hook_type prev_executor_end = NULL;
-
-/* Remembers the current selection and path as consistent. */
-static void
-remember_checked(void)
-{
-	if (checked_current)
-		pfree(checked_current);
-	if (checked_path)
-		pfree(checked_path);
-	checked_current = MemoryContextStrdup(TopMemoryContext, tenancy_current ? tenancy_current : "");
-	checked_path = MemoryContextStrdup(TopMemoryContext, namespace_search_path);
-	checked_generation = tenancy_catalog_generation();
-}
 
 /*
  * Checks search_path against the selection: with fix, corrects it (at a
@@ -209,9 +103,7 @@ check_selection(bool fix)
 	if (checking || committing || nesting > 0 || tenancy_current == NULL ||
 		tenancy_current[0] == '\0' || !IsTransactionState() || IsParallelWorker())
 		return;					/* (a parallel worker's leader has checked) */
-	if (checked_current != NULL && strcmp(checked_current, tenancy_current) == 0 &&
-		strcmp(checked_path, namespace_search_path) == 0 &&
-		checked_generation == tenancy_catalog_generation())
+	if (tenancy_selection_unchanged())
 		return;
 	if (!tenancy_catalog_installed())
 		return;
@@ -219,7 +111,7 @@ check_selection(bool fix)
 	checking = true;
 	PG_TRY();
 	{
-		path = wanted_search_path(&schema, &foreign);
+		path = tenancy_selection_wanted_path(&schema, &foreign);
 	}
 	PG_FINALLY();
 	{
@@ -230,7 +122,7 @@ check_selection(bool fix)
 	/* only a selected schema tenant makes a path wrong */
 	if (path == NULL || schema == NULL)
 	{
-		remember_checked();
+		tenancy_selection_remember();
 		return;
 	}
 	if (!fix)
@@ -249,7 +141,7 @@ check_selection(bool fix)
 							 tenancy_search_path_is_local() || tenancy_current_is_local() ?
 							 GUC_ACTION_LOCAL : GUC_ACTION_SET,
 							 true, 0, false);
-	remember_checked();
+	tenancy_selection_remember();
 }
 
 /*
@@ -426,9 +318,10 @@ tenancy_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOn
 		PG_TRY();
 		{
 			if (selection)
-				tenancy_search_path_sync(is_local);
+				tenancy_selection_sync(is_local);
 			if (reset_all)
-				tenancy_routed_forget(NULL);	/* a pooler's next client starts afresh */
+				tenancy_kept_forget(NULL);	/* a pooler's next client starts
+											 * afresh */
 		}
 		PG_FINALLY();
 		{
@@ -442,7 +335,7 @@ tenancy_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOn
 
 /* Installs the hooks.  Called once from _PG_init. */
 void
-tenancy_search_path_init(void)
+tenancy_hooks_init(void)
 {
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = tenancy_process_utility;

@@ -1,0 +1,18 @@
+/*-------------------------------------------------------------------------
+ *
+ * fault.h
+ *	  Test-only fault injection at named steps.
+ *
+ * Copyright (c) 2026, the tenancy authors
+ *
+ * IDENTIFICATION
+ *	  src/fault.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TENANCY_FAULT_H
+#define TENANCY_FAULT_H
+
+extern void tenancy_fault(const char *point);
+
+#endif							/* TENANCY_FAULT_H */

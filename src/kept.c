@@ -1,0 +1,216 @@
+/*-------------------------------------------------------------------------
+ *
+ * kept.c
+ *	  Kept connections: the sessions routed SQL (tenancy.exec, query) runs
+ *	  on in database tenants, kept per (tenant, role) across calls.
+ *
+ * Each backend keeps at most one session per (tenant, role): opened on
+ * first use, as the calling role with its own credentials (conninfo.c),
+ * and reused by later calls, in any transaction.  It is closed:
+ *	  - when the tenant can no longer be used by that role (suspended,
+ *		deprovisioned, access revoked): checked at every call for every kept
+ *		session, from the backend tenant cache, and by this backend's own
+ *		suspend() and deprovision() at once;
+ *	  - when anything but a plain remote error happens during a call
+ *		(cancel, timeout, lost connection, COPY), so no session is ever
+ *		left busy or in an unknown state;
+ *	  - on DISCARD ALL and RESET ALL (what poolers send between clients), so
+ *		that nothing a client SET on a kept session reaches the next one;
+ *	  - at backend exit.
+ * A call that leaves the remote session inside a transaction block (a
+ * BEGIN without COMMIT) is rolled back there and fails with 25000: a kept
+ * session is never idle in transaction between calls.  Statements run in
+ * autocommit on the remote side: they commit there even if the caller's
+ * transaction rolls back.
+ *
+ * Copyright (c) 2026, the tenancy authors
+ *
+ * IDENTIFICATION
+ *	  src/kept.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "cache.h"
+#include "catalog.h"
+#include "conninfo.h"
+#include "kept.h"
+
+typedef struct KeptKey
+{
+	char		tenant[NAMEDATALEN];
+	Oid			role;
+} KeptKey;
+
+typedef struct KeptSession
+{
+	KeptKey		key;			/* hash key */
+	RemoteSession *session;
+	int64		uses;
+} KeptSession;
+
+static HTAB *kept = NULL;
+
+static HTAB *
+kept_table(void)
+{
+	if (kept == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(KeptKey);
+		ctl.entrysize = sizeof(KeptSession);
+		ctl.hcxt = TopMemoryContext;
+		kept = hash_create("tenancy kept sessions", 8, &ctl,
+						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	return kept;
+}
+
+static void
+close_entry(KeptSession *ks)
+{
+	RemoteSession *session = ks->session;
+
+	hash_search(kept, &ks->key, HASH_REMOVE, NULL);
+	if (session != NULL)
+		tenancy_remote_close(session);
+}
+
+/*
+ * Closes the kept sessions for which "doomed" says so (all with NULL).
+ * "tenant" is passed on to it.
+ */
+static void
+close_where(bool (*doomed) (const KeptSession *ks, const char *tenant), const char *tenant)
+{
+	HASH_SEQ_STATUS seq;
+	KeptSession *ks;
+	List	   *victims = NIL;
+	ListCell   *lc;
+
+	if (kept == NULL || hash_get_num_entries(kept) == 0)
+		return;
+	hash_seq_init(&seq, kept);
+	while ((ks = (KeptSession *) hash_seq_search(&seq)) != NULL)
+		if (doomed(ks, tenant))
+			victims = lappend(victims, ks);
+	foreach(lc, victims)
+		close_entry((KeptSession *) lfirst(lc));
+	list_free(victims);
+}
+
+static bool
+of_tenant(const KeptSession *ks, const char *tenant)
+{
+	return tenant == NULL || strcmp(ks->key.tenant, tenant) == 0;
+}
+
+/*
+ * Closes this backend's kept sessions to "tenant" (all roles), or all of
+ * them with NULL.  Called by suspend(), deprovision(), DISCARD ALL.
+ */
+void
+tenancy_kept_forget(const char *tenant)
+{
+	close_where(of_tenant, tenant);
+}
+
+/* Is the tenant of this current user's session no longer usable by it? */
+static bool
+unusable(const KeptSession *ks, const char *unused)
+{
+	TenantRecord rec;
+	bool		permitted = false;
+
+	if (ks->key.role != GetUserId())
+		return false;			/* checked when that role calls again */
+	return !tenancy_cache_lookup(ks->key.tenant, &rec, &permitted) ||
+		!permitted || rec.state != TENANT_STATE_READY;
+}
+
+/*
+ * Closes kept sessions whose tenant its role may no longer use: gone, not
+ * ready, or no longer granted.  A cache probe per kept session.
+ */
+void
+tenancy_kept_sweep(void)
+{
+	close_where(unusable, NULL);
+}
+
+/*
+ * Runs "sql" on the kept session of database tenant "rec" for the current
+ * user, opening it if needed, and fills *r.  Raises the remote error (its
+ * SQLSTATE, detail and hint), or 25000 if the SQL left a transaction open
+ * (rolled back first).  Any failure other than a plain remote error closes
+ * the session.
+ */
+void
+tenancy_kept_run(const TenantRecord *rec, const char *sql, bool want_rows, RemoteResult *r)
+{
+	KeptKey		key;
+	KeptSession *ks;
+	bool		found;
+
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.tenant, rec->id, NAMEDATALEN);
+	key.role = GetUserId();
+	ks = (KeptSession *) hash_search(kept_table(), &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		ks->session = NULL;
+		ks->uses = 0;
+		PG_TRY();
+		{
+			const char *server = rec->server[0] ? rec->server : tenancy_catalog_loopback_server();
+
+			ks->session = tenancy_remote_open(CONNINFO_ROUTED, server, rec->database_name,
+											  tenancy_conninfo_appname(rec->id));
+			tenancy_remote_keep(ks->session, rec->id);
+		}
+		PG_CATCH();
+		{
+			hash_search(kept, &key, HASH_REMOVE, NULL);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+
+	PG_TRY();
+	{
+		tenancy_remote_call(ks->session, sql, 0, NULL, want_rows, r);
+		if (r->in_transaction)
+		{
+			RemoteResult rb;
+
+			tenancy_remote_call(ks->session, "ROLLBACK", 0, NULL, false, &rb);
+			if (rb.error != NULL || rb.in_transaction)
+				r->broken = true;
+		}
+	}
+	PG_CATCH();
+	{
+		/* cancel, timeout, out of memory: the session's state is unknown */
+		close_entry(ks);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	ks->uses++;
+
+	if (r->broken)
+		close_entry(ks);
+	if (r->error != NULL)
+		tenancy_remote_raise(r->error);
+	if (r->in_transaction)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("the SQL left a transaction open on tenant \"%s\"", rec->id),
+				 errdetail("tenancy rolled it back: a kept connection is never left idle in a transaction."),
+				 errhint("Send the whole transaction in one call, e.g. 'BEGIN; ...; COMMIT'.")));
+}

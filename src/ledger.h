@@ -1,0 +1,29 @@
+/*-------------------------------------------------------------------------
+ *
+ * ledger.h
+ *	  A tenant's migration ledger: its SQL, and reading it safely.
+ *
+ * Copyright (c) 2026, the tenancy authors
+ *
+ * IDENTIFICATION
+ *	  src/ledger.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TENANCY_LEDGER_H
+#define TENANCY_LEDGER_H
+
+#include "nodes/pg_list.h"
+
+#include "remote.h"
+
+extern char *tenancy_ledger_sql_setup(const char *schema);
+extern char *tenancy_ledger_sql_read(const char *schema);
+extern char *tenancy_ledger_sql_lock(const char *schema);
+extern char *tenancy_ledger_sql_insert(int64 version, const char *checksum, const char *schema);
+extern char *tenancy_ledger_sql_trigger_guard(const char *schema);
+extern RemoteError *tenancy_ledger_max(const RemoteResult *read, const char *label, int64 *max);
+extern RemoteError *tenancy_ledger_check(const RemoteResult *read, List *migrations,
+										 const char *label, int64 *applied, List **pending);
+
+#endif							/* TENANCY_LEDGER_H */

@@ -1,0 +1,112 @@
+/*-------------------------------------------------------------------------
+ *
+ * locks.c
+ *	  tenancy's local locks: per tenant, per template, for reconcile().
+ *
+ * Every lock that serialises tenancy's operations is a heavyweight lock
+ * in this backend's database, taken before any remote call, so waits show
+ * in pg_locks and isolation tests, and concurrent callers wait locally.
+ * They are advisory lock tags in classes of tenancy's own
+ * (TENANCY_*_LOCK_CLASS), keyed by a hash of the tenant id or server name,
+ * held until the end of the transaction unless released early.
+ *
+ * Copyright (c) 2026, the tenancy authors
+ *
+ * IDENTIFICATION
+ *	  src/locks.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+
+#include "locks.h"
+
+/* The tag of "key"'s lock in "class". */
+static void
+lock_tag(LOCKTAG *tag, uint32 class, const char *key)
+{
+	uint32		hash = DatumGetUInt32(hash_any((const unsigned char *) key, strlen(key)));
+
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, class, hash, 2);
+}
+
+/*
+ * Takes the per-tenant transaction-level lock that serialises
+ * provisioning, migration and deprovisioning of one tenant.  With nowait,
+ * raises 55P03 instead of waiting.
+ */
+void
+tenancy_lock_tenant(const char *id, bool nowait)
+{
+	LOCKTAG		tag;
+
+	lock_tag(&tag, TENANCY_LOCK_CLASS, id);
+	if (LockAcquire(&tag, ExclusiveLock, false, nowait) == LOCKACQUIRE_NOT_AVAIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("could not obtain lock on tenant \"%s\"", id),
+				 errdetail("Another tenancy operation on this tenant is in progress.")));
+}
+
+/*
+ * Takes the tenant's lock if it is free; returns false (without waiting)
+ * if another operation holds it.
+ */
+bool
+tenancy_try_lock_tenant(const char *id)
+{
+	LOCKTAG		tag;
+
+	lock_tag(&tag, TENANCY_LOCK_CLASS, id);
+	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/* Releases a tenant's lock before the end of the transaction. */
+void
+tenancy_unlock_tenant(const char *id)
+{
+	LOCKTAG		tag;
+
+	lock_tag(&tag, TENANCY_LOCK_CLASS, id);
+	(void) LockRelease(&tag, ExclusiveLock, false);
+}
+
+/*
+ * Locks the template of "server" (NULL: this cluster): exclusive to build
+ * it, shared to copy it (copies run side by side; a build waits for them).
+ */
+void
+tenancy_lock_template(const char *server, bool exclusive)
+{
+	LOCKTAG		tag;
+
+	lock_tag(&tag, TENANCY_TEMPLATE_LOCK_CLASS, server ? server : "");
+	(void) LockAcquire(&tag, exclusive ? ExclusiveLock : ShareLock, false, false);
+}
+
+/* Releases a template lock before the end of the transaction. */
+void
+tenancy_unlock_template(const char *server, bool exclusive)
+{
+	LOCKTAG		tag;
+
+	lock_tag(&tag, TENANCY_TEMPLATE_LOCK_CLASS, server ? server : "");
+	(void) LockRelease(&tag, exclusive ? ExclusiveLock : ShareLock, false);
+}
+
+/*
+ * Serialises reconcile() runs: the second waits for the first, then finds
+ * nothing left to do.
+ */
+void
+tenancy_lock_reconcile(void)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, TENANCY_RECONCILE_LOCK_CLASS, 0, 2);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}

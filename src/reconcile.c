@@ -1,0 +1,171 @@
+/*-------------------------------------------------------------------------
+ *
+ * reconcile.c
+ *	  SQL-callable reconcile(): compares the catalog with what exists and
+ *	  repairs what interrupted operations left.
+ *
+ * Temporary objects of interrupted provisionings (from their cleanup
+ * records, repair.c), interrupted deprovisions (state dropping: the drop
+ * is finished and the row deleted), and rows whose database or schema is
+ * missing (marked failed).  Operations still running (their tenant's lock
+ * is held) are reported and skipped.  With check_ledgers, each ready
+ * tenant's ledger is read and its catalog summary (applied_version)
+ * rebuilt from it if they differ.  With dry_run, it only reports.
+ * Concurrent calls serialise on one lock; a second run right after a
+ * first finds nothing.
+ *
+ * Copyright (c) 2026, the tenancy authors
+ *
+ * IDENTIFICATION
+ *	  src/reconcile.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+
+#include "catalog.h"
+#include "conninfo.h"
+#include "isolation.h"
+#include "ledger.h"
+#include "locks.h"
+#include "remote.h"
+#include "repair.h"
+
+PG_FUNCTION_INFO_V1(tenancy_reconcile);
+
+/* Emits one row of reconcile()'s result. */
+static void
+report(void *arg, const char *tenant, const char *object, const char *problem,
+	   const char *action)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) arg;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	values[0] = CStringGetTextDatum(tenant);
+	values[1] = CStringGetTextDatum(object);
+	values[2] = CStringGetTextDatum(problem);
+	values[3] = CStringGetTextDatum(action);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * The highest version in a registered tenant's ledger, read through a
+ * session of its own.  Raises a remote failure, and XX001 for a damaged
+ * ledger (drift is not reconcile's business: migrate() reports it).
+ */
+static int64
+ledger_version(const TenantRecord *rec)
+{
+	MigrationTarget target;
+	RemoteSession *session;
+	RemoteResult r;
+	RemoteError *error;
+	int64		version = 0;
+
+	tenancy_isolation_target(rec, &target);
+	session = tenancy_remote_open(CONNINFO_SERVICE, target.server, target.dbname, target.appname);
+	PG_TRY();
+	{
+		tenancy_remote_call(session, tenancy_ledger_sql_read(target.schema), 0, NULL, true, &r);
+	}
+	PG_FINALLY();
+	{
+		tenancy_remote_close(session);
+	}
+	PG_END_TRY();
+	if (r.error != NULL)
+		tenancy_remote_raise(r.error);
+	error = tenancy_ledger_max(&r, target.label, &version);
+	if (error != NULL)
+		tenancy_remote_raise(error);
+	return version;
+}
+
+/*
+ * tenancy.reconcile(dry_run boolean, check_ledgers boolean) RETURNS
+ * TABLE(tenant, object, problem, action)
+ */
+Datum
+tenancy_reconcile(PG_FUNCTION_ARGS)
+{
+	RepairReport out;
+	ListCell   *lc;
+	bool		check_ledgers = PG_NARGS() > 1 && !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+
+	InitMaterializedSRF(fcinfo, 0);
+	out.dry_run = PG_ARGISNULL(0) ? false : PG_GETARG_BOOL(0);
+	out.report = report;
+	out.arg = fcinfo->resultinfo;
+	tenancy_catalog_apply_config();
+
+	tenancy_lock_reconcile();
+
+	foreach(lc, tenancy_catalog_cleanup_records(NULL))
+	{
+		CleanupRecord *c = (CleanupRecord *) lfirst(lc);
+
+		if (!tenancy_try_lock_tenant(c->tenant))
+		{
+			report(out.arg, c->tenant, c->temporary_name, "provisioning in progress", "none");
+			continue;
+		}
+		tenancy_repair_cleanup(c, &out);
+	}
+
+	foreach(lc, tenancy_catalog_tenants())
+	{
+		TenantRecord *t = (TenantRecord *) lfirst(lc);
+		const IsolationModel *model = tenancy_isolation(t->isolation);
+		const char *object = tenancy_isolation_object(t);
+
+		if (t->state == TENANT_STATE_FAILED)
+			continue;
+
+		if (!tenancy_try_lock_tenant(t->id))
+		{
+			report(out.arg, t->id, object, "operation in progress", "none");
+			continue;
+		}
+		if (t->state == TENANT_STATE_DROPPING)
+		{
+			report(out.arg, t->id, object, "interrupted deprovisioning",
+				   out.dry_run ? psprintf("would drop %s and remove tenant", model->name) :
+				   psprintf("dropped %s, removed tenant", model->name));
+			if (!out.dry_run)
+			{
+				model->drop(TENANCY_SERVER(t), object, true, !model->transactional,
+							tenancy_conninfo_appname(t->id));
+				tenancy_catalog_delete(t->id, false);
+			}
+		}
+		else if (!tenancy_repair_object_exists(t))
+		{
+			report(out.arg, t->id, object, psprintf("%s is missing", model->name),
+				   out.dry_run ? "would mark tenant failed" : "marked tenant failed");
+			if (!out.dry_run)
+				tenancy_catalog_set_state(t->id, TENANT_STATE_FAILED,
+										  psprintf("%s \"%s\" does not exist", model->name, object),
+										  false);
+		}
+		else if (check_ledgers && t->state == TENANT_STATE_READY)
+		{
+			int64		ledger = ledger_version(t);
+
+			if (ledger != t->applied_version)
+			{
+				report(out.arg, t->id, object,
+					   psprintf("catalog says version " INT64_FORMAT ", the ledger " INT64_FORMAT,
+								t->applied_version, ledger),
+					   out.dry_run ? "would set applied_version from the ledger" : "set applied_version from the ledger");
+				if (!out.dry_run)
+					tenancy_catalog_set_applied(t->id, ledger, false);
+			}
+		}
+	}
+	return (Datum) 0;
+}

@@ -1,0 +1,572 @@
+/*-------------------------------------------------------------------------
+ *
+ * remote.c
+ *	  Sessions on tenant servers through libpq, their results, and the one
+ *	  path by which a remote failure becomes a local error.
+ *
+ * Every remote statement tenancy runs goes through a RemoteSession: the
+ * blocking calls of provisioning and migrate() as much as the parallel
+ * sessions of fleet work (fleet.c) and the kept connections of routed SQL
+ * (kept.c).  Connecting and waiting for results always go through
+ * PostgreSQL's latch (tenancy_remote_wait), so a cancel or a statement
+ * timeout of the caller interrupts them; connecting is bounded by
+ * tenancy.connect_timeout.  A session a non-superuser opens must have been
+ * asked for a password by the server, or it is refused (2F003), dblink's
+ * rule.
+ *
+ * Sessions are tracked from the moment they are started: every tracked
+ * session is closed when the transaction that opened it ends, committed
+ * or aborted, so no error, cancel or forgotten path leaves one open.  A
+ * kept session (tenancy_remote_keep) is untracked: its owner closes it.
+ * Closing a busy session sends a cancel request first, so the remote
+ * statement stops, and closing a session inside a remote transaction rolls
+ * that transaction back.
+ *
+ * Remote failures are RemoteErrors: the remote SQLSTATE, message, detail
+ * and hint as the server sent them (a SQLSTATE that is not five digits or
+ * upper-case letters becomes 08P01), except that a lost connection is
+ * always 08006 "lost the connection to the remote server" with the remote
+ * text in DETAIL (a remote 57P0x, the remote session's own termination,
+ * would read to a client as "your session is being killed").
+ * tenancy_remote_raise() is the only place they become local errors; the
+ * callers' error context callbacks name the tenant and step.  Remote
+ * NOTICEs and WARNINGs never reach this server's log: those of tenancy's
+ * own sessions are dropped, those of kept sessions (the application's
+ * SQL) are passed on to the client.
+ *
+ * Copyright (c) 2026, the tenancy authors
+ *
+ * IDENTIFICATION
+ *	  src/remote.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "libpq-fe.h"
+
+#include "guc.h"
+#include "remote.h"
+
+struct RemoteSession
+{
+	PGconn	   *conn;
+	bool		busy;			/* a query was sent and not fully read */
+	bool		connecting;		/* started with PQconnectStart, not done */
+	PostgresPollingStatusType poll; /* what PQconnectPoll last asked for */
+	TimestampTz connect_started;
+	ConninfoKind kind;
+	Oid			role;			/* who it authenticates as */
+	char	   *tenant;			/* kept sessions: named in their notices */
+};
+
+static List *open_sessions = NIL;	/* tracked sessions, in TopMemoryContext */
+
+#define LOST_CONNECTION "lost the connection to the remote server"
+
+/* Remote notices of tenancy's own sessions: dropped (see the header). */
+static void
+drop_notice(void *arg, const PGresult *res)
+{
+}
+
+/* Remote notices of a kept session: passed on to the client. */
+static void
+forward_notice(void *arg, const PGresult *res)
+{
+	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	if (primary != NULL)
+		ereport(NOTICE,
+				(errmsg_internal("%s", primary),
+				 errcontext("remote notice from tenant \"%s\"", (const char *) arg)));
+}
+
+/* Transaction end: closes every tracked session.  Never throws. */
+static void
+remote_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_COMMIT ||
+		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT)
+		tenancy_remote_close_all();
+}
+
+/* Registers the transaction callback.  Called once from _PG_init. */
+void
+tenancy_remote_init(void)
+{
+	RegisterXactCallback(remote_xact_callback, NULL);
+}
+
+/*
+ * A RemoteError with these fields, copied into CurrentMemoryContext.  A
+ * SQLSTATE that is not five digits or upper-case letters (a broken or
+ * hostile server) becomes 08P01, protocol violation.
+ */
+RemoteError *
+tenancy_remote_error(const char *sqlstate, const char *message, const char *detail,
+					 const char *hint)
+{
+	RemoteError *e = palloc0(sizeof(RemoteError));
+	bool		valid = sqlstate != NULL && strlen(sqlstate) == 5;
+	int			i;
+
+	for (i = 0; valid && i < 5; i++)
+		valid = (sqlstate[i] >= '0' && sqlstate[i] <= '9') ||
+			(sqlstate[i] >= 'A' && sqlstate[i] <= 'Z');
+	e->sqlstate = pstrdup(valid ? sqlstate : "08P01");
+	e->message = message ? pchomp(pstrdup(message)) : pstrdup("unknown remote error");
+	e->detail = detail ? pchomp(pstrdup(detail)) : NULL;
+	e->hint = hint ? pchomp(pstrdup(hint)) : NULL;
+	return e;
+}
+
+/* The lost-connection error, with "text" (the remote's words) as detail. */
+static RemoteError *
+lost_connection(const char *text)
+{
+	return tenancy_remote_error("08006", LOST_CONNECTION, text, NULL);
+}
+
+/*
+ * Raises a remote failure as a local error: its SQLSTATE, message, detail
+ * and hint unchanged.  The only place where a remote failure becomes an
+ * ERROR.
+ */
+void
+tenancy_remote_raise(const RemoteError *e)
+{
+	const char *s = e->sqlstate;
+
+	ereport(ERROR,
+			(errcode(MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4])),
+			 errmsg_internal("%s", e->message),
+			 e->detail ? errdetail_internal("%s", e->detail) : 0,
+			 e->hint ? errhint("%s", e->hint) : 0));
+	pg_unreachable();
+}
+
+/*
+ * A remote failure as one line of text (result rows, last_error): its
+ * message, and for a connection failure (class 08, 2F003) libpq's or the
+ * server's words from its detail, which say what went wrong.
+ */
+char *
+tenancy_remote_error_text(const RemoteError *e)
+{
+	if (e->detail != NULL &&
+		(strncmp(e->sqlstate, "08", 2) == 0 || strcmp(e->sqlstate, "2F003") == 0))
+		return psprintf("%s: %s", e->message, e->detail);
+	return pstrdup(e->message);
+}
+
+/*
+ * Starts opening a session without waiting (PQconnectStart); drive it
+ * with tenancy_remote_connected() whenever tenancy_remote_wait() returns.
+ * "kind" says who it runs as (conninfo.c).  Raises only for what fails
+ * before any network traffic (unknown server, no user mapping, a
+ * non-superuser's mapping without a password, out of memory).
+ */
+RemoteSession *
+tenancy_remote_start(ConninfoKind kind, const char *server, const char *dbname,
+					 const char *appname)
+{
+	char	   *conninfo = tenancy_conninfo_build(kind, server, dbname, appname);
+	PGconn	   *conn;
+	MemoryContext old;
+	RemoteSession *session;
+
+	conn = PQconnectStart(conninfo);
+	memset(conninfo, 0, strlen(conninfo));	/* it may hold a password */
+	if (conn == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	PQsetNoticeReceiver(conn, drop_notice, NULL);
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	session = palloc0(sizeof(RemoteSession));
+	session->conn = conn;
+	session->connecting = true;
+	session->poll = PGRES_POLLING_WRITING;
+	session->connect_started = GetCurrentTimestamp();
+	session->kind = kind;
+	session->role = kind == CONNINFO_SERVICE ? tenancy_conninfo_service_role() : GetUserId();
+	open_sessions = lappend(open_sessions, session);
+	MemoryContextSwitchTo(old);
+	return session;
+}
+
+/*
+ * Advances a session started by tenancy_remote_start().  Returns true
+ * once it is connected; false while it is still connecting; on failure,
+ * false with *error set: 08001 (with libpq's text, which holds no
+ * password, as detail), including when tenancy.connect_timeout passes, or
+ * 2F003 when a non-superuser got in without being asked for a password.
+ */
+bool
+tenancy_remote_connected(RemoteSession *session, RemoteError **error)
+{
+	*error = NULL;
+	if (!session->connecting)
+		return true;
+	if (PQstatus(session->conn) != CONNECTION_BAD)
+		session->poll = PQconnectPoll(session->conn);
+	if (session->poll == PGRES_POLLING_OK)
+	{
+		session->connecting = false;
+		if (!superuser_arg(session->role) && !PQconnectionUsedPassword(session->conn))
+		{
+			*error = tenancy_remote_error("2F003", "password is required",
+										  "Non-superuser cannot connect if the server does not request a password.",
+										  session->kind == CONNINFO_SERVICE ?
+										  "Target server's authentication method must be changed." :
+										  psprintf("Give role \"%s\" a user mapping with its password on tenancy's loopback server, or on the tenant's server.",
+												   GetUserNameFromId(session->role, false)));
+			return false;
+		}
+		return true;
+	}
+	if (session->poll == PGRES_POLLING_FAILED || PQstatus(session->conn) == CONNECTION_BAD)
+	{
+		*error = tenancy_remote_error("08001", "could not establish connection",
+									  PQerrorMessage(session->conn), NULL);
+		return false;
+	}
+	if (TimestampDifferenceExceeds(session->connect_started, GetCurrentTimestamp(),
+								   tenancy_connect_timeout * 1000))
+	{
+		*error = tenancy_remote_error("08001", "could not establish connection",
+									  psprintf("timeout expired after %d s", tenancy_connect_timeout),
+									  NULL);
+		return false;
+	}
+	return false;
+}
+
+/*
+ * Opens a session and waits until it is connected (interruptibly).  Raises
+ * what tenancy_remote_start() and tenancy_remote_connected() report.
+ */
+RemoteSession *
+tenancy_remote_open(ConninfoKind kind, const char *server, const char *dbname,
+					const char *appname)
+{
+	RemoteSession *session = tenancy_remote_start(kind, server, dbname, appname);
+	RemoteError *error;
+
+	while (!tenancy_remote_connected(session, &error))
+	{
+		if (error != NULL)
+		{
+			tenancy_remote_close(session);
+			tenancy_remote_raise(error);
+		}
+		tenancy_remote_wait(&session, 1, 1000);
+	}
+	return session;
+}
+
+/*
+ * Makes a session outlive its transaction (a kept connection): no longer
+ * tracked, its notices passed on to the client as from "tenant".  The
+ * caller must close it.
+ */
+void
+tenancy_remote_keep(RemoteSession *session, const char *tenant)
+{
+	open_sessions = list_delete_ptr(open_sessions, session);
+	session->tenant = MemoryContextStrdup(TopMemoryContext, tenant);
+	PQsetNoticeReceiver(session->conn, forward_notice, session->tenant);
+}
+
+/* Closes a session, cancelling its query if one is running.  Never throws. */
+void
+tenancy_remote_close(RemoteSession *session)
+{
+	if (session == NULL)
+		return;
+	if (session->busy)
+	{
+		PGcancel   *cancel = PQgetCancel(session->conn);
+		char		errbuf[256];
+
+		if (cancel)
+		{
+			(void) PQcancel(cancel, errbuf, sizeof(errbuf));
+			PQfreeCancel(cancel);
+		}
+	}
+	PQfinish(session->conn);
+	open_sessions = list_delete_ptr(open_sessions, session);
+	if (session->tenant)
+		pfree(session->tenant);
+	pfree(session);
+}
+
+/* Closes every tracked session; safe in error paths. */
+void
+tenancy_remote_close_all(void)
+{
+	while (open_sessions != NIL)
+		tenancy_remote_close((RemoteSession *) linitial(open_sessions));
+}
+
+/*
+ * Sends "sql" without waiting: with no parameters as a simple query (one
+ * or more statements), otherwise as one statement with text parameters
+ * $1..$n (NULL elements for SQL NULL).  Returns false with *error set (a
+ * lost connection) if it could not be sent.
+ */
+bool
+tenancy_remote_send(RemoteSession *session, const char *sql, int nparams,
+					const char *const *params, RemoteError **error)
+{
+	int			ok;
+
+	*error = NULL;
+	if (nparams == 0)
+		ok = PQsendQuery(session->conn, sql);
+	else
+		ok = PQsendQueryParams(session->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (!ok)
+	{
+		*error = lost_connection(PQerrorMessage(session->conn));
+		return false;
+	}
+	session->busy = true;
+	return true;
+}
+
+/* Can the session be read without blocking (a result, or it broke)? */
+bool
+tenancy_remote_ready(RemoteSession *session)
+{
+	if (session->connecting || !session->busy)
+		return true;
+	if (!PQconsumeInput(session->conn))
+		return true;			/* broken: collecting will report it */
+	return !PQisBusy(session->conn);
+}
+
+/*
+ * Waits until at least one of the sessions has something to read (or, if
+ * connecting, can go on connecting), the latch is set or timeout_ms
+ * passes; interruptible (a cancel or timeout of the caller throws here).
+ */
+void
+tenancy_remote_wait(RemoteSession **sessions, int n, long timeout_ms)
+{
+	WaitEventSet *set = CreateWaitEventSet(CurrentMemoryContext, n + 2);
+	WaitEvent	event;
+	int			i;
+
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (i = 0; i < n; i++)
+	{
+		RemoteSession *rs = sessions[i];
+
+		if (rs == NULL || PQsocket(rs->conn) < 0)
+			continue;
+		if (rs->connecting)
+			AddWaitEventToSet(set, rs->poll == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE,
+							  PQsocket(rs->conn), NULL, NULL);
+		else if (rs->busy)
+			AddWaitEventToSet(set, WL_SOCKET_READABLE, PQsocket(rs->conn), NULL, NULL);
+	}
+	(void) WaitEventSetWait(set, timeout_ms, &event, 1, PG_WAIT_EXTENSION);
+	FreeWaitEventSet(set);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* Copies the rows of a result (text, NULL for SQL NULL). */
+static List *
+copy_rows(const PGresult *res)
+{
+	List	   *rows = NIL;
+	int			nfields = PQnfields(res);
+	int			i,
+				j;
+
+	for (i = 0; i < PQntuples(res); i++)
+	{
+		char	  **row = palloc(sizeof(char *) * Max(nfields, 1));
+
+		for (j = 0; j < nfields; j++)
+			row[j] = PQgetisnull(res, i, j) ? NULL : pstrdup(PQgetvalue(res, i, j));
+		rows = lappend(rows, row);
+	}
+	return rows;
+}
+
+/* Records one result in *r (see tenancy_remote_collect). */
+static void
+take_result(RemoteSession *session, PGresult *res, bool want_rows, RemoteResult *r)
+{
+	switch (PQresultStatus(res))
+	{
+		case PGRES_TUPLES_OK:
+		case PGRES_COMMAND_OK:
+		case PGRES_EMPTY_QUERY:
+			if (r->error == NULL)
+			{
+				r->status = pstrdup(PQcmdStatus(res));
+				r->nfields = PQresultStatus(res) == PGRES_TUPLES_OK ? PQnfields(res) : -1;
+				r->rows = want_rows && r->nfields >= 0 ? copy_rows(res) : NIL;
+			}
+			break;
+		case PGRES_COPY_IN:
+		case PGRES_COPY_OUT:
+		case PGRES_COPY_BOTH:
+			/* no COPY from or to the client: the session ends */
+			if (r->error == NULL)
+				r->error = tenancy_remote_error("0A000",
+												"COPY from or to the client is not supported in tenancy's remote sessions",
+												NULL, NULL);
+			r->broken = true;
+			break;
+		default:
+			if (r->error == NULL)
+				r->error = tenancy_remote_error(PQresultErrorField(res, PG_DIAG_SQLSTATE),
+												PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) ?
+												PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) :
+												PQerrorMessage(session->conn),
+												PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
+												PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
+			break;
+	}
+}
+
+/*
+ * Reads the results of the query sent last that have arrived, into *r
+ * (zeroed by the caller before it sent the query, nfields -1): the command
+ * status and, with want_rows, the rows of the last result; the first
+ * error; whether the session broke (then the error is a lost connection)
+ * or was left inside a transaction block.  Returns true once every result
+ * is read, false if more are to come (wait, then call again).  Never
+ * blocks: call it when tenancy_remote_ready() says so.  Results in
+ * CurrentMemoryContext.
+ */
+bool
+tenancy_remote_collect(RemoteSession *session, bool want_rows, RemoteResult *r)
+{
+	PGresult   *res;
+
+	while (!r->broken && tenancy_remote_ready(session))
+	{
+		res = PQgetResult(session->conn);
+		if (res == NULL)
+			break;
+		take_result(session, res, want_rows, r);
+		PQclear(res);
+	}
+	if (!r->broken && PQstatus(session->conn) != CONNECTION_BAD && PQisBusy(session->conn))
+		return false;
+
+	session->busy = false;
+	if (PQstatus(session->conn) == CONNECTION_BAD ||
+		(r->error != NULL && strncmp(r->error->sqlstate, "57P0", 4) == 0))
+	{
+		r->broken = true;
+		if (r->error == NULL || strcmp(r->error->sqlstate, "08006") != 0)
+			r->error = lost_connection(r->error ? r->error->message : PQerrorMessage(session->conn));
+	}
+	r->in_transaction = !r->broken && PQtransactionStatus(session->conn) != PQTRANS_IDLE;
+	return true;
+}
+
+/*
+ * Sends "sql" (see tenancy_remote_send) and waits for all of its results,
+ * interruptibly: a cancel or timeout of the caller throws here, and the
+ * caller must then close the session (that cancels the remote statement).
+ * Fills *r as tenancy_remote_collect does; never raises a remote error.
+ */
+void
+tenancy_remote_call(RemoteSession *session, const char *sql, int nparams,
+					const char *const *params, bool want_rows, RemoteResult *r)
+{
+	RemoteError *error;
+
+	memset(r, 0, sizeof(*r));
+	r->nfields = -1;
+	if (!tenancy_remote_send(session, sql, nparams, params, &error))
+	{
+		r->error = error;
+		r->broken = true;
+		return;
+	}
+	for (;;)
+	{
+		while (!tenancy_remote_ready(session))
+			tenancy_remote_wait(&session, 1, 1000);
+		if (tenancy_remote_collect(session, want_rows, r))
+			break;
+	}
+}
+
+/* Runs a remote command; a remote failure is raised. */
+void
+tenancy_remote_exec(RemoteSession *session, const char *sql)
+{
+	RemoteResult r;
+
+	tenancy_remote_call(session, sql, 0, NULL, false, &r);
+	if (r.error != NULL)
+		tenancy_remote_raise(r.error);
+}
+
+/*
+ * Runs a remote query and returns its rows (char *[ncolumns], NULL for
+ * SQL NULL) in CurrentMemoryContext.  A remote failure is raised, and so
+ * is a result with fewer columns than expected (08P01: whatever a tenant
+ * server sends is checked before it is read).
+ */
+List *
+tenancy_remote_query(RemoteSession *session, const char *sql, int ncolumns)
+{
+	RemoteResult r;
+
+	tenancy_remote_call(session, sql, 0, NULL, true, &r);
+	if (r.error != NULL)
+		tenancy_remote_raise(r.error);
+	if (r.nfields < ncolumns)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("remote query returned %d columns instead of %d", r.nfields, ncolumns)));
+	return r.rows;
+}
+
+/*
+ * Runs a list of remote commands (char *), in order and each on its own
+ * (autocommit), as the service role on a session opened and closed for
+ * them ("dbname" NULL: the server's maintenance database).
+ */
+void
+tenancy_remote_run(const char *server, const char *dbname, const char *appname,
+				   List *commands)
+{
+	RemoteSession *session = tenancy_remote_open(CONNINFO_SERVICE, server, dbname, appname);
+
+	PG_TRY();
+	{
+		ListCell   *lc;
+
+		foreach(lc, commands)
+			tenancy_remote_exec(session, (const char *) lfirst(lc));
+	}
+	PG_FINALLY();
+	{
+		tenancy_remote_close(session);
+	}
+	PG_END_TRY();
+}

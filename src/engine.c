@@ -52,6 +52,7 @@
 #include "utils/memutils.h"
 
 #include "engine.h"
+#include "fault.h"
 #include "ledger.h"
 #include "try.h"
 
@@ -71,8 +72,12 @@ static void
 scan_step(void *arg)
 {
 	ScanStep   *ss = (ScanStep *) arg;
-	List	   *stmts = raw_parser(ss->sql, RAW_PARSE_DEFAULT);
+	List	   *stmts;
 	ListCell   *lc;
+
+	/* tests make the scan fail, to show the transaction check alone holds */
+	tenancy_fault("statement_scan");
+	stmts = raw_parser(ss->sql, RAW_PARSE_DEFAULT);
 
 	foreach(lc, stmts)
 	{

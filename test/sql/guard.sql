@@ -1,0 +1,116 @@
+--
+-- guard: a migration cannot end the transaction tenancy commits with its
+-- ledger row, however it tries: refused before it runs (the statement
+-- scan), and caught after it ran when the scan cannot see it (the
+-- transaction id check; tests make the scan fail with a fault point).
+-- Nothing is recorded as applied, nothing is left in pg_prepared_xacts,
+-- and the tenant stays usable.  For migrate(), migrate_all() and
+-- provision(), database and schema tenants alike.
+--
+SET client_min_messages = warning;
+-- the cluster lets transactions be prepared, so the attack is real
+SELECT current_setting('max_prepared_transactions')::int > 0 AS can_prepare;
+SELECT id FROM tenancy.provision('g-db');
+SELECT id FROM tenancy.provision('g-schema', isolation => 'schema');
+SELECT tenancy.add_migration(1, 'SELECT 1');
+SELECT tenant, to_version, status FROM tenancy.migrate_all(1) WHERE tenant LIKE 'g-%' ORDER BY 1;
+
+-- the attacks: a forged guard (end the transaction, start another, set
+-- whatever a guard token would be), a prepared transaction, a plain commit
+CREATE TEMP TABLE attack (name text, sql text);
+INSERT INTO attack VALUES
+  ('forged', 'SELECT 1; COMMIT; BEGIN; '
+             'SELECT set_config(''tenancy_guard.token'', current_setting(''tenancy_guard.token'', true), true)'),
+  ('prepared', 'SELECT 1; PREPARE TRANSACTION ''regress_guard'''),
+  ('rollback', 'ROLLBACK; SELECT 1');
+
+-- A tenant's ledger: the versions it records as applied.
+CREATE FUNCTION pg_temp.ledger(tenant_id text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  r tenancy.tenant;
+  v text;
+BEGIN
+  SELECT * INTO r FROM tenancy.tenant t WHERE t.id = tenant_id;
+  IF r.isolation = 'schema' THEN
+    EXECUTE format('SELECT string_agg(version::text, '','' ORDER BY version) FROM %I.tenancy_applied_migration',
+                   r.schema_name) INTO v;
+  ELSE
+    SELECT x INTO v FROM dblink(format('host=%s port=%s dbname=%s', current_setting('unix_socket_directories'),
+                                       current_setting('port'), r.database_name),
+                                'SELECT string_agg(version::text, '','' ORDER BY version) FROM tenancy.applied_migration')
+                         AS t(x text);
+  END IF;
+  RETURN v;
+END $$;
+
+-- should fail (25000) before anything runs: every attack, statement by statement
+SELECT tenancy.add_migration(2, sql) FROM attack WHERE name = 'forged';
+SELECT tenancy.migrate('g-db');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.migrate('g-schema');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant, status, error, sqlstate FROM tenancy.migrate_all(1) WHERE tenant LIKE 'g-%' ORDER BY 1;
+-- should fail: a new tenant of either kind cannot be provisioned with it, and nothing is left
+SELECT tenancy.provision('g-new');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.provision('g-new-schema', isolation => 'schema');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS leftovers FROM tenancy.pending_cleanup;
+SELECT count(*) AS leftovers FROM pg_database WHERE datname LIKE 'regress_tn_g-new%' OR datname LIKE 'regress_tn_tmp_%';
+SELECT count(*) AS leftovers FROM pg_namespace WHERE nspname LIKE 'regress_tn_g-new%' OR nspname LIKE 'regress_tn_tmp_%';
+DELETE FROM tenancy.migration WHERE version = 2;
+SELECT tenancy.add_migration(2, sql) FROM attack WHERE name = 'prepared';
+SELECT tenancy.migrate('g-db');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant, status, sqlstate FROM tenancy.migrate_all(1) WHERE tenant LIKE 'g-%' ORDER BY 1;
+DELETE FROM tenancy.migration WHERE version = 2;
+SELECT tenancy.add_migration(2, sql) FROM attack WHERE name = 'rollback';
+SELECT tenancy.migrate('g-schema');
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM tenancy.migration WHERE version = 2;
+SELECT pg_temp.ledger('g-db') AS db_ledger, pg_temp.ledger('g-schema') AS schema_ledger;
+
+-- should fail (25000) after running, when the scan is bypassed: the
+-- transaction id check catches the forged guard and the prepared
+-- transaction; nothing is recorded as applied
+SET tenancy.fault_injection = 'statement_scan:error';
+SELECT tenancy.add_migration(2, sql) FROM attack WHERE name = 'forged';
+SELECT tenancy.migrate('g-db');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.migrate('g-schema');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant, status, error, sqlstate FROM tenancy.migrate_all(1) WHERE tenant LIKE 'g-%' ORDER BY 1;
+SELECT tenancy.provision('g-new');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.provision('g-new-schema', isolation => 'schema');
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_temp.ledger('g-db') AS db_ledger, pg_temp.ledger('g-schema') AS schema_ledger;
+SELECT id, applied_version FROM tenancy.tenant WHERE id LIKE 'g-%' ORDER BY 1;
+DELETE FROM tenancy.migration WHERE version = 2;
+SELECT tenancy.add_migration(2, sql) FROM attack WHERE name = 'prepared';
+SELECT tenancy.migrate('g-db');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.migrate('g-schema');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant, status, error, sqlstate FROM tenancy.migrate_all(1) WHERE tenant LIKE 'g-%' ORDER BY 1;
+SELECT tenancy.provision('g-new');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.provision('g-new-schema', isolation => 'schema');
+\echo :LAST_ERROR_SQLSTATE
+RESET tenancy.fault_injection;
+-- nothing is left prepared, and nothing half-provisioned
+SELECT count(*) AS prepared_transactions FROM pg_prepared_xacts;
+SELECT count(*) AS leftovers FROM tenancy.pending_cleanup;
+SELECT pg_temp.ledger('g-db') AS db_ledger, pg_temp.ledger('g-schema') AS schema_ledger;
+
+-- the tenants stay usable: the next migration applies (the prepared
+-- transaction would have held the ledger's lock)
+DELETE FROM tenancy.migration WHERE version = 2;
+SELECT tenancy.add_migration(3, 'SELECT 3');
+SELECT tenant, from_version, to_version, status FROM tenancy.migrate('g-db');
+SELECT tenant, from_version, to_version, status FROM tenancy.migrate('g-schema');
+SELECT pg_temp.ledger('g-db') AS db_ledger, pg_temp.ledger('g-schema') AS schema_ledger;
+
+SELECT tenancy.deprovision('g-db');
+SELECT tenancy.deprovision('g-schema');
+DELETE FROM tenancy.migration;

@@ -219,18 +219,6 @@ next_migration(MigrationRun *run)
 					tenancy_ledger_sql_trigger_guard(schema));
 }
 
-/* Is "s" a transaction id as pg_current_xact_id() prints it? */
-static bool
-is_xid(const char *s)
-{
-	if (s == NULL || *s == '\0' || strlen(s) > 20)
-		return false;
-	for (; *s; s++)
-		if (*s < '0' || *s > '9')
-			return false;
-	return true;
-}
-
 /*
  * The next query of a run, given the result of the last one (NULL before
  * the first); NULL when the run is over, with run->error set if it
@@ -270,7 +258,7 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 
 		case ENGINE_PRE:
 			if (last->nfields != 1 || list_length(last->rows) != 1 ||
-				!is_xid(((char **) linitial(last->rows))[0]))
+				!tenancy_remote_is_number(((char **) linitial(last->rows))[0]))
 				return fail_in_transaction(run, tenancy_remote_error("08P01",
 																	 "unexpected answer to a transaction id query",
 																	 NULL, NULL));

@@ -157,18 +157,6 @@ databases_stats_sql(List *dbnames)
 	return buf.data;
 }
 
-/* Is "s" a number as the server prints bigint and integer values? */
-static bool
-is_number(const char *s)
-{
-	if (s == NULL || *s == '\0' || strlen(s) > 19)
-		return false;
-	for (; *s; s++)
-		if (*s < '0' || *s > '9')
-			return false;
-	return true;
-}
-
 /*
  * Round one: one query per server, for the databases of all its database
  * tenants.  A server that fails gives each of its tenants its error.
@@ -222,7 +210,7 @@ probe_servers(TenantHealth *th, int n)
 
 			if (h->result.nfields == 5 && row[0] != NULL &&
 				strcmp(row[0], th[i].rec->database_name) == 0 &&
-				row[1] != NULL && is_number(row[2]) && is_number(row[3]) && is_number(row[4]))
+				row[1] != NULL && tenancy_remote_is_number(row[2]) && tenancy_remote_is_number(row[3]) && tenancy_remote_is_number(row[4]))
 				th[i].stats = row;
 		}
 		if (th[i].stats == NULL)
@@ -306,10 +294,11 @@ health_row(ReturnSetInfo *rsinfo, const TenantHealth *t, List *migrations, int64
 	nulls[0] = nulls[1] = nulls[2] = nulls[3] = nulls[4] = false;
 	if (t->stats != NULL)
 	{
-		values[7] = Int64GetDatum(pg_strtoint64(t->stats[2]));
-		values[8] = Int32GetDatum(pg_strtoint32(t->stats[4]));
+		/* digits only (checked), clamped: a server cannot make this throw */
+		values[7] = Int64GetDatum(strtoi64(t->stats[2], NULL, 10));
+		values[8] = Int32GetDatum((int32) Min(strtoi64(t->stats[4], NULL, 10), PG_INT32_MAX));
 		values[9] = BoolGetDatum(strcmp(t->stats[1], "true") == 0);
-		values[10] = Int32GetDatum(pg_strtoint32(t->stats[3]));
+		values[10] = Int32GetDatum((int32) Min(strtoi64(t->stats[3], NULL, 10), PG_INT32_MAX));
 		nulls[7] = nulls[8] = nulls[9] = nulls[10] = false;
 	}
 	if (t->size >= 0)

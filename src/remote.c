@@ -71,6 +71,22 @@ static List *open_sessions = NIL;	/* tracked sessions, in TopMemoryContext */
 
 #define LOST_CONNECTION "lost the connection to the remote server"
 
+/*
+ * Is "s" an unsigned decimal number of at most 20 digits, as a server
+ * prints counts, sizes and transaction ids?  For checking what a remote
+ * server sent before it is parsed.
+ */
+bool
+tenancy_remote_is_number(const char *s)
+{
+	if (s == NULL || *s == '\0' || strlen(s) > 20)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
 /* Remote notices of tenancy's own sessions: dropped (see the header). */
 static void
 drop_notice(void *arg, const PGresult *res)

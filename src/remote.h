@@ -68,6 +68,8 @@ extern List *tenancy_remote_query(RemoteSession *session, const char *sql, int n
 extern void tenancy_remote_run(const char *server, const char *dbname, const char *appname,
 							   List *commands);
 
+extern bool tenancy_remote_is_number(const char *s);
+
 /* the one remote-error path */
 extern RemoteError *tenancy_remote_error(const char *sqlstate, const char *message,
 										 const char *detail, const char *hint);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# test/run.sh: checks the C formatting (test/pgindent.sh --check), builds
+# test/run.sh: checks the C formatting (test/pgindent.sh --check) and the
+# layering of src/ (test/layers.sh), builds
 # tenancy and runs every test suite (pg_regress, isolation, TAP) against a
 # throwaway PostgreSQL 15 cluster.  Run as root on a fresh
 # Debian 12 machine: it installs what is missing, runs PostgreSQL as the
@@ -14,13 +15,20 @@ set -uo pipefail
 
 tenancy_ensure_packages pgbouncer || exit 1
 
-# Formatting drift (pgindent, see test/pgindent.sh) is one failed test; the
-# suites still run.
+# Formatting drift (pgindent, see test/pgindent.sh) and a broken layering
+# (test/layers.sh: includes go down the layers of README's code map) are one
+# failed test each; the suites still run.
 echo "== formatting (test/pgindent.sh --check)"
 if bash "$TENANCY_ROOT/test/pgindent.sh" --check; then
 	format_failed=0
 else
 	format_failed=1
+fi
+echo "== layering (test/layers.sh)"
+if bash "$TENANCY_ROOT/test/layers.sh"; then
+	layers_failed=0
+else
+	layers_failed=1
 fi
 
 tenancy_build_install || exit 1
@@ -66,13 +74,15 @@ failed=$(grep -cE '\.\.\. FAILED|\.pl \.+ (Dubious|Failed|not ok)' "$log" || tru
 if [ $status -ne 0 ] && [ "$failed" -eq 0 ]; then
 	failed=1	# make failed before a test could report (build, server, harness)
 fi
-# ... and the formatting check counts as one test
-if [ $format_failed -ne 0 ]; then
-	status=1
-	failed=$((failed + 1))
-else
-	passed=$((passed + 1))
-fi
+# ... and the formatting and layering checks count as one test each
+for check_failed in $format_failed $layers_failed; do
+	if [ "$check_failed" -ne 0 ]; then
+		status=1
+		failed=$((failed + 1))
+	else
+		passed=$((passed + 1))
+	fi
+done
 if [ $status -eq 0 ]; then
 	echo "== all test suites passed"
 else

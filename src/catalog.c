@@ -646,7 +646,7 @@ tenancy_catalog_loopback_server(void)
 }
 
 /*
- * Tells transport who remote work runs as: the configured service role
+ * Tells the remote layer who remote work runs as: the configured service role
  * through the loopback server, or (unconfigured) the calling superuser.
  * Called at the start of every operation that does remote work.
  */

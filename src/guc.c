@@ -6,7 +6,7 @@
  * tenancy.current is the tenant selector.  Its check hook validates syntax
  * only (it may run at startup, on reload or during ALTER ROLE ... SET,
  * possibly outside a transaction), so it never reads the catalog; the
- * tenant is looked up when it is used (routing.c).  After defining the
+ * tenant is looked up when it is used (selection.c).  After defining the
  * settings we reserve the "tenancy" prefix, so that a typo such as
  * tenancy.curent is refused instead of being kept as a placeholder.
  *
@@ -48,7 +48,7 @@ LocalTransactionId tenancy_current_stamp = InvalidLocalTransactionId;
 
 /*
  * The GUC records of tenancy.current and search_path, to tell a SET LOCAL
- * value from a SET one (routing.c keeps the two in step with the same
+ * value from a SET one (the session hooks keep the two in step with the same
  * scope).
  */
 static struct config_generic *current_gconf = NULL;

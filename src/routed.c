@@ -5,34 +5,14 @@
  *	  an application's SQL in the selected tenant.
  *
  * For a database tenant the SQL runs in its database on a connection the
- * session keeps (kept.c); for a schema tenant, here, in the caller's
- * transaction, with the tenant's schema first on search_path
- * (isolation_schema.c).  Everything below is about the first; the rest of
- * this comment is kept.c's contract, as users see it.
- *
- * Each backend keeps at most one connection per (tenant, role): opened on
- * first use, as the calling role with its own credentials (transport.c),
- * and reused by later calls, in any transaction.  It is closed:
- *	  - when the tenant can no longer be used by that role (suspended,
- *		deprovisioned, access revoked): checked at every call for every kept
- *		connection, from the backend tenant cache, and by this backend's own
- *		suspend() and deprovision() at once;
- *	  - when anything but a plain remote error happens during a call
- *		(cancel, timeout, lost connection, COPY), so no connection is ever
- *		left busy or in an unknown state;
- *	  - on DISCARD ALL and RESET ALL (what poolers send between clients), so
- *		that nothing a client SET on a kept connection reaches the next one;
- *	  - at backend exit.
- * A call that leaves the remote session inside a transaction block (a
- * BEGIN without COMMIT) is rolled back there and fails with 25000: a kept
- * connection is never idle in transaction between calls.
- *
- * Statements run in autocommit on the remote side: they commit there even
- * if the caller's transaction rolls back (as with dblink_exec).
- *
- * Schema tenants need no connection: their SQL runs here, in the caller's
- * transaction, as the caller, with the tenant's schema first on
- * search_path (schema.c).
+ * session keeps per (tenant, role), as the calling role with its own
+ * credentials, closed when the tenant can no longer be used, on errors
+ * that leave it in an unknown state and on DISCARD ALL (kept.c).
+ * Statements run in autocommit there: they commit even if the caller's
+ * transaction rolls back.  For a schema tenant the SQL runs here, in the
+ * caller's transaction, as the caller, with the tenant's schema first on
+ * search_path (isolation_schema.c).  Either way the tenant is resolved as
+ * current_tenant() resolves it, and errors name it in CONTEXT.
  *
  * Copyright (c) 2026, the tenancy authors
  *

@@ -17,7 +17,9 @@
  * is passed to libpq as a value, wiped after use and never printed), the
  * database, an application_name naming the tenant, and, for tenancy's own
  * sessions, an empty search_path, lock, statement and idle-in-transaction
- * timeouts.  Values are escaped by libpq's rules.
+ * timeouts; every session uses this database's encoding and
+ * standard_conforming_strings (the migration engine parses migrations
+ * here with the same setting).  Values are escaped by libpq's rules.
  *
  * Copyright (c) 2026, the tenancy authors
  *
@@ -31,6 +33,7 @@
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "foreign/foreign.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "utils/acl.h"
@@ -240,10 +243,12 @@ tenancy_conninfo_build(ConninfoKind kind, const char *server, const char *dbname
 	append_conninfo(&buf, "application_name", appname);
 	snprintf(timeout, sizeof(timeout), "%d", tenancy_connect_timeout);
 	append_conninfo(&buf, "connect_timeout", timeout);
+	/* the server converts what it sends to this database's encoding */
+	append_conninfo(&buf, "client_encoding", GetDatabaseEncodingName());
 
 	initStringInfo(&opts);
 	appendStringInfo(&opts,
-					 "%s-c lock_timeout=%d -c statement_timeout=%d "
+					 "%s-c standard_conforming_strings=on -c lock_timeout=%d -c statement_timeout=%d "
 					 "-c idle_in_transaction_session_timeout=%d "
 					 "-c client_connection_check_interval=1000",
 					 kind == CONNINFO_SERVICE ? "-c search_path= " : "",

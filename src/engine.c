@@ -49,6 +49,7 @@
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "engine.h"
@@ -59,25 +60,45 @@
 #define ENDS_TRANSACTION_DETAIL \
 	"Migrations run inside a transaction that tenancy commits together with the ledger row; they must not contain COMMIT, ROLLBACK, PREPARE TRANSACTION or similar."
 
+/* The error of a migration that ends its transaction. */
+static RemoteError *
+ends_transaction_error(int64 version, const char *statement)
+{
+	return tenancy_remote_error("25000",
+								psprintf("migration " INT64_FORMAT " ends its transaction", version),
+								statement ? psprintf("%s %s", statement, ENDS_TRANSACTION_DETAIL) :
+								ENDS_TRANSACTION_DETAIL,
+								NULL);
+}
+
 /* Arguments of scan_step(). */
 typedef struct ScanStep
 {
-	const char *sql;
-	int			ends_at;
-	const char *ends_with;
+	TenancyMigration *m;
+	RemoteError *refusal;		/* out */
 } ScanStep;
 
-/* Finds the first top-level statement that would end the transaction. */
+/*
+ * Parses a migration and finds the first top-level statement that would
+ * end the transaction.  The parser runs with the settings every remote
+ * session has (standard_conforming_strings on, so that a string the
+ * remote server splits into statements is split here too), and warns of
+ * nothing (its warnings would point into the caller's query).
+ */
 static void
 scan_step(void *arg)
 {
 	ScanStep   *ss = (ScanStep *) arg;
+	int			nestlevel = NewGUCNestLevel();
 	List	   *stmts;
 	ListCell   *lc;
 
-	/* tests make the scan fail, to show the transaction check alone holds */
-	tenancy_fault("statement_scan");
-	stmts = raw_parser(ss->sql, RAW_PARSE_DEFAULT);
+	(void) set_config_option("standard_conforming_strings", "on",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("escape_string_warning", "off",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	stmts = raw_parser(ss->m->sql, RAW_PARSE_DEFAULT);
+	AtEOXact_GUC(false, nestlevel);
 
 	foreach(lc, stmts)
 	{
@@ -108,18 +129,21 @@ scan_step(void *arg)
 		}
 		if (what != NULL)
 		{
-			ss->ends_at = foreach_current_index(lc) + 1;
-			ss->ends_with = what;
+			ss->refusal = ends_transaction_error(ss->m->version,
+												 psprintf("Statement %d of the migration is %s.",
+														  foreach_current_index(lc) + 1, what));
 			return;
 		}
 	}
 }
 
 /*
- * Checks each migration of "migrations" once: does one of its top-level
- * statements end the transaction?  A migration this server cannot parse
- * (a newer server's syntax, or a plain error, which its own server will
- * report) passes, and the run's transaction check still guards it.
+ * Checks each migration of "migrations" once, and records in it why it
+ * may not run: one of its top-level statements ends the transaction
+ * (25000), or this server cannot parse it (the parser's error).  Failing
+ * closed: what tenancy cannot read is not sent.  Tests switch the check
+ * off (fault point statement_scan:skip) to show that the transaction
+ * check after each migration stands on its own.
  */
 void
 tenancy_engine_check(List *migrations)
@@ -129,16 +153,23 @@ tenancy_engine_check(List *migrations)
 	foreach(lc, migrations)
 	{
 		TenancyMigration *m = (TenancyMigration *) lfirst(lc);
-		ScanStep	ss = {m->sql, 0, NULL};
-		ErrorData  *edata;
+		ScanStep	ss = {m, NULL};
+		ErrorData  *edata = NULL;
+		MemoryContext old;
 
 		if (m->checked)
 			continue;
-		edata = tenancy_try(scan_step, &ss);
+		/* the refusal lives as long as the migration */
+		old = MemoryContextSwitchTo(GetMemoryChunkContext(m));
+		if (!tenancy_fault_skip("statement_scan"))
+			edata = tenancy_try(scan_step, &ss);
 		if (edata != NULL)
-			FreeErrorData(edata);
-		m->ends_at = ss.ends_at;
-		m->ends_with = ss.ends_with;
+			ss.refusal = tenancy_remote_error(unpack_sql_state(edata->sqlerrcode),
+											  psprintf("migration " INT64_FORMAT " cannot be parsed: %s",
+													   m->version, edata->message),
+											  edata->detail, edata->hint);
+		MemoryContextSwitchTo(old);
+		m->refusal = ss.refusal;
 		m->checked = true;
 	}
 }
@@ -164,8 +195,25 @@ fail(MigrationRun *run, RemoteError *error)
 }
 
 /*
+ * The query that finds the transactions a failed migration may have
+ * prepared: in this database, by this role, the one "pre" started or any
+ * prepared since it started (a migration that committed and began again
+ * before preparing).  tenancy itself never prepares transactions.
+ */
+static char *
+prepared_query(const MigrationRun *run)
+{
+	return psprintf("SELECT gid::pg_catalog.text FROM pg_catalog.pg_prepared_xacts "
+					"WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database() "
+					"AND owner OPERATOR(pg_catalog.=) CURRENT_USER "
+					"AND (transaction OPERATOR(pg_catalog.=) pg_catalog.xid(%s::pg_catalog.xid8) "
+					"OR prepared OPERATOR(pg_catalog.>=) %s::pg_catalog.timestamptz) ORDER BY 1",
+					quote_literal_cstr(run->xid), quote_literal_cstr(run->started));
+}
+
+/*
  * The run failed inside a migration's transaction: roll it back, and find
- * out whether the migration prepared it.
+ * the transactions the migration prepared, to roll them back too.
  */
 static const char *
 fail_in_transaction(MigrationRun *run, RemoteError *error)
@@ -175,20 +223,27 @@ fail_in_transaction(MigrationRun *run, RemoteError *error)
 	run->step = ENGINE_CLEANUP;
 	if (run->xid == NULL)
 		return "ROLLBACK";
-	return psprintf("ROLLBACK; "
-					"SELECT gid::pg_catalog.text FROM pg_catalog.pg_prepared_xacts "
-					"WHERE transaction OPERATOR(pg_catalog.=) pg_catalog.xid(%s::pg_catalog.xid8) "
-					"AND database OPERATOR(pg_catalog.=) pg_catalog.current_database()",
-					quote_literal_cstr(run->xid));
+	return psprintf("ROLLBACK; %s", prepared_query(run));
 }
 
-/* The error of a migration that ends its transaction. */
-static RemoteError *
-ends_transaction_error(int64 version, const char *detail)
+/*
+ * After the cleanup query: ROLLBACK PREPARED of the next transaction it
+ * found, one per round trip (it cannot run inside a transaction block).
+ */
+static const char *
+rollback_prepared(MigrationRun *run)
 {
-	return tenancy_remote_error("25000",
-								psprintf("migration " INT64_FORMAT " ends its transaction", version),
-								detail, NULL);
+	char	   *gid;
+
+	if (run->prepared == NIL)
+	{
+		run->step = ENGINE_DONE;
+		return NULL;
+	}
+	gid = (char *) linitial(run->prepared);
+	run->prepared = list_delete_first(run->prepared);
+	run->step = ENGINE_ROLLBACK_PREPARED;
+	return psprintf("ROLLBACK PREPARED %s", quote_literal_cstr(gid));
 }
 
 /* Starts the next pending migration, or ends the run. */
@@ -208,12 +263,18 @@ next_migration(MigrationRun *run)
 	run->current = m->version;
 	run->xid = NULL;
 	Assert(m->checked);
-	if (m->ends_with != NULL)
-		return fail(run, ends_transaction_error(m->version,
-												psprintf("Statement %d of the migration is %s. %s",
-														 m->ends_at, m->ends_with, ENDS_TRANSACTION_DETAIL)));
+	if (m->refusal != NULL)
+		return fail(run, m->refusal);
 	run->step = ENGINE_PRE;
-	return psprintf("BEGIN; %s%s; %s; SELECT pg_catalog.pg_current_xact_id()::pg_catalog.text",
+
+	/*
+	 * Each migration starts from the session's initial settings (its
+	 * connection options: empty search_path, tenancy's timeouts, its
+	 * application_name), whatever the one before SET or PREPAREd.
+	 */
+	return psprintf("BEGIN; RESET ALL; RESET ROLE; DEALLOCATE ALL; %s%s; %s; "
+					"SELECT pg_catalog.pg_current_xact_id()::pg_catalog.text, "
+					"pg_catalog.clock_timestamp()::pg_catalog.text",
 					schema ? psprintf("SET LOCAL search_path = %s, pg_temp; ", quote_identifier(schema)) : "",
 					tenancy_ledger_sql_lock(schema),
 					tenancy_ledger_sql_trigger_guard(schema));
@@ -257,12 +318,14 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 			return next_migration(run);
 
 		case ENGINE_PRE:
-			if (last->nfields != 1 || list_length(last->rows) != 1 ||
-				!tenancy_remote_is_number(((char **) linitial(last->rows))[0]))
+			if (last->nfields != 2 || list_length(last->rows) != 1 ||
+				!tenancy_remote_is_number(((char **) linitial(last->rows))[0]) ||
+				((char **) linitial(last->rows))[1] == NULL)
 				return fail_in_transaction(run, tenancy_remote_error("08P01",
 																	 "unexpected answer to a transaction id query",
 																	 NULL, NULL));
 			run->xid = pstrdup(((char **) linitial(last->rows))[0]);
+			run->started = pstrdup(((char **) linitial(last->rows))[1]);
 			run->step = ENGINE_MIGRATION;
 			return m->sql;
 
@@ -283,17 +346,20 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 			return next_migration(run);
 
 		case ENGINE_CLEANUP:
-			if (last != NULL && last->error == NULL && last->nfields == 1 &&
-				list_length(last->rows) == 1 && ((char **) linitial(last->rows))[0] != NULL)
+			run->prepared = NIL;
+			if (last != NULL && last->error == NULL && last->nfields == 1)
 			{
-				run->step = ENGINE_ROLLBACK_PREPARED;
-				return psprintf("ROLLBACK PREPARED %s",
-								quote_literal_cstr(((char **) linitial(last->rows))[0]));
+				ListCell   *lc;
+
+				foreach(lc, last->rows)
+					if (((char **) lfirst(lc))[0] != NULL)
+					run->prepared = lappend(run->prepared, pstrdup(((char **) lfirst(lc))[0]));
 			}
-			run->step = ENGINE_DONE;
-			return NULL;
+			return rollback_prepared(run);
 
 		case ENGINE_ROLLBACK_PREPARED:
+			return rollback_prepared(run);
+
 		case ENGINE_DONE:
 			run->step = ENGINE_DONE;
 			return NULL;
@@ -313,6 +379,54 @@ tenancy_engine_error_text(const MigrationRun *run)
 	if (run->current > 0 && strncmp(text, "migration ", 10) != 0)
 		return psprintf("migration " INT64_FORMAT ": %s", run->current, text);
 	return text;
+}
+
+/* tenancy_engine_cleanup()'s work, for tenancy_try(). */
+static void
+cleanup_step(void *arg)
+{
+	MigrationRun *run = (MigrationRun *) arg;
+	RemoteSession *session = tenancy_remote_open(CONNINFO_SERVICE, run->target.server,
+												 run->target.dbname, run->target.appname);
+	RemoteResult r;
+	const char *sql;
+
+	PG_TRY();
+	{
+		tenancy_remote_call(session, prepared_query(run), 0, NULL, true, &r);
+		run->step = ENGINE_CLEANUP;
+		for (sql = tenancy_engine_next(run, &r); sql != NULL; sql = tenancy_engine_next(run, &r))
+			tenancy_remote_call(session, sql, 0, NULL, true, &r);
+	}
+	PG_FINALLY();
+	{
+		tenancy_remote_close(session);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * After a run's session broke inside a migration's transaction (the
+ * session is gone, and with it the transaction, unless the migration
+ * prepared it): on a fresh session, rolls back what the migration
+ * prepared.  Never throws; a failure is a WARNING (the transactions stay
+ * in pg_prepared_xacts for a DBA).
+ */
+void
+tenancy_engine_cleanup(MigrationRun *run)
+{
+	ErrorData  *edata;
+
+	if (run->xid == NULL || run->started == NULL)
+		return;
+	edata = tenancy_try(cleanup_step, run);
+	if (edata != NULL)
+		ereport(WARNING,
+				(errmsg("could not check %s for transactions a failed migration prepared: %s",
+						run->target.label, edata->message),
+				 errhint("Look in pg_prepared_xacts there, and roll back what migration " INT64_FORMAT " prepared.",
+						 run->current)));
+	run->xid = NULL;
 }
 
 /* CONTEXT of errors while a run goes: the target and the version. */
@@ -361,6 +475,7 @@ tenancy_engine_migrate(const MigrationTarget *target, List *migrations, int64 *f
 			{
 				if (run.error == NULL)
 					run.error = r.error;
+				tenancy_engine_cleanup(&run);
 				break;
 			}
 		}

@@ -51,6 +51,8 @@ typedef struct MigrationRun
 	List	   *pending;		/* still to apply */
 	EngineStep	step;
 	char	   *xid;			/* the current migration's transaction */
+	char	   *started;		/* when its "pre" ran, on the remote clock */
+	List	   *prepared;		/* after a failure: gids to roll back */
 	int64		current;		/* version being applied, or 0 */
 	int64		from_version;	/* ledger version before the run */
 	int64		to_version;		/* ledger version reached */
@@ -62,6 +64,7 @@ extern void tenancy_engine_begin(MigrationRun *run, const MigrationTarget *targe
 								 List *migrations);
 extern const char *tenancy_engine_next(MigrationRun *run, const RemoteResult *last);
 extern char *tenancy_engine_error_text(const MigrationRun *run);
+extern void tenancy_engine_cleanup(MigrationRun *run);
 extern int64 tenancy_engine_migrate(const MigrationTarget *target, List *migrations,
 									int64 *from);
 

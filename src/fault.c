@@ -6,7 +6,8 @@
  * tenancy.fault_injection = '<point>:<action>' (superuser only, not in the
  * sample file) makes the step named <point> either fail ("error") or wait
  * ("wait") on the session advisory lock (TENANCY_FAULT_LOCK_CLASS,
- * hash of the point), which a test holds and releases: the waiting backend
+ * hash of the point), which a test holds and releases (and "skip" switches
+ * off a check that asks tenancy_fault_skip()): the waiting backend
  * shows in pg_locks, so TAP and isolation tests can stop, kill or race it at
  * exactly that step.  Empty (the default) costs one string test per point.
  *
@@ -27,6 +28,32 @@
 #include "fault.h"
 #include "tenancy.h"
 
+/* The action tenancy.fault_injection names for "point", or NULL. */
+static const char *
+fault_action(const char *point)
+{
+	size_t		len = strlen(point);
+
+	if (tenancy_fault_injection == NULL || tenancy_fault_injection[0] == '\0')
+		return NULL;
+	if (strncmp(tenancy_fault_injection, point, len) != 0 ||
+		tenancy_fault_injection[len] != ':')
+		return NULL;
+	return tenancy_fault_injection + len + 1;
+}
+
+/*
+ * Does tenancy.fault_injection say '<point>:skip'?  For a check that tests
+ * switch off, to show what stands behind it.
+ */
+bool
+tenancy_fault_skip(const char *point)
+{
+	const char *action = fault_action(point);
+
+	return action != NULL && strcmp(action, "skip") == 0;
+}
+
 /*
  * Called at each named step.  Does nothing unless tenancy.fault_injection
  * names this point.
@@ -35,14 +62,10 @@ void
 tenancy_fault(const char *point)
 {
 	size_t		len = strlen(point);
-	const char *action;
+	const char *action = fault_action(point);
 
-	if (tenancy_fault_injection == NULL || tenancy_fault_injection[0] == '\0')
+	if (action == NULL)
 		return;
-	if (strncmp(tenancy_fault_injection, point, len) != 0 ||
-		tenancy_fault_injection[len] != ':')
-		return;
-	action = tenancy_fault_injection + len + 1;
 
 	if (strcmp(action, "error") == 0)
 		ereport(ERROR,

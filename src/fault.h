@@ -14,5 +14,6 @@
 #define TENANCY_FAULT_H
 
 extern void tenancy_fault(const char *point);
+extern bool tenancy_fault_skip(const char *point);
 
 #endif							/* TENANCY_FAULT_H */

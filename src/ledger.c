@@ -101,6 +101,9 @@ tenancy_ledger_sql_insert(int64 version, const char *checksum, const char *schem
 char *
 tenancy_ledger_sql_trigger_guard(const char *schema)
 {
+	/* a literal inside a dollar-quoted body must not hold the tag */
+	if (schema != NULL && strstr(schema, "$tenancy_guard$") != NULL)
+		elog(ERROR, "invalid schema name \"%s\"", schema);
 	return psprintf("DO $tenancy_guard$ DECLARE t record; BEGIN "
 					"SELECT g.tgname::text AS tgname, "
 					"pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) AS rel, "

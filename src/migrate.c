@@ -346,6 +346,8 @@ fleet_finish(void *arg, FleetTask *task, const RemoteError *error)
 
 	if (error != NULL && mr->error == NULL)
 		mr->error = (RemoteError *) error;
+	if (error != NULL)
+		tenancy_engine_cleanup(mr); /* the session broke mid-migration */
 	if (mr->error != NULL)
 		status = "failed";
 	else if (mr->to_version > mr->from_version)

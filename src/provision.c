@@ -503,20 +503,17 @@ tenancy_resume(PG_FUNCTION_ARGS)
  * record of "operation_id" names, owned by the service role (or, when
  * tenancy is not configured, the calling superuser), so that the service
  * role needs no CREATE privilege on the admin database.  It creates
- * nothing else: the record must exist, be a schema tenant's, and name a
- * temporary schema of this operation (<prefix>tmp_<operation_id>).
+ * nothing else: the record must exist, be a schema tenant's, name exactly
+ * this operation's temporary schema (<prefix>tmp_<operation_id>), and its
+ * tenant's lock must be held (a provisioning is under way).
  */
 Datum
 tenancy_create_tenant_schema(PG_FUNCTION_ARGS)
 {
 	int64		operation_id;
 	CleanupRecord c;
-	char	   *suffix;
-	size_t		len;
 	Oid			service = tenancy_catalog_service_role();
 	Oid			caller = GetSessionUserId();
-	const char *p;
-	bool		valid;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -532,16 +529,21 @@ tenancy_create_tenant_schema(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("no schema tenant is being provisioned by operation " INT64_FORMAT, operation_id)));
-	suffix = psprintf("tmp_" INT64_FORMAT, operation_id);
-	len = strlen(c.temporary_name);
-	valid = len > strlen(suffix) && strcmp(c.temporary_name + len - strlen(suffix), suffix) == 0 &&
-		c.temporary_name[0] >= 'a' && c.temporary_name[0] <= 'z';
-	for (p = c.temporary_name; valid && *p; p++)
-		valid = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_';
-	if (!valid)
+	/* exactly this operation's temporary name, under the current prefix */
+	if (strcmp(c.temporary_name, tenancy_name_temporary(operation_id)) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
-				 errmsg("invalid temporary schema name \"%s\"", c.temporary_name)));
+				 errmsg("invalid temporary schema name \"%s\"", c.temporary_name),
+				 errdetail("Operation " INT64_FORMAT " may create only \"%s\".",
+						   operation_id, tenancy_name_temporary(operation_id))));
+	/* and only while a provisioning of its tenant holds the tenant's lock */
+	if (tenancy_try_lock_tenant(c.tenant))
+	{
+		tenancy_unlock_tenant(c.tenant);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenant \"%s\" is not being provisioned", c.tenant)));
+	}
 	tenancy_schema_create_local(c.temporary_name, OidIsValid(service) ? service : caller);
 	PG_RETURN_VOID();
 }

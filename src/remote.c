@@ -44,6 +44,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/memutils.h"
@@ -123,6 +124,25 @@ tenancy_remote_init(void)
 }
 
 /*
+ * A copy of remote text that is valid in this database's encoding: the
+ * server was asked to convert to it, but a broken or hostile one may not
+ * have; invalid bytes become '?'.
+ */
+static char *
+valid_text(const char *s)
+{
+	char	   *copy = pchomp(pstrdup(s));
+	char	   *p;
+
+	if (pg_verifymbstr(copy, strlen(copy), true))
+		return copy;
+	for (p = copy; *p; p++)
+		if (IS_HIGHBIT_SET(*p))
+			*p = '?';
+	return copy;
+}
+
+/*
  * A RemoteError with these fields, copied into CurrentMemoryContext.  A
  * SQLSTATE that is not five digits or upper-case letters (a broken or
  * hostile server) becomes 08P01, protocol violation.
@@ -139,9 +159,9 @@ tenancy_remote_error(const char *sqlstate, const char *message, const char *deta
 		valid = (sqlstate[i] >= '0' && sqlstate[i] <= '9') ||
 			(sqlstate[i] >= 'A' && sqlstate[i] <= 'Z');
 	e->sqlstate = pstrdup(valid ? sqlstate : "08P01");
-	e->message = message ? pchomp(pstrdup(message)) : pstrdup("unknown remote error");
-	e->detail = detail ? pchomp(pstrdup(detail)) : NULL;
-	e->hint = hint ? pchomp(pstrdup(hint)) : NULL;
+	e->message = message ? valid_text(message) : pstrdup("unknown remote error");
+	e->detail = detail ? valid_text(detail) : NULL;
+	e->hint = hint ? valid_text(hint) : NULL;
 	return e;
 }
 
@@ -490,13 +510,12 @@ tenancy_remote_collect(RemoteSession *session, bool want_rows, RemoteResult *r)
 		return false;
 
 	session->busy = false;
-	if (PQstatus(session->conn) == CONNECTION_BAD ||
-		(r->error != NULL && strncmp(r->error->sqlstate, "57P0", 4) == 0))
-	{
+	if (PQstatus(session->conn) == CONNECTION_BAD)
 		r->broken = true;
-		if (r->error == NULL || strcmp(r->error->sqlstate, "08006") != 0)
-			r->error = lost_connection(r->error ? r->error->message : PQerrorMessage(session->conn));
-	}
+	/* a remote 57P0x (its termination) reads to a client as its own: 08006 */
+	if ((r->broken || (r->error != NULL && strncmp(r->error->sqlstate, "57P0", 4) == 0)) &&
+		(r->error == NULL || strcmp(r->error->sqlstate, "08006") != 0))
+		r->error = lost_connection(r->error ? r->error->message : PQerrorMessage(session->conn));
 	r->in_transaction = !r->broken && PQtransactionStatus(session->conn) != PQTRANS_IDLE;
 	return true;
 }

@@ -23,6 +23,7 @@
 
 #include "conninfo.h"
 #include "isolation.h"
+#include "names.h"
 #include "repair.h"
 
 static void
@@ -48,6 +49,17 @@ tenancy_repair_cleanup(const CleanupRecord *c, const RepairReport *out)
 	TenantRecord t;
 	bool		claimed;
 
+	/* a record names only a temporary name of its own operation */
+	if (strcmp(c->temporary_name, tenancy_name_temporary(c->operation_id)) != 0)
+	{
+		report(out, c->tenant, c->temporary_name,
+			   psprintf("cleanup record of operation " INT64_FORMAT " does not name its temporary %s",
+						c->operation_id, kind),
+			   out->dry_run ? "would remove record" : "removed record, dropped nothing");
+		if (!out->dry_run)
+			tenancy_catalog_forget_cleanup(c->operation_id, false);
+		return;
+	}
 	claimed = tenancy_catalog_fetch(c->tenant, &t) && t.isolation == c->isolation &&
 		strcmp(tenancy_isolation_object(&t), c->final_name) == 0 &&
 		strcmp(t.server, c->server) == 0;

@@ -73,9 +73,7 @@ typedef struct TenancyMigration
 	char	   *checksum;
 	/* set by the migration engine's check (tenancy_engine_check) */
 	bool		checked;
-	int			ends_at;		/* ordinal of a statement that ends the
-								 * transaction, or 0 */
-	const char *ends_with;		/* that statement's command, or NULL */
+	struct RemoteError *refusal;	/* why it may not run, or NULL */
 } TenancyMigration;
 
 /* The server of a record, as the remote layer takes it (NULL: this cluster). */

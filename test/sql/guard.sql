@@ -2,7 +2,7 @@
 -- guard: a migration cannot end the transaction tenancy commits with its
 -- ledger row, however it tries: refused before it runs (the statement
 -- scan), and caught after it ran when the scan cannot see it (the
--- transaction id check; tests make the scan fail with a fault point).
+-- transaction id check; tests switch the scan off with a fault point).
 -- Nothing is recorded as applied, nothing is left in pg_prepared_xacts,
 -- and the tenant stays usable.  For migrate(), migrate_all() and
 -- provision(), database and schema tenants alike.
@@ -73,7 +73,7 @@ SELECT pg_temp.ledger('g-db') AS db_ledger, pg_temp.ledger('g-schema') AS schema
 -- should fail (25000) after running, when the scan is bypassed: the
 -- transaction id check catches the forged guard and the prepared
 -- transaction; nothing is recorded as applied
-SET tenancy.fault_injection = 'statement_scan:error';
+SET tenancy.fault_injection = 'statement_scan:skip';
 SELECT tenancy.add_migration(2, sql) FROM attack WHERE name = 'forged';
 SELECT tenancy.migrate('g-db');
 \echo :LAST_ERROR_SQLSTATE
@@ -102,6 +102,67 @@ RESET tenancy.fault_injection;
 SELECT count(*) AS prepared_transactions FROM pg_prepared_xacts;
 SELECT count(*) AS leftovers FROM tenancy.pending_cleanup;
 SELECT pg_temp.ledger('g-db') AS db_ledger, pg_temp.ledger('g-schema') AS schema_ledger;
+
+-- should fail, and leave nothing prepared: a migration that prepares its
+-- transaction and then fakes its session's termination (57P01), and one
+-- that commits, begins again and prepares that transaction
+DELETE FROM tenancy.migration WHERE version = 2;
+SET tenancy.fault_injection = 'statement_scan:skip';
+SELECT tenancy.add_migration(2, $m$SELECT 1; PREPARE TRANSACTION 'regress_guard_57';
+  DO $d$BEGIN RAISE EXCEPTION USING ERRCODE = '57P01', MESSAGE = 'fake termination'; END$d$$m$);
+SELECT tenancy.migrate('g-db');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS prepared_transactions FROM pg_prepared_xacts;
+DELETE FROM tenancy.migration WHERE version = 2;
+SELECT tenancy.add_migration(2, 'SELECT 1; COMMIT; BEGIN; SELECT 2; PREPARE TRANSACTION ''regress_guard_second''');
+SELECT tenancy.migrate('g-db');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.migrate('g-schema');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS prepared_transactions FROM pg_prepared_xacts;
+DELETE FROM tenancy.migration WHERE version = 2;
+RESET tenancy.fault_injection;
+
+-- should fail (25000) before it runs: a migration that the caller's
+-- standard_conforming_strings = off would read as one string literal (the
+-- scan reads it as every remote session does)
+SET standard_conforming_strings = off;
+SELECT tenancy.add_migration(2, $m$SELECT 'a\'; PREPARE TRANSACTION 'regress_guard_scs'; SELECT '--'$m$);
+RESET standard_conforming_strings;
+SELECT tenancy.migrate('g-db');
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM tenancy.migration WHERE version = 2;
+-- should fail (42601) before it runs: what the scan cannot parse is not sent
+SELECT tenancy.add_migration(2, 'SELEC 1');
+SELECT tenancy.migrate('g-schema');
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM tenancy.migration WHERE version = 2;
+
+-- each migration starts from the session's initial settings: what one SETs
+-- (timeouts, application_name) does not reach the next
+SELECT tenancy.add_migration(2, 'SET lock_timeout = 0; SET application_name = ''hidden''');
+SELECT tenancy.add_migration(4, $m$DO $d$BEGIN
+  IF current_setting('lock_timeout') = '0' OR current_setting('application_name') = 'hidden' THEN
+    RAISE EXCEPTION 'settings leaked: lock_timeout %, application_name %',
+      current_setting('lock_timeout'), current_setting('application_name');
+  END IF; END$d$$m$);
+SELECT tenant, status, error FROM tenancy.migrate_all(1) WHERE tenant LIKE 'g-%' ORDER BY 1;
+DELETE FROM tenancy.migration WHERE version IN (2, 4);
+SELECT tenant, applied_version FROM tenancy.migration_status WHERE tenant LIKE 'g-%' ORDER BY 1;
+
+-- create_tenant_schema() creates nothing it is not meant to
+SELECT tenancy.create_tenant_schema(999999);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO tenancy.pending_cleanup (operation_id, tenant_id, database_name, final_name, isolation)
+VALUES (999998, 'g-forged', 'public_tmp_999998', 'x', 'schema'),
+       (999997, 'g-forged', 'regress_tn_tmp_999997', 'x', 'schema');
+SELECT tenancy.create_tenant_schema(999998);
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.create_tenant_schema(999997);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS created FROM pg_namespace WHERE nspname IN ('public_tmp_999998', 'regress_tn_tmp_999997');
+-- reconcile() drops only temporary names of a record's own operation
+SELECT tenant, object, problem, action FROM tenancy.reconcile() ORDER BY object;
 
 -- the tenants stay usable: the next migration applies (the prepared
 -- transaction would have held the ledger's lock)

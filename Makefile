@@ -19,6 +19,7 @@ OBJS = \
 	src/catalog.o \
 	src/cache.o \
 	src/ledger.o \
+	src/guard.o \
 	src/engine.o \
 	src/database_ddl.o \
 	src/template.o \
@@ -29,6 +30,7 @@ OBJS = \
 	src/selection.o \
 	src/repair.o \
 	src/provision.o \
+	src/adopt.o \
 	src/reconcile.o \
 	src/migrate.o \
 	src/health.o \

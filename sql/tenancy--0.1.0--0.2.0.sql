@@ -101,8 +101,12 @@ BEGIN
   IF admin_role IS NOT NULL THEN
     EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy.provision(text, text, name, jsonb), '
                    'tenancy.deprovision(text, boolean), tenancy.suspend(text), tenancy.resume(text), '
-                   'tenancy.reconcile(boolean, boolean), tenancy.add_migration(bigint, text, text), '
-                   'tenancy.migrate(text), tenancy.migrate_all(integer, boolean), tenancy.bootstrap(integer), '
+                   'tenancy.reconcile(boolean, boolean), '
+                   'tenancy.add_migration(bigint, text, text, text, text, boolean), '
+                   'tenancy.remove_migration(bigint), tenancy.adopt(text, name, name, bigint), '
+                   'tenancy.migrate(text, bigint), '
+                   'tenancy.migrate_all(integer, boolean, text[], integer, boolean, bigint), '
+                   'tenancy.bootstrap(integer, boolean), '
                    'tenancy.grant_access(text, regrole), tenancy.revoke_access(text, regrole), '
                    'tenancy.health(text) TO %s',
                    admin_role);
@@ -131,3 +135,167 @@ BEGIN
   END IF;
 END
 $grant$;
+
+-------------------------------------------------------------------------------
+-- Migrations as teams write them (0.2.0)
+-------------------------------------------------------------------------------
+
+-- What a migration runs under, how it is undone, whether it runs in a
+-- transaction.  Migrations registered by 0.1.0 ran with an empty
+-- search_path, in one transaction, and have no down.
+ALTER TABLE tenancy.migration
+    ADD COLUMN search_path text NOT NULL DEFAULT '',
+    ADD COLUMN down text
+        CONSTRAINT migration_down_check CHECK (pg_catalog.btrim(down) OPERATOR(pg_catalog.<>) ''),
+    ADD COLUMN transactional boolean NOT NULL DEFAULT true;
+COMMENT ON COLUMN tenancy.migration.search_path IS 'search_path the migration runs under in database tenants (schema tenants: their schema); part of its checksum unless empty';
+COMMENT ON COLUMN tenancy.migration.down IS 'SQL that undoes the migration (migrate(..., to_version => N)), or NULL';
+COMMENT ON COLUMN tenancy.migration.transactional IS 'false: its statements run one by one outside a transaction (CREATE INDEX CONCURRENTLY), the ledger row written after the last';
+COMMENT ON COLUMN tenancy.migration.checksum IS 'hex SHA-256 of the search_path line and sql: the identity of the migration';
+COMMENT ON TABLE tenancy.migration IS 'tenancy: registered migrations; every tenant gets each one it lacks, in ascending version order';
+COMMENT ON COLUMN tenancy.migration.version IS 'positive version; a tenant applies the ones it lacks in ascending order';
+
+-- The catalog's summary of each ledger is the set of versions it holds
+-- (0.1.0 ledgers hold every registered version up to applied_version).
+ALTER TABLE tenancy.tenant ADD COLUMN applied_versions bigint[] NOT NULL DEFAULT '{}';
+COMMENT ON COLUMN tenancy.tenant.applied_versions IS 'the versions in the tenant''s own ledger (a summary of it), ascending';
+COMMENT ON COLUMN tenancy.tenant.applied_version IS 'highest migration version in the tenant''s own ledger (a summary of it)';
+UPDATE tenancy.tenant t
+   SET applied_versions = ARRAY(SELECT m.version FROM tenancy.migration m
+                                 WHERE m.version OPERATOR(pg_catalog.<=) t.applied_version
+                                 ORDER BY m.version);
+
+ALTER TABLE tenancy.migration_progress DROP CONSTRAINT migration_progress_status_check;
+ALTER TABLE tenancy.migration_progress ADD CONSTRAINT migration_progress_status_check
+    CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['running', 'migrated', 'rolled_back', 'up_to_date', 'failed', 'skipped']));
+COMMENT ON COLUMN tenancy.migration_progress.status IS 'running, migrated, rolled_back, up_to_date, failed or skipped';
+
+CREATE OR REPLACE VIEW tenancy.migration_status AS
+SELECT t.id AS tenant,
+       t.state,
+       t.applied_version,
+       l.latest_version,
+       (SELECT pg_catalog.count(*) FROM tenancy.migration m
+         WHERE m.version OPERATOR(pg_catalog.<>) ALL (t.applied_versions)) AS pending,
+       t.last_error,
+       t.last_sqlstate,
+       t.updated_at,
+       ARRAY(SELECT m.version FROM tenancy.migration m
+              WHERE m.version OPERATOR(pg_catalog.<>) ALL (t.applied_versions)
+              ORDER BY m.version) AS missing
+  FROM tenancy.tenant t
+ CROSS JOIN (SELECT COALESCE(pg_catalog.max(version), 0) AS latest_version
+               FROM tenancy.migration) l;
+COMMENT ON VIEW tenancy.migration_status IS 'tenancy: per tenant, applied and latest migration version, the registered versions it lacks (missing, and their count: pending), state and last error, from the catalog alone';
+
+-- New signatures: each is created beside the 0.1.0 one, given its grants,
+-- and the old one dropped (both cannot stay: calls would be ambiguous).
+CREATE FUNCTION tenancy.add_migration(version bigint, sql text, description text DEFAULT NULL,
+                                      search_path text DEFAULT 'public', down text DEFAULT NULL,
+                                      transactional boolean DEFAULT true)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_add_migration_v2';
+COMMENT ON FUNCTION tenancy.add_migration(bigint, text, text, text, text, boolean) IS 'tenancy: registers a migration (any version not yet registered); its checksum (search_path and SQL) is its identity; down undoes it; transactional => false runs it statement by statement outside a transaction';
+
+CREATE FUNCTION tenancy.migrate(tenant text, to_version bigint DEFAULT NULL)
+RETURNS TABLE (tenant text, from_version bigint, to_version bigint, status text, duration interval, error text)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_migrate_v2';
+COMMENT ON FUNCTION tenancy.migrate(text, bigint) IS 'tenancy: applies the migrations one tenant lacks, each in one remote transaction with its ledger row; with to_version, first rolls back (down) the applied versions above it, newest first';
+
+CREATE FUNCTION tenancy.migrate_all(parallel integer DEFAULT 4, verify boolean DEFAULT false,
+                                    tenants text[] DEFAULT NULL, max_failures integer DEFAULT NULL,
+                                    dry_run boolean DEFAULT false, to_version bigint DEFAULT NULL)
+RETURNS TABLE (tenant text, from_version bigint, to_version bigint, status text, duration interval,
+               error text, sqlstate text)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_migrate_all_v2';
+COMMENT ON FUNCTION tenancy.migrate_all(integer, boolean, text[], integer, boolean, bigint) IS 'tenancy: migrates every ready tenant (or those named), at most parallel at once; failures are recorded and the others go on until max_failures; up-to-date tenants are answered from the catalog unless verify; dry_run returns the plan without connecting';
+
+CREATE FUNCTION tenancy.bootstrap(parallel integer DEFAULT 4, verify boolean DEFAULT false)
+RETURNS TABLE (tenant text, action text, status text, error text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $bootstrap$
+DECLARE
+  r record;
+BEGIN
+  -- what interrupted operations left; rows whose object is gone become
+  -- failed (existence: one query per server); with verify, every ready
+  -- tenant's ledger is read too
+  FOR r IN SELECT * FROM tenancy.reconcile(check_ledgers => bootstrap.verify) LOOP
+    tenant := r.tenant; action := 'reconcile'; status := r.action; error := r.problem;
+    RETURN NEXT;
+  END LOOP;
+  -- tenants behind (from the catalog), or with verify every ready tenant,
+  -- migrated
+  RETURN QUERY
+    SELECT m.tenant, 'migrate'::text, m.status,
+           CASE WHEN m.sqlstate IS NULL THEN m.error ELSE m.sqlstate OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) m.error END
+      FROM tenancy.migrate_all(bootstrap.parallel, verify => bootstrap.verify) m;
+  -- every registered tenant exists: recreate those whose object is missing
+  -- (last: a database created in this transaction is not visible to the
+  -- sessions migrate_all opens, and it starts at the latest version anyway)
+  FOR r IN SELECT t.id FROM tenancy.tenant t WHERE t.state OPERATOR(pg_catalog.=) 'failed' ORDER BY t.id LOOP
+    tenant := r.id; action := 'provision';
+    BEGIN
+      PERFORM tenancy.provision(r.id);
+      status := 'provisioned'; error := NULL;
+    EXCEPTION WHEN OTHERS THEN
+      status := 'failed'; error := SQLSTATE OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) SQLERRM;
+    END;
+    RETURN NEXT;
+  END LOOP;
+END
+$bootstrap$;
+COMMENT ON FUNCTION tenancy.bootstrap(integer, boolean) IS 'tenancy: an application''s start-up routine in one call: reconcile, recreate tenants whose object is missing, migrate those the catalog says are behind, without a session on any up-to-date tenant; verify connects to every tenant and checks its ledger';
+
+CREATE FUNCTION tenancy.remove_migration(version bigint)
+RETURNS void
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_remove_migration';
+COMMENT ON FUNCTION tenancy.remove_migration(bigint) IS 'tenancy: removes a registered migration that no tenant has applied (the template is rebuilt on the next provisioning)';
+
+CREATE FUNCTION tenancy.adopt(tenant text, database name, server name DEFAULT NULL, baseline bigint DEFAULT NULL)
+RETURNS tenancy.tenant
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_adopt';
+COMMENT ON FUNCTION tenancy.adopt(text, name, name, bigint) IS 'tenancy: registers an existing database (owned by the service role) as a database tenant; the migrations up to baseline are recorded in its ledger as applied without running';
+
+REVOKE ALL ON FUNCTION tenancy.add_migration(bigint, text, text, text, text, boolean),
+                       tenancy.migrate(text, bigint),
+                       tenancy.migrate_all(integer, boolean, text[], integer, boolean, bigint),
+                       tenancy.bootstrap(integer, boolean),
+                       tenancy.remove_migration(bigint),
+                       tenancy.adopt(text, name, name, bigint)
+  FROM PUBLIC;
+
+-- grants on the 0.1.0 functions (tenancy.configure's admin_role) carry over
+DO $carry$
+DECLARE
+  f record;
+  g record;
+BEGIN
+  FOR f IN SELECT * FROM (VALUES
+      ('tenancy.add_migration(bigint, text, text)', 'tenancy.add_migration(bigint, text, text, text, text, boolean)'),
+      ('tenancy.migrate(text)', 'tenancy.migrate(text, bigint)'),
+      ('tenancy.migrate_all(integer, boolean)', 'tenancy.migrate_all(integer, boolean, text[], integer, boolean, bigint)'),
+      ('tenancy.bootstrap(integer)', 'tenancy.bootstrap(integer, boolean)'),
+      ('tenancy.migrate(text)', 'tenancy.remove_migration(bigint)'),
+      ('tenancy.migrate(text)', 'tenancy.adopt(text, name, name, bigint)')) v(old, new) LOOP
+    FOR g IN SELECT a.grantee FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+              WHERE p.oid OPERATOR(pg_catalog.=) f.old::pg_catalog.regprocedure
+                AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+                AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+                AND a.grantee OPERATOR(pg_catalog.<>) 0 LOOP
+      EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', f.new, g.grantee::pg_catalog.regrole);
+    END LOOP;
+  END LOOP;
+END
+$carry$;
+
+DROP FUNCTION tenancy.add_migration(bigint, text, text);
+DROP FUNCTION tenancy.migrate(text);
+DROP FUNCTION tenancy.migrate_all(integer, boolean);
+DROP FUNCTION tenancy.bootstrap(integer);

@@ -208,12 +208,13 @@ tenancy_catalog_fetch(const char *id, TenantRecord *rec)
  * the operation, so that both happen or neither.
  */
 void
-tenancy_catalog_register_ready(const TenantRecord *rec, Jsonb *metadata, int64 operation_id)
+tenancy_catalog_register_ready(const TenantRecord *rec, Jsonb *metadata, int64 operation_id,
+							   const char *versions)
 {
 	PrivilegeScope scope;
-	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, JSONBOID, INT8OID, TEXTOID};
-	Datum		values[8];
-	char		nulls[8] = "        ";
+	Oid			types[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, JSONBOID, INT8OID, TEXTOID, TEXTOID};
+	Datum		values[9];
+	char		nulls[9] = "         ";
 
 	values[0] = CStringGetTextDatum(rec->id);
 	values[1] = CStringGetTextDatum(rec->isolation == TENANT_ISOLATION_SCHEMA ? "schema" : "database");
@@ -230,16 +231,23 @@ tenancy_catalog_register_ready(const TenantRecord *rec, Jsonb *metadata, int64 o
 	values[7] = CStringGetTextDatum(rec->schema_name);
 	if (rec->schema_name[0] == '\0')
 		nulls[7] = 'n';
+	values[8] = versions ? CStringGetTextDatum(versions) : (Datum) 0;
+	if (versions == NULL)
+		nulls[8] = 'n';
 
 	catalog_enter(&scope);
-	tenancy_scope_exec("INSERT INTO tenancy.tenant AS t (id, isolation, database_name, server, state, applied_version, metadata, schema_name) "
-					   "VALUES ($1, $2, $3, $4::pg_catalog.name, 'ready', $5, $6, $8) "
+	tenancy_scope_exec("INSERT INTO tenancy.tenant AS t (id, isolation, database_name, server, state, "
+					   "applied_version, metadata, schema_name, applied_versions) "
+					   "VALUES ($1, $2, $3, $4::pg_catalog.name, 'ready', $5, $6, $8, "
+					   "COALESCE($9::pg_catalog.int8[], "
+					   "ARRAY(SELECT m.version FROM tenancy.migration m ORDER BY m.version))) "
 					   "ON CONFLICT (id) DO UPDATE SET isolation = excluded.isolation, "
 					   "database_name = excluded.database_name, schema_name = excluded.schema_name, "
 					   "server = excluded.server, state = 'ready', "
-					   "applied_version = excluded.applied_version, metadata = excluded.metadata, "
+					   "applied_version = excluded.applied_version, applied_versions = excluded.applied_versions, "
+					   "metadata = excluded.metadata, "
 					   "last_error = NULL, last_sqlstate = NULL, updated_at = pg_catalog.now()",
-					   8, types, values, nulls, false, SPI_OK_INSERT);
+					   9, types, values, nulls, false, SPI_OK_INSERT);
 	tenancy_scope_exec("DELETE FROM tenancy.pending_cleanup WHERE operation_id OPERATOR(pg_catalog.=) $1",
 					   1, types + 6, values + 6, NULL, false, SPI_OK_DELETE);
 	tenancy_scope_leave(&scope);
@@ -328,27 +336,73 @@ tenancy_catalog_tenants(void)
 	return result;
 }
 
-/*
- * Records the version a tenant's ledger has reached; with clear_error, also
- * clears the last recorded error (a migration just succeeded), otherwise
- * leaves it (reconcile rebuilding a summary).
- */
-void
-tenancy_catalog_set_applied(const char *id, int64 version, bool clear_error)
+/* The tenant whose database "dbname" on "server" is, or NULL. */
+char *
+tenancy_catalog_database_tenant(const char *server, const char *dbname)
 {
 	PrivilegeScope scope;
-	Oid			types[2] = {TEXTOID, INT8OID};
+	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
+	char	   *result = NULL;
+
+	values[0] = CStringGetTextDatum(server ? server : "");
+	values[1] = CStringGetTextDatum(dbname);
+	catalog_enter(&scope);
+	tenancy_scope_exec("SELECT id FROM tenancy.tenant "
+					   "WHERE COALESCE(server, ''::pg_catalog.name) OPERATOR(pg_catalog.=) $1::pg_catalog.name "
+					   "AND database_name OPERATOR(pg_catalog.=) $2",
+					   2, types, values, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		result = MemoryContextStrdup(scope.caller_context,
+									 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	tenancy_scope_leave(&scope);
+	return result;
+}
+
+/* A tenant's catalog summary of its ledger, as an array literal. */
+char *
+tenancy_catalog_applied_versions(const char *id)
+{
+	PrivilegeScope scope;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	char	   *result = NULL;
 
 	values[0] = CStringGetTextDatum(id);
-	values[1] = Int64GetDatum(version);
+	catalog_enter(&scope);
+	tenancy_scope_exec("SELECT applied_versions::pg_catalog.text FROM tenancy.tenant WHERE id OPERATOR(pg_catalog.=) $1",
+					   1, types, values, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+		result = MemoryContextStrdup(scope.caller_context,
+									 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	tenancy_scope_leave(&scope);
+	return result ? result : pstrdup("{}");
+}
+
+/*
+ * Records what a tenant's ledger holds ("versions", an array literal) and
+ * its highest version; with clear_error, also clears the last recorded
+ * error (a migration just succeeded), otherwise leaves it (reconcile
+ * rebuilding a summary).
+ */
+void
+tenancy_catalog_set_applied(const char *id, const char *versions, int64 max, bool clear_error)
+{
+	PrivilegeScope scope;
+	Oid			types[3] = {TEXTOID, INT8OID, TEXTOID};
+	Datum		values[3];
+
+	values[0] = CStringGetTextDatum(id);
+	values[1] = Int64GetDatum(max);
+	values[2] = CStringGetTextDatum(versions);
 	catalog_enter(&scope);
 	tenancy_scope_exec(clear_error ?
-					   "UPDATE tenancy.tenant SET applied_version = $2, last_error = NULL, last_sqlstate = NULL, "
+					   "UPDATE tenancy.tenant SET applied_version = $2, applied_versions = $3::pg_catalog.int8[], "
+					   "last_error = NULL, last_sqlstate = NULL, "
 					   "updated_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) $1" :
-					   "UPDATE tenancy.tenant SET applied_version = $2, updated_at = pg_catalog.now() "
-					   "WHERE id OPERATOR(pg_catalog.=) $1",
-					   2, types, values, NULL, false, SPI_OK_UPDATE);
+					   "UPDATE tenancy.tenant SET applied_version = $2, applied_versions = $3::pg_catalog.int8[], "
+					   "updated_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) $1",
+					   3, types, values, NULL, false, SPI_OK_UPDATE);
 	tenancy_scope_leave(&scope);
 }
 
@@ -455,7 +509,8 @@ tenancy_catalog_migrations(void)
 	uint64		i;
 
 	catalog_enter(&scope);
-	tenancy_scope_exec("SELECT version, sql, checksum FROM tenancy.migration ORDER BY version",
+	tenancy_scope_exec("SELECT version, sql, checksum, search_path, down, transactional "
+					   "FROM tenancy.migration ORDER BY version",
 					   0, NULL, NULL, NULL, true, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -464,10 +519,15 @@ tenancy_catalog_migrations(void)
 		MemoryContext old = MemoryContextSwitchTo(scope.caller_context);
 		TenancyMigration *m = palloc0(sizeof(TenancyMigration));
 		bool		isnull;
+		Datum		d;
 
 		m->version = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		m->sql = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
 		m->checksum = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
+		m->search_path = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		m->down = isnull ? NULL : TextDatumGetCString(d);
+		m->transactional = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
 		result = lappend(result, m);
 		MemoryContextSwitchTo(old);
 	}
@@ -476,54 +536,135 @@ tenancy_catalog_migrations(void)
 }
 
 /*
- * Registers a migration unless the version is taken or out of order; says
- * which.  *highest receives the highest registered version before the call.
- * Locks tenancy.migration so that concurrent registrations serialise.
+ * Registers a migration unless its version is taken; says which.  Locks
+ * tenancy.migration so that concurrent registrations serialise.
  */
 MigrationAddResult
-tenancy_catalog_add_migration(int64 version, const char *sql, const char *checksum,
-							  const char *description, int64 *highest)
+tenancy_catalog_add_migration(const TenancyMigration *m, const char *description)
 {
 	PrivilegeScope scope;
-	Oid			types[4] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[4];
-	char		nulls[4] = "    ";
+	Oid			types[7] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID};
+	Datum		values[7];
+	char		nulls[7] = "       ";
 	MigrationAddResult result;
-	bool		isnull;
 
-	values[0] = Int64GetDatum(version);
-	values[1] = CStringGetTextDatum(sql);
-	values[2] = CStringGetTextDatum(checksum);
+	values[0] = Int64GetDatum(m->version);
+	values[1] = CStringGetTextDatum(m->sql);
+	values[2] = CStringGetTextDatum(m->checksum);
 	values[3] = description ? CStringGetTextDatum(description) : (Datum) 0;
 	if (description == NULL)
 		nulls[3] = 'n';
+	values[4] = CStringGetTextDatum(m->search_path);
+	values[5] = m->down ? CStringGetTextDatum(m->down) : (Datum) 0;
+	if (m->down == NULL)
+		nulls[5] = 'n';
+	values[6] = BoolGetDatum(m->transactional);
 
 	catalog_enter(&scope);
 	tenancy_scope_exec("LOCK TABLE tenancy.migration IN SHARE ROW EXCLUSIVE MODE",
 					   0, NULL, NULL, NULL, false, SPI_OK_UTILITY);
-	tenancy_scope_exec("SELECT checksum FROM tenancy.migration WHERE version OPERATOR(pg_catalog.=) $1",
-					   1, types, values, NULL, false, SPI_OK_SELECT);
+	tenancy_scope_exec("SELECT checksum OPERATOR(pg_catalog.=) $3 AND down IS NOT DISTINCT FROM $6 "
+					   "AND transactional OPERATOR(pg_catalog.=) $7 "
+					   "FROM tenancy.migration WHERE version OPERATOR(pg_catalog.=) $1",
+					   7, types, values, nulls, false, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
-		char	   *existing = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		bool		isnull;
 
-		result = strcmp(existing, checksum) == 0 ?
+		result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) ?
 			MIGRATION_ALREADY_REGISTERED : MIGRATION_CONFLICT;
 	}
 	else
 	{
-		tenancy_scope_exec("SELECT COALESCE(pg_catalog.max(version), 0) FROM tenancy.migration",
-						   0, NULL, NULL, NULL, false, SPI_OK_SELECT);
-		*highest = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		if (version < *highest)
-			result = MIGRATION_OUT_OF_ORDER;
-		else
-		{
-			tenancy_scope_exec("INSERT INTO tenancy.migration (version, sql, checksum, description) "
-							   "VALUES ($1, $2, $3, $4)",
-							   4, types, values, nulls, false, SPI_OK_INSERT);
-			result = MIGRATION_ADDED;
-		}
+		tenancy_scope_exec("INSERT INTO tenancy.migration "
+						   "(version, sql, checksum, description, search_path, down, transactional) "
+						   "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+						   7, types, values, nulls, false, SPI_OK_INSERT);
+		result = MIGRATION_ADDED;
+	}
+	tenancy_scope_leave(&scope);
+	return result;
+}
+
+/*
+ * Removes a registered migration unless a tenant's summary holds it; says
+ * which, and sets *tenant to one such tenant (and *count to how many).
+ * Locks tenancy.migration in ACCESS EXCLUSIVE mode: a migrate() or
+ * migrate_all() still running (it read the table in its transaction)
+ * finishes first, and records what it applied before this looks.
+ */
+MigrationRemoveResult
+tenancy_catalog_remove_migration(int64 version, char **tenant, int64 *count)
+{
+	PrivilegeScope scope;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	MigrationRemoveResult result;
+	bool		isnull;
+
+	values[0] = Int64GetDatum(version);
+	catalog_enter(&scope);
+	tenancy_scope_exec("LOCK TABLE tenancy.migration IN ACCESS EXCLUSIVE MODE",
+					   0, NULL, NULL, NULL, false, SPI_OK_UTILITY);
+	tenancy_scope_exec("SELECT pg_catalog.min(id), pg_catalog.count(*) FROM tenancy.tenant "
+					   "WHERE $1 OPERATOR(pg_catalog.=) ANY (applied_versions)",
+					   1, types, values, NULL, false, SPI_OK_SELECT);
+	*count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (*count > 0)
+	{
+		*tenant = MemoryContextStrdup(scope.caller_context,
+									  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		result = MIGRATION_APPLIED;
+	}
+	else
+	{
+		tenancy_scope_exec("DELETE FROM tenancy.migration WHERE version OPERATOR(pg_catalog.=) $1",
+						   1, types, values, NULL, false, SPI_OK_DELETE);
+		result = SPI_processed > 0 ? MIGRATION_REMOVED : MIGRATION_NOT_FOUND;
+	}
+	tenancy_scope_leave(&scope);
+	return result;
+}
+
+/*
+ * Every tenant row, ordered by id, with what its catalog summary says it
+ * lacks to be at "goal" (-1: every registered migration): the registered
+ * versions up to the goal it does not hold, and the versions it holds
+ * above the goal.  A List of TenantPlan; no tenant is connected to.
+ */
+List *
+tenancy_catalog_plan(int64 goal)
+{
+	PrivilegeScope scope;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	List	   *result = NIL;
+	uint64		i;
+
+	values[0] = Int64GetDatum(goal);
+	catalog_enter(&scope);
+	tenancy_scope_exec("SELECT " TENANCY_TENANT_COLUMNS ", "
+					   "(SELECT pg_catalog.count(*) FROM tenancy.migration m "
+					   " WHERE ($1 OPERATOR(pg_catalog.<) 0 OR m.version OPERATOR(pg_catalog.<=) $1) "
+					   " AND m.version OPERATOR(pg_catalog.<>) ALL (t.applied_versions)), "
+					   "(SELECT pg_catalog.count(*) FROM pg_catalog.unnest(t.applied_versions) v "
+					   " WHERE $1 OPERATOR(pg_catalog.>=) 0 AND v OPERATOR(pg_catalog.>) $1) "
+					   "FROM tenancy.tenant t ORDER BY id",
+					   1, types, values, NULL, false, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		TenantPlan *p = MemoryContextAllocZero(scope.caller_context, sizeof(TenantPlan));
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old;
+		bool		isnull;
+
+		tenancy_catalog_record_from_tuple(tup, desc, &p->rec);
+		p->missing = DatumGetInt64(SPI_getbinval(tup, desc, 9, &isnull));
+		p->excess = DatumGetInt64(SPI_getbinval(tup, desc, 10, &isnull));
+		old = MemoryContextSwitchTo(scope.caller_context);
+		result = lappend(result, p);
+		MemoryContextSwitchTo(old);
 	}
 	tenancy_scope_leave(&scope);
 	return result;
@@ -531,21 +672,26 @@ tenancy_catalog_add_migration(int64 version, const char *sql, const char *checks
 
 /*
  * A fingerprint of the registered migrations: MD5 of their versions and
- * checksums in order.  Equal fingerprints mean the same migrations.  Result
+ * checksums in order.  Equal fingerprints mean the same migrations.  Sets
+ * *versions to those versions (an array literal), read with it.  Results
  * in the caller's context.
  */
 char *
-tenancy_catalog_migration_fingerprint(void)
+tenancy_catalog_migration_fingerprint(char **versions)
 {
 	PrivilegeScope scope;
 	char	   *result;
 
 	catalog_enter(&scope);
 	tenancy_scope_exec("SELECT pg_catalog.md5(COALESCE(pg_catalog.string_agg(version::text OPERATOR(pg_catalog.||) ':' "
-					   "OPERATOR(pg_catalog.||) checksum, ',' ORDER BY version), '')) FROM tenancy.migration",
+					   "OPERATOR(pg_catalog.||) checksum, ',' ORDER BY version), '')), "
+					   "COALESCE(pg_catalog.array_agg(version ORDER BY version), '{}')::pg_catalog.text "
+					   "FROM tenancy.migration",
 					   0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	result = MemoryContextStrdup(scope.caller_context,
 								 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	*versions = MemoryContextStrdup(scope.caller_context,
+									SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
 	tenancy_scope_leave(&scope);
 	return result;
 }
@@ -839,8 +985,10 @@ void
 tenancy_catalog_record_outcomes(int n, const ProgressRow *rows)
 {
 	PrivilegeScope scope;
-	Oid			types[4] = {TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-	Datum		values[4];
+	Oid			types[5] = {TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[5];
+	Datum	   *applied = palloc(sizeof(Datum) * n);
+	bool	   *applied_nulls = palloc0(sizeof(bool) * n);
 	Datum	   *ids = palloc(sizeof(Datum) * n);
 	Datum	   *versions = palloc(sizeof(Datum) * n);
 	Datum	   *sqlstates = palloc(sizeof(Datum) * n);
@@ -862,18 +1010,23 @@ tenancy_catalog_record_outcomes(int n, const ProgressRow *rows)
 		sqlstates[i] = rows[i].sqlstate ? CStringGetTextDatum(rows[i].sqlstate) : (Datum) 0;
 		error_nulls[i] = rows[i].error == NULL;
 		errors[i] = rows[i].error ? CStringGetTextDatum(rows[i].error) : (Datum) 0;
+		applied_nulls[i] = rows[i].applied == NULL;
+		applied[i] = rows[i].applied ? CStringGetTextDatum(rows[i].applied) : (Datum) 0;
 	}
 	values[0] = PointerGetDatum(construct_md_array(ids, no_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 	values[1] = PointerGetDatum(construct_md_array(versions, no_nulls, 1, dims, lbs, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[2] = PointerGetDatum(construct_md_array(sqlstates, sqlstate_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 	values[3] = PointerGetDatum(construct_md_array(errors, error_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	values[4] = PointerGetDatum(construct_md_array(applied, applied_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 	catalog_enter(&scope);
-	tenancy_scope_exec("UPDATE tenancy.tenant t SET applied_version = v.version, last_sqlstate = v.sqlstate, "
-					   "last_error = v.error, updated_at = pg_catalog.now() "
-					   "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) "
-					   "AS v(id, version, sqlstate, error) "
+	tenancy_scope_exec("UPDATE tenancy.tenant t SET applied_version = v.version, "
+					   "applied_versions = COALESCE(v.applied::pg_catalog.int8[], t.applied_versions), "
+					   "last_sqlstate = v.sqlstate, last_error = v.error, updated_at = pg_catalog.now() "
+					   "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
+					   "pg_catalog.unnest($4), pg_catalog.unnest($5)) "
+					   "AS v(id, version, sqlstate, error, applied) "
 					   "WHERE t.id OPERATOR(pg_catalog.=) v.id",
-					   4, types, values, NULL, false, SPI_OK_UPDATE);
+					   5, types, values, NULL, false, SPI_OK_UPDATE);
 	tenancy_scope_leave(&scope);
 }
 

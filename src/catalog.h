@@ -25,10 +25,25 @@
 typedef enum MigrationAddResult
 {
 	MIGRATION_ADDED,
-	MIGRATION_ALREADY_REGISTERED,	/* same version, same checksum */
-	MIGRATION_CONFLICT,			/* same version, other checksum */
-	MIGRATION_OUT_OF_ORDER		/* lower than the highest registered */
+	MIGRATION_ALREADY_REGISTERED,	/* same version, same migration */
+	MIGRATION_CONFLICT			/* same version, another migration */
 } MigrationAddResult;
+
+/* Result of removing one. */
+typedef enum MigrationRemoveResult
+{
+	MIGRATION_REMOVED,
+	MIGRATION_NOT_FOUND,
+	MIGRATION_APPLIED			/* a tenant's summary holds it */
+} MigrationRemoveResult;
+
+/* A tenant, and what its catalog summary says it lacks (tenancy_catalog_plan). */
+typedef struct TenantPlan
+{
+	TenantRecord rec;
+	int64		missing;		/* registered versions up to the goal it lacks */
+	int64		excess;			/* versions it holds above the goal */
+} TenantPlan;
 
 /* A row of tenancy.pending_cleanup. */
 typedef struct CleanupRecord
@@ -50,6 +65,7 @@ typedef struct ProgressRow
 	int64		to_version;
 	const char *sqlstate;		/* NULL on success */
 	const char *error;
+	const char *applied;		/* the ledger's versions ("{1,2}"), or NULL */
 } ProgressRow;
 
 /* The columns tenancy_catalog_record_from_tuple() reads, in order. */
@@ -72,11 +88,14 @@ extern bool tenancy_catalog_fetch(const char *id, TenantRecord *rec);
 extern void tenancy_catalog_lock_existing(const char *id, TenantRecord *rec);
 extern List *tenancy_catalog_tenants(void);
 extern Datum tenancy_catalog_row(const char *id);
+extern char *tenancy_catalog_database_tenant(const char *server, const char *dbname);
 extern void tenancy_catalog_register_ready(const TenantRecord *rec, Jsonb *metadata,
-										   int64 operation_id);
+										   int64 operation_id, const char *versions);
 extern void tenancy_catalog_set_state(const char *id, TenantState state,
 									  const char *last_error, bool autonomous);
-extern void tenancy_catalog_set_applied(const char *id, int64 version, bool clear_error);
+extern char *tenancy_catalog_applied_versions(const char *id);
+extern void tenancy_catalog_set_applied(const char *id, const char *versions, int64 max,
+										bool clear_error);
 extern void tenancy_catalog_delete(const char *id, bool autonomous);
 extern bool tenancy_catalog_set_member(const char *id, Oid role, bool grant);
 extern List *tenancy_catalog_members(const char *id);
@@ -91,11 +110,12 @@ extern bool tenancy_catalog_cleanup_record(int64 operation_id, CleanupRecord *ou
 
 /* migrations and templates */
 extern List *tenancy_catalog_migrations(void);
-extern MigrationAddResult tenancy_catalog_add_migration(int64 version, const char *sql,
-														const char *checksum,
-														const char *description,
-														int64 *highest);
-extern char *tenancy_catalog_migration_fingerprint(void);
+extern MigrationAddResult tenancy_catalog_add_migration(const TenancyMigration *m,
+														const char *description);
+extern MigrationRemoveResult tenancy_catalog_remove_migration(int64 version, char **tenant,
+															  int64 *count);
+extern List *tenancy_catalog_plan(int64 goal);
+extern char *tenancy_catalog_migration_fingerprint(char **versions);
 extern char *tenancy_catalog_template_fingerprint(const char *server, int64 *version);
 extern void tenancy_catalog_set_template(const char *server, const char *dbname,
 										 int64 version, const char *fingerprint);

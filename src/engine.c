@@ -5,32 +5,45 @@
  *	  by migrate(), migrate_all(), the template build and provisioning,
  *	  for database and schema tenants alike.
  *
- * A run applies every registered migration a target's ledger lacks, in
- * ascending order, through a session of its own to the target's database
- * (a schema tenant's session goes to the admin database, with search_path
- * set to its schema), as the service role.  A migration never runs in the
- * caller's backend, so it never sees the caller's session state.  Each
- * migration is one remote transaction, in three round trips:
+ * A run brings a target's ledger to the registered migrations (or, with
+ * a goal, to those up to a version): the applied versions above the goal
+ * are rolled back first, newest first, each by its down; then every
+ * registered migration the ledger lacks is applied, in ascending order
+ * (the ledger is a set of versions, not a high-water mark).  It goes
+ * through a session of its own to the target's database (a schema
+ * tenant's session goes to the admin database, with search_path set to
+ * its schema), as the service role, so a migration never sees the
+ * caller's session state.  Each migration (or down) is one remote
+ * transaction:
  *
- *	  pre        BEGIN; [SET LOCAL search_path]; LOCK the ledger; refuse
- *	             foreign triggers (42501); SELECT pg_current_xact_id()
- *	  migration  the migration's SQL, as a query of its own (so nothing it
- *	             contains, an open comment or quote included, can change
- *	             how tenancy's own statements parse)
+ *	  pre        BEGIN; RESET ALL; SET LOCAL search_path (the migration's,
+ *	             or the tenant's schema); LOCK the ledger; the guards
+ *	             (guard.c: 42501); SELECT pg_current_xact_id()
+ *	  statements the migration's top-level statements, one query each (so
+ *	             nothing one contains, an open comment or quote included,
+ *	             can change how tenancy's own statements parse, and an
+ *	             error names the statement that failed)
  *	  post       check that the transaction is still the one "pre" saw,
- *	             insert the ledger row, COMMIT
+ *	             insert (or for a down delete) the ledger row, COMMIT
+ *
+ * A migration registered with transactional => false runs its statements
+ * outside a transaction, each committed on its own (CREATE INDEX
+ * CONCURRENTLY), and its ledger row is written after the last succeeds,
+ * in a transaction of its own; a failure leaves it unrecorded, so the
+ * next run applies it again from its first statement.
  *
  * The check in "post" compares the remote transaction id with the one the
  * engine read before the migration ran, embedded in the check as a
  * literal: a migration that ended its transaction (COMMIT, ROLLBACK,
  * PREPARE TRANSACTION) is in another one whatever it sets or forges, so it
  * is caught (25000) and nothing is recorded as applied.  Before that, the
- * migration's statements are parsed here (raw parser, nothing executed)
- * and a migration with a top-level COMMIT, ROLLBACK or PREPARE TRANSACTION
- * is refused before anything is sent.  After any failure the engine rolls
- * the remote transaction back and, should the migration have prepared it,
- * rolls the prepared transaction back too, so nothing is left in
- * pg_prepared_xacts holding the ledger's lock.
+ * migration's statements are parsed here (raw parser, nothing executed):
+ * that is how they are split, and a migration with a top-level COMMIT,
+ * ROLLBACK or PREPARE TRANSACTION (any transaction command, outside a
+ * transaction) is refused before anything is sent.  After any failure the
+ * engine rolls the remote transaction back and, should the migration have
+ * prepared it, rolls the prepared transaction back too, so nothing is left
+ * in pg_prepared_xacts holding the ledger's lock.
  *
  * The engine is a state machine (tenancy_engine_next: given the last
  * result, the next query), so the blocking driver below and fleet runs
@@ -46,6 +59,7 @@
  */
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
 #include "utils/builtins.h"
@@ -54,36 +68,98 @@
 
 #include "engine.h"
 #include "fault.h"
+#include "guard.h"
 #include "ledger.h"
 #include "try.h"
 
 #define ENDS_TRANSACTION_DETAIL \
 	"Migrations run inside a transaction that tenancy commits together with the ledger row; they must not contain COMMIT, ROLLBACK, PREPARE TRANSACTION or similar."
 
-/* The error of a migration that ends its transaction. */
-static RemoteError *
-ends_transaction_error(int64 version, const char *statement)
+#define OUTSIDE_TRANSACTION_DETAIL \
+	"A migration registered with transactional => false runs each statement on its own; it must not contain transaction commands."
+
+/* What a migration's or a down's SQL is called in messages. */
+static char *
+sql_name(int64 version, bool down)
 {
-	return tenancy_remote_error("25000",
-								psprintf("migration " INT64_FORMAT " ends its transaction", version),
-								statement ? psprintf("%s %s", statement, ENDS_TRANSACTION_DETAIL) :
-								ENDS_TRANSACTION_DETAIL,
-								NULL);
+	return down ? psprintf("the down of migration " INT64_FORMAT, version) :
+		psprintf("migration " INT64_FORMAT, version);
 }
 
 /* Arguments of scan_step(). */
 typedef struct ScanStep
 {
-	TenancyMigration *m;
+	int64		version;
+	const char *sql;
+	bool		down;
+	bool		transactional;
+	List	   *statements;		/* out */
 	RemoteError *refusal;		/* out */
 } ScanStep;
 
 /*
- * Parses a migration and finds the first top-level statement that would
- * end the transaction.  The parser runs with the settings every remote
- * session has (standard_conforming_strings on, so that a string the
- * remote server splits into statements is split here too), and warns of
- * nothing (its warnings would point into the caller's query).
+ * The line "offset" of "sql" is on, from 1, skipping the white space and
+ * comments before the statement's first token.
+ */
+static int
+statement_line(const char *sql, int offset)
+{
+	const char *p = sql + offset;
+	int			line = 1;
+	const char *q;
+
+	for (;;)
+	{
+		while (*p && isspace((unsigned char) *p))
+			p++;
+		if (p[0] == '-' && p[1] == '-')
+		{
+			while (*p && *p != '\n')
+				p++;
+		}
+		else if (p[0] == '/' && p[1] == '*')
+		{
+			const char *end = strstr(p + 2, "*/");
+
+			p = end ? end + 2 : p + strlen(p);
+		}
+		else
+			break;
+	}
+	for (q = sql; q < p; q++)
+		if (*q == '\n')
+			line++;
+	return line;
+}
+
+/* The name of a transaction command, or NULL for a harmless one. */
+static const char *
+transaction_command(TransactionStmt *stmt, bool transactional)
+{
+	switch (stmt->kind)
+	{
+		case TRANS_STMT_COMMIT:
+			return "COMMIT";
+		case TRANS_STMT_ROLLBACK:
+			return "ROLLBACK";
+		case TRANS_STMT_PREPARE:
+			return "PREPARE TRANSACTION";
+		case TRANS_STMT_COMMIT_PREPARED:
+			return "COMMIT PREPARED";
+		case TRANS_STMT_ROLLBACK_PREPARED:
+			return "ROLLBACK PREPARED";
+		default:
+			/* BEGIN, SAVEPOINT, ...: harmless inside a transaction only */
+			return transactional ? NULL : "a transaction command";
+	}
+}
+
+/*
+ * Parses a migration's (or a down's) SQL into its top-level statements,
+ * and finds the first that would end the transaction.  The parser runs
+ * with the settings every remote session has (standard_conforming_strings
+ * on, so that a string the remote server reads as one is one here too),
+ * and warns of nothing (its warnings would point into the caller's query).
  */
 static void
 scan_step(void *arg)
@@ -97,53 +173,75 @@ scan_step(void *arg)
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("escape_string_warning", "off",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	stmts = raw_parser(ss->m->sql, RAW_PARSE_DEFAULT);
+	stmts = raw_parser(ss->sql, RAW_PARSE_DEFAULT);
 	AtEOXact_GUC(false, nestlevel);
 
 	foreach(lc, stmts)
 	{
-		Node	   *stmt = ((RawStmt *) lfirst(lc))->stmt;
-		const char *what = NULL;
+		RawStmt    *raw = (RawStmt *) lfirst(lc);
+		MigrationStatement *st = palloc(sizeof(MigrationStatement));
+		int			len = raw->stmt_len > 0 ? raw->stmt_len : (int) strlen(ss->sql) - raw->stmt_location;
+		const char *what;
 
-		if (!IsA(stmt, TransactionStmt))
+		st->sql = pnstrdup(ss->sql + raw->stmt_location, len);
+		st->line = statement_line(ss->sql, raw->stmt_location);
+		ss->statements = lappend(ss->statements, st);
+
+		if (!IsA(raw->stmt, TransactionStmt) ||
+			(what = transaction_command((TransactionStmt *) raw->stmt, ss->transactional)) == NULL)
 			continue;
-		switch (((TransactionStmt *) stmt)->kind)
-		{
-			case TRANS_STMT_COMMIT:
-				what = "COMMIT";
-				break;
-			case TRANS_STMT_ROLLBACK:
-				what = "ROLLBACK";
-				break;
-			case TRANS_STMT_PREPARE:
-				what = "PREPARE TRANSACTION";
-				break;
-			case TRANS_STMT_COMMIT_PREPARED:
-				what = "COMMIT PREPARED";
-				break;
-			case TRANS_STMT_ROLLBACK_PREPARED:
-				what = "ROLLBACK PREPARED";
-				break;
-			default:
-				break;			/* BEGIN, SAVEPOINT, ...: harmless inside */
-		}
-		if (what != NULL)
-		{
-			ss->refusal = ends_transaction_error(ss->m->version,
-												 psprintf("Statement %d of the migration is %s.",
-														  foreach_current_index(lc) + 1, what));
-			return;
-		}
+		ss->refusal = tenancy_remote_error("25000",
+										   ss->transactional ?
+										   psprintf("%s ends its transaction", sql_name(ss->version, ss->down)) :
+										   psprintf("%s contains a transaction command", sql_name(ss->version, ss->down)),
+										   psprintf("Statement %d (line %d) is %s. %s",
+													foreach_current_index(lc) + 1, st->line, what,
+													ss->transactional ? ENDS_TRANSACTION_DETAIL :
+													OUTSIDE_TRANSACTION_DETAIL),
+										   NULL);
+		return;
 	}
 }
 
 /*
- * Checks each migration of "migrations" once, and records in it why it
- * may not run: one of its top-level statements ends the transaction
- * (25000), or this server cannot parse it (the parser's error).  Failing
- * closed: what tenancy cannot read is not sent.  Tests switch the check
- * off (fault point statement_scan:skip) to show that the transaction
- * check after each migration stands on its own.
+ * Parses one SQL text of a migration; returns why it may not run (25000,
+ * or the parser's error), or NULL, and sets *statements.
+ */
+static RemoteError *
+scan(const TenancyMigration *m, const char *sql, bool down, List **statements)
+{
+	ScanStep	ss = {m->version, sql, down, m->transactional, NIL, NULL};
+	ErrorData  *edata = NULL;
+
+	*statements = NIL;
+	if (tenancy_fault_skip("statement_scan"))
+	{
+		MigrationStatement *st = palloc(sizeof(MigrationStatement));
+
+		/* tests: the whole text as one statement, unchecked */
+		st->sql = pstrdup(sql);
+		st->line = 1;
+		*statements = list_make1(st);
+		return NULL;
+	}
+	edata = tenancy_try(scan_step, &ss);
+	if (edata != NULL)
+		return tenancy_remote_error(unpack_sql_state(edata->sqlerrcode),
+									psprintf("%s cannot be parsed: %s", sql_name(m->version, down),
+											 edata->message),
+									edata->detail, edata->hint);
+	*statements = ss.statements;
+	return ss.refusal;
+}
+
+/*
+ * Checks each migration of "migrations" once: splits its SQL and its down
+ * into statements, and records in it why either may not run: one of its
+ * top-level statements ends the transaction (25000), or this server
+ * cannot parse it (the parser's error).  Failing closed: what tenancy
+ * cannot read is not sent.  Tests switch the check off (fault point
+ * statement_scan:skip) to show that the transaction check after each
+ * migration stands on its own.
  */
 void
 tenancy_engine_check(List *migrations)
@@ -153,34 +251,67 @@ tenancy_engine_check(List *migrations)
 	foreach(lc, migrations)
 	{
 		TenancyMigration *m = (TenancyMigration *) lfirst(lc);
-		ScanStep	ss = {m, NULL};
-		ErrorData  *edata = NULL;
 		MemoryContext old;
 
 		if (m->checked)
 			continue;
-		/* the refusal lives as long as the migration */
+		/* what is found lives as long as the migration */
 		old = MemoryContextSwitchTo(GetMemoryChunkContext(m));
-		if (!tenancy_fault_skip("statement_scan"))
-			edata = tenancy_try(scan_step, &ss);
-		if (edata != NULL)
-			ss.refusal = tenancy_remote_error(unpack_sql_state(edata->sqlerrcode),
-											  psprintf("migration " INT64_FORMAT " cannot be parsed: %s",
-													   m->version, edata->message),
-											  edata->detail, edata->hint);
+		m->refusal = scan(m, m->sql, false, &m->statements);
+		m->down_refusal = m->down ? scan(m, m->down, true, &m->down_statements) : NULL;
 		MemoryContextSwitchTo(old);
-		m->refusal = ss.refusal;
 		m->checked = true;
+	}
+}
+
+/* The error of rolling back a migration that has no down. */
+static RemoteError *
+no_down_error(int64 version, int64 goal)
+{
+	return tenancy_remote_error("55000",
+								psprintf("migration " INT64_FORMAT " cannot be rolled back", version),
+								psprintf("It was registered without a down, and to_version " INT64_FORMAT " is below it.",
+										 goal),
+								"Remove it with tenancy.remove_migration() before any tenant applies it, or choose a higher to_version.");
+}
+
+/*
+ * Before anything runs: 22023 for a goal outside 0 .. the highest
+ * registered version, 55000 when a registered migration above the goal
+ * has no down.  A goal of -1 means every registered migration.
+ */
+void
+tenancy_engine_check_goal(List *migrations, int64 goal)
+{
+	int64		latest = migrations ? ((TenancyMigration *) llast(migrations))->version : 0;
+	ListCell   *lc;
+
+	if (goal == -1)
+		return;
+	if (goal < 0 || goal > latest)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("to_version " INT64_FORMAT " is out of range", goal),
+				 errdetail("to_version must be between 0 and the highest registered version, " INT64_FORMAT ".",
+						   latest)));
+	foreach(lc, migrations)
+	{
+		TenancyMigration *m = (TenancyMigration *) lfirst(lc);
+
+		if (m->version > goal && m->down == NULL)
+			tenancy_remote_raise(no_down_error(m->version, goal));
 	}
 }
 
 /* Starts a run of "migrations" (checked) on "target" (copied). */
 void
-tenancy_engine_begin(MigrationRun *run, const MigrationTarget *target, List *migrations)
+tenancy_engine_begin(MigrationRun *run, const MigrationTarget *target, List *migrations,
+					 int64 goal)
 {
 	memset(run, 0, sizeof(*run));
 	run->target = *target;
 	run->migrations = migrations;
+	run->goal = goal;
 	run->step = ENGINE_START;
 }
 
@@ -212,8 +343,9 @@ prepared_query(const MigrationRun *run)
 }
 
 /*
- * The run failed inside a migration's transaction: roll it back, and find
- * the transactions the migration prepared, to roll them back too.
+ * The run failed inside a transaction (the migration's, or the one that
+ * writes a non-transactional migration's ledger row): roll it back, and
+ * find the transactions the migration prepared, to roll them back too.
  */
 static const char *
 fail_in_transaction(MigrationRun *run, RemoteError *error)
@@ -246,38 +378,161 @@ rollback_prepared(MigrationRun *run)
 	return psprintf("ROLLBACK PREPARED %s", quote_literal_cstr(gid));
 }
 
-/* Starts the next pending migration, or ends the run. */
+/* Orders migrations by version, ascending. */
+static int
+by_version(const ListCell *a, const ListCell *b)
+{
+	int64		va = ((TenancyMigration *) lfirst(a))->version;
+	int64		vb = ((TenancyMigration *) lfirst(b))->version;
+
+	return va < vb ? -1 : va > vb ? 1 : 0;
+}
+
+/* The highest version the ledger holds now. */
+static int64
+ledger_max(const MigrationRun *run)
+{
+	return run->applied ? ((TenancyMigration *) llast(run->applied))->version : 0;
+}
+
+/*
+ * The settings and checks a migration (or down) starts with: it starts
+ * from the session's initial settings (its connection options: empty
+ * search_path, tenancy's timeouts, its application_name), whatever the
+ * one before SET or PREPAREd; a database tenant's migration then runs
+ * under its own search_path, a schema tenant's under its schema.
+ */
+static char *
+pre_query(const MigrationRun *run)
+{
+	const TenancyMigration *m = run->m;
+	const char *schema = run->target.schema;
+	const char *path = schema ? psprintf("%s, pg_temp", quote_identifier(schema)) : m->search_path;
+	char	   *path_guard = tenancy_guard_sql_path(schema ? quote_identifier(schema) : m->search_path);
+	const char *set_path = path[0] ? psprintf("SET %s search_path = %s; ",
+											  m->transactional ? "LOCAL" : "SESSION", path) : "";
+
+	if (!m->transactional)
+		return psprintf("RESET ALL; RESET ROLE; DEALLOCATE ALL; %s%s; %s%s"
+						"SELECT NULL::pg_catalog.text, pg_catalog.clock_timestamp()::pg_catalog.text",
+						set_path, tenancy_guard_sql_triggers(schema),
+						path_guard ? path_guard : "", path_guard ? "; " : "");
+	return psprintf("BEGIN; RESET ALL; RESET ROLE; DEALLOCATE ALL; %s%s; %s; %s%s"
+					"SELECT pg_catalog.pg_current_xact_id()::pg_catalog.text, "
+					"pg_catalog.clock_timestamp()::pg_catalog.text",
+					set_path, tenancy_ledger_sql_lock(schema), tenancy_guard_sql_triggers(schema),
+					path_guard ? path_guard : "", path_guard ? "; " : "");
+}
+
+/* After the last statement: the ledger row (written or deleted), COMMIT. */
+static char *
+post_query(const MigrationRun *run)
+{
+	const TenancyMigration *m = run->m;
+	const char *schema = run->target.schema;
+	char	   *ledger = run->down ? tenancy_ledger_sql_delete(m->version, schema) :
+		tenancy_ledger_sql_insert(m->version, m->checksum, schema);
+
+	if (!m->transactional)
+		return psprintf("BEGIN; %s; %s; COMMIT", tenancy_ledger_sql_lock(schema), ledger);
+	return psprintf("DO $tenancy_guard$ BEGIN "
+					"IF pg_catalog.pg_current_xact_id() OPERATOR(pg_catalog.<>) %s::pg_catalog.xid8 THEN "
+					"RAISE EXCEPTION USING ERRCODE = '25000', MESSAGE = %s, DETAIL = %s; "
+					"END IF; END $tenancy_guard$; %s; COMMIT",
+					quote_literal_cstr(run->xid),
+					quote_literal_cstr(psprintf("%s ends its transaction", sql_name(m->version, run->down))),
+					quote_literal_cstr(ENDS_TRANSACTION_DETAIL), ledger);
+}
+
+/*
+ * Starts the next migration to roll back (first) or to apply, or ends the
+ * run.
+ */
 static const char *
 next_migration(MigrationRun *run)
 {
 	TenancyMigration *m;
-	const char *schema = run->target.schema;
 
-	if (run->pending == NIL)
+	run->to_version = ledger_max(run);
+	run->xid = NULL;
+	run->statement = 0;
+	if (run->undo != NIL)
 	{
+		m = (TenancyMigration *) linitial(run->undo);
+		run->down = true;
+	}
+	else if (run->pending != NIL)
+	{
+		m = (TenancyMigration *) linitial(run->pending);
+		run->down = false;
+	}
+	else
+	{
+		run->m = NULL;
 		run->step = ENGINE_DONE;
-		run->current = 0;
 		return NULL;
 	}
-	m = (TenancyMigration *) linitial(run->pending);
-	run->current = m->version;
-	run->xid = NULL;
+	run->m = m;
 	Assert(m->checked);
-	if (m->refusal != NULL)
-		return fail(run, m->refusal);
+	if (run->down && m->down == NULL)
+		return fail(run, no_down_error(m->version, run->goal));
+	if (run->down ? m->down_refusal != NULL : m->refusal != NULL)
+		return fail(run, run->down ? m->down_refusal : m->refusal);
 	run->step = ENGINE_PRE;
+	return pre_query(run);
+}
 
-	/*
-	 * Each migration starts from the session's initial settings (its
-	 * connection options: empty search_path, tenancy's timeouts, its
-	 * application_name), whatever the one before SET or PREPAREd.
-	 */
-	return psprintf("BEGIN; RESET ALL; RESET ROLE; DEALLOCATE ALL; %s%s; %s; "
-					"SELECT pg_catalog.pg_current_xact_id()::pg_catalog.text, "
-					"pg_catalog.clock_timestamp()::pg_catalog.text",
-					schema ? psprintf("SET LOCAL search_path = %s, pg_temp; ", quote_identifier(schema)) : "",
-					tenancy_ledger_sql_lock(schema),
-					tenancy_ledger_sql_trigger_guard(schema));
+/*
+ * After the ledger read: what to roll back (the versions above the goal,
+ * newest first) and what to apply (the registered ones up to the goal
+ * that the ledger lacks, ascending).
+ */
+static void
+plan(MigrationRun *run)
+{
+	ListCell   *lc;
+
+	run->applied = list_copy(run->applied);
+	list_sort(run->applied, by_version);
+	foreach(lc, run->applied)
+	{
+		TenancyMigration *m = (TenancyMigration *) lfirst(lc);
+
+		if (run->goal >= 0 && m->version > run->goal)
+			run->undo = lcons(m, run->undo);
+	}
+	foreach(lc, run->migrations)
+	{
+		TenancyMigration *m = (TenancyMigration *) lfirst(lc);
+
+		if ((run->goal < 0 || m->version <= run->goal) && !list_member_ptr(run->applied, m))
+			run->pending = lappend(run->pending, m);
+	}
+}
+
+/* The failure of the statement last sent. */
+static const char *
+statement_failed(MigrationRun *run, RemoteError *error)
+{
+	run->failed_statement = run->statement;
+	if (run->m->transactional)
+		return fail_in_transaction(run, error);
+	return fail(run, error);
+}
+
+/* The next statement of the current migration (or down), or "post". */
+static const char *
+next_statement(MigrationRun *run)
+{
+	List	   *statements = run->down ? run->m->down_statements : run->m->statements;
+
+	if (run->statement < list_length(statements))
+	{
+		run->step = ENGINE_STATEMENT;
+		return ((MigrationStatement *) list_nth(statements, run->statement++))->sql;
+	}
+	run->step = ENGINE_POST;
+	return post_query(run);
 }
 
 /*
@@ -290,13 +545,17 @@ const char *
 tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 {
 	const char *schema = run->target.schema;
-	TenancyMigration *m = run->pending ? (TenancyMigration *) linitial(run->pending) : NULL;
 	RemoteError *error;
+	char	  **row;
 
 	if (last != NULL && last->error != NULL && run->step != ENGINE_CLEANUP &&
 		run->step != ENGINE_ROLLBACK_PREPARED)
 	{
 		if (run->step == ENGINE_LEDGER)
+			return fail(run, last->error);
+		if (run->step == ENGINE_STATEMENT)
+			return statement_failed(run, last->error);
+		if (run->step == ENGINE_PRE && !run->m->transactional)
 			return fail(run, last->error);
 		return fail_in_transaction(run, last->error);
 	}
@@ -311,38 +570,43 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 
 		case ENGINE_LEDGER:
 			error = tenancy_ledger_check(last, run->migrations, run->target.label,
-										 &run->from_version, &run->pending);
+										 &run->from_version, &run->applied);
 			if (error != NULL)
 				return fail(run, error);
-			run->to_version = run->from_version;
+			run->read = true;
+			plan(run);
 			return next_migration(run);
 
 		case ENGINE_PRE:
-			if (last->nfields != 2 || list_length(last->rows) != 1 ||
-				!tenancy_remote_is_number(((char **) linitial(last->rows))[0]) ||
-				((char **) linitial(last->rows))[1] == NULL)
-				return fail_in_transaction(run, tenancy_remote_error("08P01",
-																	 "unexpected answer to a transaction id query",
-																	 NULL, NULL));
-			run->xid = pstrdup(((char **) linitial(last->rows))[0]);
-			run->started = pstrdup(((char **) linitial(last->rows))[1]);
-			run->step = ENGINE_MIGRATION;
-			return m->sql;
+			row = list_length(last->rows) == 1 ? (char **) linitial(last->rows) : NULL;
+			if (last->nfields != 2 || row == NULL || row[1] == NULL ||
+				(run->m->transactional && !tenancy_remote_is_number(row[0])))
+			{
+				error = tenancy_remote_error("08P01", "unexpected answer to a transaction id query",
+											 NULL, NULL);
+				return run->m->transactional ? fail_in_transaction(run, error) : fail(run, error);
+			}
+			run->xid = row[0] ? pstrdup(row[0]) : NULL;
+			run->started = pstrdup(row[1]);
+			return next_statement(run);
 
-		case ENGINE_MIGRATION:
-			run->step = ENGINE_POST;
-			return psprintf("DO $tenancy_guard$ BEGIN "
-							"IF pg_catalog.pg_current_xact_id() OPERATOR(pg_catalog.<>) %s::pg_catalog.xid8 THEN "
-							"RAISE EXCEPTION USING ERRCODE = '25000', MESSAGE = %s, DETAIL = %s; "
-							"END IF; END $tenancy_guard$; %s; COMMIT",
-							quote_literal_cstr(run->xid),
-							quote_literal_cstr(psprintf("migration " INT64_FORMAT " ends its transaction", m->version)),
-							quote_literal_cstr(ENDS_TRANSACTION_DETAIL),
-							tenancy_ledger_sql_insert(m->version, m->checksum, schema));
+		case ENGINE_STATEMENT:
+			return next_statement(run);
 
 		case ENGINE_POST:
-			run->to_version = Max(run->to_version, m->version);
-			run->pending = list_delete_first(run->pending);
+			if (run->down)
+			{
+				run->applied = list_delete_ptr(run->applied, run->m);
+				run->undo = list_delete_first(run->undo);
+				run->ndown++;
+			}
+			else
+			{
+				run->applied = lappend(run->applied, run->m);
+				list_sort(run->applied, by_version);
+				run->pending = list_delete_first(run->pending);
+				run->nup++;
+			}
 			return next_migration(run);
 
 		case ENGINE_CLEANUP:
@@ -361,24 +625,71 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 			return rollback_prepared(run);
 
 		case ENGINE_DONE:
-			run->step = ENGINE_DONE;
 			return NULL;
 	}
 	return NULL;
 }
 
+/* The statement that failed: ", statement 2 (line 3)", or "". */
+static char *
+failed_statement(const MigrationRun *run)
+{
+	List	   *statements;
+
+	if (run->m == NULL || run->failed_statement == 0)
+		return "";
+	statements = run->down ? run->m->down_statements : run->m->statements;
+	return psprintf(", statement %d (line %d)", run->failed_statement,
+					((MigrationStatement *) list_nth(statements, run->failed_statement - 1))->line);
+}
+
 /*
  * A failed run's error as one line for a result row or last_error: the
- * error, prefixed with the migration it happened in unless it names it.
+ * error, prefixed with the migration (and statement) it happened in
+ * unless the message names the migration.
  */
 char *
 tenancy_engine_error_text(const MigrationRun *run)
 {
 	char	   *text = tenancy_remote_error_text(run->error);
 
-	if (run->current > 0 && strncmp(text, "migration ", 10) != 0)
-		return psprintf("migration " INT64_FORMAT ": %s", run->current, text);
-	return text;
+	if (run->m == NULL || (run->failed_statement == 0 && strncmp(text, "migration ", 10) == 0))
+		return text;
+	return psprintf("%s%s: %s", sql_name(run->m->version, run->down), failed_statement(run), text);
+}
+
+/* A finished run's outcome: failed, rolled_back, migrated or up_to_date. */
+const char *
+tenancy_engine_status(const MigrationRun *run)
+{
+	if (run->error != NULL)
+		return "failed";
+	if (run->ndown > 0)
+		return "rolled_back";
+	if (run->nup > 0)
+		return "migrated";
+	return "up_to_date";
+}
+
+/*
+ * The versions the ledger holds, as an array literal ("{1,2,5}") for the
+ * catalog's summary, or NULL when the ledger was not read.
+ */
+char *
+tenancy_engine_applied(const MigrationRun *run)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	if (!run->read)
+		return NULL;
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	foreach(lc, run->applied)
+		appendStringInfo(&buf, "%s" INT64_FORMAT, foreach_current_index(lc) > 0 ? "," : "",
+						 ((TenancyMigration *) lfirst(lc))->version);
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
 }
 
 /* tenancy_engine_cleanup()'s work, for tenancy_try(). */
@@ -425,57 +736,61 @@ tenancy_engine_cleanup(MigrationRun *run)
 				(errmsg("could not check %s for transactions a failed migration prepared: %s",
 						run->target.label, edata->message),
 				 errhint("Look in pg_prepared_xacts there, and roll back what migration " INT64_FORMAT " prepared.",
-						 run->current)));
+						 run->m ? run->m->version : 0)));
 	run->xid = NULL;
 }
 
-/* CONTEXT of errors while a run goes: the target and the version. */
+/* CONTEXT of errors while a run goes: the target, version and statement. */
 static void
 engine_error_callback(void *arg)
 {
 	MigrationRun *run = (MigrationRun *) arg;
 
-	if (run->current > 0)
-		errcontext("migrating %s to version " INT64_FORMAT, run->target.label, run->current);
-	else
+	if (run->m == NULL)
 		errcontext("migrating %s", run->target.label);
+	else if (run->down)
+		errcontext("rolling back %s from version " INT64_FORMAT "%s", run->target.label,
+				   run->m->version, failed_statement(run));
+	else
+		errcontext("migrating %s to version " INT64_FORMAT "%s", run->target.label,
+				   run->m->version, failed_statement(run));
 }
 
 /*
- * Applies the migrations "target" lacks (see the header) on a session
- * opened and closed here, waiting for each step.  Raises the run's error
- * (the remote SQLSTATE, XX001 for drift or a damaged ledger, 25000 for a
- * migration that ends its transaction) with a CONTEXT line naming the
- * target and version; what committed before stays.  Returns the ledger's
- * version afterwards and sets *from to the one before.
+ * Brings "target" to "goal" (see the header) on a session opened and
+ * closed here, waiting for each step; the run's outcome is left in *run.
+ * Raises the run's error (the remote SQLSTATE, XX001 for drift or a
+ * damaged ledger, 25000 for a migration that ends its transaction, 55000
+ * for a version without down to roll back) with a CONTEXT line naming the
+ * target, version and statement; what committed before stays.
  */
-int64
-tenancy_engine_migrate(const MigrationTarget *target, List *migrations, int64 *from)
+void
+tenancy_engine_migrate(const MigrationTarget *target, List *migrations, int64 goal,
+					   MigrationRun *run)
 {
-	MigrationRun run;
 	ErrorContextCallback errcb;
 	RemoteSession *session;
 	RemoteResult r;
 	const char *sql;
 
 	tenancy_engine_check(migrations);
-	tenancy_engine_begin(&run, target, migrations);
+	tenancy_engine_begin(run, target, migrations, goal);
 	errcb.callback = engine_error_callback;
-	errcb.arg = &run;
+	errcb.arg = run;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
 	session = tenancy_remote_open(CONNINFO_SERVICE, target->server, target->dbname, target->appname);
 	PG_TRY();
 	{
-		for (sql = tenancy_engine_next(&run, NULL); sql != NULL; sql = tenancy_engine_next(&run, &r))
+		for (sql = tenancy_engine_next(run, NULL); sql != NULL; sql = tenancy_engine_next(run, &r))
 		{
 			tenancy_remote_call(session, sql, 0, NULL, true, &r);
 			if (r.broken)
 			{
-				if (run.error == NULL)
-					run.error = r.error;
-				tenancy_engine_cleanup(&run);
+				if (run->error == NULL)
+					run->error = r.error;
+				tenancy_engine_cleanup(run);
 				break;
 			}
 		}
@@ -485,9 +800,7 @@ tenancy_engine_migrate(const MigrationTarget *target, List *migrations, int64 *f
 		tenancy_remote_close(session);
 	}
 	PG_END_TRY();
-	if (run.error != NULL)
-		tenancy_remote_raise(run.error);
+	if (run->error != NULL)
+		tenancy_remote_raise(run->error);
 	error_context_stack = errcb.previous;
-	*from = run.from_version;
-	return run.to_version;
 }

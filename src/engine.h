@@ -35,8 +35,8 @@ typedef enum EngineStep
 {
 	ENGINE_START,
 	ENGINE_LEDGER,				/* reading (and creating) the ledger */
-	ENGINE_PRE,					/* BEGIN, locks, guard, transaction id */
-	ENGINE_MIGRATION,			/* the migration's own SQL */
+	ENGINE_PRE,					/* BEGIN, settings, locks, guards, xid */
+	ENGINE_STATEMENT,			/* the migration's (or down's) statements */
 	ENGINE_POST,				/* the check, the ledger row, COMMIT */
 	ENGINE_CLEANUP,				/* after a failure: ROLLBACK, prepared? */
 	ENGINE_ROLLBACK_PREPARED,
@@ -48,24 +48,36 @@ typedef struct MigrationRun
 {
 	MigrationTarget target;
 	List	   *migrations;		/* registered, ascending, checked */
-	List	   *pending;		/* still to apply */
+	int64		goal;			/* highest version to keep; -1: every one */
+	bool		read;			/* the ledger has been read */
+	List	   *applied;		/* registered migrations the ledger holds */
+	List	   *undo;			/* still to roll back, newest first */
+	List	   *pending;		/* still to apply, ascending */
 	EngineStep	step;
-	char	   *xid;			/* the current migration's transaction */
+	TenancyMigration *m;		/* being applied or rolled back, or NULL */
+	bool		down;			/* m is being rolled back */
+	int			statement;		/* statements of it sent so far */
+	int			failed_statement;	/* the one that failed (from 1), or 0 */
+	char	   *xid;			/* m's transaction */
 	char	   *started;		/* when its "pre" ran, on the remote clock */
 	List	   *prepared;		/* after a failure: gids to roll back */
-	int64		current;		/* version being applied, or 0 */
-	int64		from_version;	/* ledger version before the run */
-	int64		to_version;		/* ledger version reached */
+	int64		from_version;	/* highest ledger version before the run */
+	int64		to_version;		/* and now */
+	int			nup;			/* migrations applied */
+	int			ndown;			/* migrations rolled back */
 	RemoteError *error;			/* why the run failed, or NULL */
 } MigrationRun;
 
 extern void tenancy_engine_check(List *migrations);
+extern void tenancy_engine_check_goal(List *migrations, int64 goal);
 extern void tenancy_engine_begin(MigrationRun *run, const MigrationTarget *target,
-								 List *migrations);
+								 List *migrations, int64 goal);
 extern const char *tenancy_engine_next(MigrationRun *run, const RemoteResult *last);
 extern char *tenancy_engine_error_text(const MigrationRun *run);
+extern const char *tenancy_engine_status(const MigrationRun *run);
+extern char *tenancy_engine_applied(const MigrationRun *run);
 extern void tenancy_engine_cleanup(MigrationRun *run);
-extern int64 tenancy_engine_migrate(const MigrationTarget *target, List *migrations,
-									int64 *from);
+extern void tenancy_engine_migrate(const MigrationTarget *target, List *migrations,
+								   int64 goal, MigrationRun *run);
 
 #endif							/* TENANCY_ENGINE_H */

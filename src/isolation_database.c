@@ -42,11 +42,11 @@ refuse_existing(const char *name)
 }
 
 static int64
-prepare(const char *server, const char *appname, char **source)
+prepare(const char *server, const char *appname, char **source, char **versions)
 {
 	int64		version;
 
-	*source = tenancy_template_prepare(server, appname, &version);
+	*source = tenancy_template_prepare(server, appname, &version, versions);
 	return version;
 }
 

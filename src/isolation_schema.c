@@ -61,9 +61,10 @@ refuse_existing(const char *name)
 
 /* Schemas are not copied: every migration is applied to a new one. */
 static int64
-prepare(const char *server, const char *appname, char **source)
+prepare(const char *server, const char *appname, char **source, char **versions)
 {
 	*source = NULL;
+	*versions = NULL;
 	return -1;
 }
 

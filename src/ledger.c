@@ -27,6 +27,7 @@
  */
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 
 #include "ledger.h"
@@ -89,41 +90,12 @@ tenancy_ledger_sql_insert(int64 version, const char *checksum, const char *schem
 					ledger_table(schema), version, quote_literal_cstr(checksum));
 }
 
-/*
- * A statement that raises 42501 when an enabled trigger in the tenant (its
- * schema, or its whole database) would run, with the privileges of the
- * role migrations run as, a function owned by another role that is not a
- * superuser (a SECURITY DEFINER function runs as its owner, so it is not
- * counted).  Migrations run as the service role, and a trigger fires with
- * the privileges of whoever runs the statement: a member granted TRIGGER
- * on a table could otherwise have its own code run as the service role.
- */
+/* Removes a rolled-back migration's row, inside the down's transaction. */
 char *
-tenancy_ledger_sql_trigger_guard(const char *schema)
+tenancy_ledger_sql_delete(int64 version, const char *schema)
 {
-	/* a literal inside a dollar-quoted body must not hold the tag */
-	if (schema != NULL && strstr(schema, "$tenancy_guard$") != NULL)
-		elog(ERROR, "invalid schema name \"%s\"", schema);
-	return psprintf("DO $tenancy_guard$ DECLARE t record; BEGIN "
-					"SELECT g.tgname::text AS tgname, "
-					"pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) AS rel, "
-					"p.proowner::pg_catalog.regrole::text AS owner INTO t "
-					"FROM pg_catalog.pg_trigger g "
-					"JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) g.tgrelid "
-					"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
-					"JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) g.tgfoid "
-					"JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) p.proowner "
-					"WHERE NOT g.tgisinternal AND g.tgenabled OPERATOR(pg_catalog.<>) 'D' "
-					"AND NOT p.prosecdef AND NOT r.rolsuper "
-					"AND r.rolname OPERATOR(pg_catalog.<>) CURRENT_USER "
-					"AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema']) %s "
-					"LIMIT 1; "
-					"IF FOUND THEN RAISE EXCEPTION USING ERRCODE = '42501', "
-					"MESSAGE = pg_catalog.format('trigger %%I on %%s would run a function of role %%s as role %%s', "
-					"t.tgname, t.rel, t.owner, CURRENT_USER), "
-					"HINT = 'Migrations refuse to run other roles'' trigger functions: drop the trigger, or create it in a migration; never grant TRIGGER on tenant tables.'; "
-					"END IF; END $tenancy_guard$",
-					schema ? psprintf("AND n.nspname OPERATOR(pg_catalog.=) %s", quote_literal_cstr(schema)) : "");
+	return psprintf("DELETE FROM %s WHERE version OPERATOR(pg_catalog.=) " INT64_FORMAT,
+					ledger_table(schema), version);
 }
 
 /*
@@ -207,26 +179,67 @@ tenancy_ledger_max(const RemoteResult *read, const char *label, int64 *max)
 	return NULL;
 }
 
+/* Orders int64s. */
+static int
+int64_cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * The versions in a ledger ("read": rows of version, checksum), registered
+ * or not, as an array literal in ascending order ("{1,2,5}") in
+ * *versions, and the highest in *max; returns the error of a damaged
+ * ledger, or NULL.
+ */
+RemoteError *
+tenancy_ledger_versions(const RemoteResult *read, const char *label, int64 *max, char **versions)
+{
+	RemoteError *error = tenancy_ledger_max(read, label, max);
+	int			n = list_length(read->rows);
+	int64	   *v;
+	ListCell   *lc;
+	StringInfoData buf;
+	int			i;
+
+	if (error != NULL)
+		return error;
+	v = palloc(sizeof(int64) * Max(n, 1));
+	foreach(lc, read->rows)
+		v[foreach_current_index(lc)] = pg_strtoint64(((char **) lfirst(lc))[0]);	/* checked */
+	qsort(v, n, sizeof(int64), int64_cmp);
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (i = 0; i < n; i++)
+		appendStringInfo(&buf, "%s" INT64_FORMAT, i > 0 ? "," : "", v[i]);
+	appendStringInfoChar(&buf, '}');
+	*versions = buf.data;
+	return NULL;
+}
+
 /*
  * Checks what reading a ledger returned ("read": rows of version,
  * checksum) against the registered migrations (ascending).  On success
- * returns NULL, sets *applied to the highest version in the ledger and,
- * unless "pending" is NULL, *pending to the registered migrations the
- * ledger lacks, in ascending order.  Otherwise returns the error (XX001:
+ * returns NULL, sets *max to the highest version in the ledger and,
+ * unless "applied" is NULL, *applied to the registered migrations the
+ * ledger holds, in ascending order.  Otherwise returns the error (XX001:
  * a damaged ledger or drift), without throwing, so that fleet runs can
  * record it and go on.  "label" names the tenant in messages.
  */
 RemoteError *
 tenancy_ledger_check(const RemoteResult *read, List *migrations, const char *label,
-					 int64 *applied, List **pending)
+					 int64 *max, List **applied)
 {
 	ListCell   *lc;
 	List	   *versions = NIL;
 	RemoteError *error;
 
-	if (pending)
-		*pending = NIL;
-	error = tenancy_ledger_max(read, label, applied);
+	if (applied)
+		*applied = NIL;
+	error = tenancy_ledger_max(read, label, max);
 
 	if (error != NULL)
 		return error;
@@ -251,13 +264,7 @@ tenancy_ledger_check(const RemoteResult *read, List *migrations, const char *lab
 										NULL);
 		versions = lappend(versions, m);
 	}
-	if (pending)
-	{
-		foreach(lc, migrations)
-		{
-			if (!list_member_ptr(versions, lfirst(lc)))
-				*pending = lappend(*pending, lfirst(lc));
-		}
-	}
+	if (applied)
+		*applied = versions;
 	return NULL;
 }

@@ -21,9 +21,11 @@ extern char *tenancy_ledger_sql_setup(const char *schema);
 extern char *tenancy_ledger_sql_read(const char *schema);
 extern char *tenancy_ledger_sql_lock(const char *schema);
 extern char *tenancy_ledger_sql_insert(int64 version, const char *checksum, const char *schema);
-extern char *tenancy_ledger_sql_trigger_guard(const char *schema);
+extern char *tenancy_ledger_sql_delete(int64 version, const char *schema);
 extern RemoteError *tenancy_ledger_max(const RemoteResult *read, const char *label, int64 *max);
+extern RemoteError *tenancy_ledger_versions(const RemoteResult *read, const char *label,
+											int64 *max, char **versions);
 extern RemoteError *tenancy_ledger_check(const RemoteResult *read, List *migrations,
-										 const char *label, int64 *applied, List **pending);
+										 const char *label, int64 *max, List **applied);
 
 #endif							/* TENANCY_LEDGER_H */

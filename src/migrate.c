@@ -18,9 +18,10 @@
  * is locked in EXCLUSIVE mode, bounded by tenancy.remote_lock_timeout, to
  * keep out-of-band migrators off it.
  *
- * migrate_all: tenants whose catalog summary says they are at the latest
- * version with no recorded error are answered from the catalog, without
- * a connection.  The others run through at most "parallel" sessions at
+ * migrate_all: tenants whose catalog summary (the set of versions their
+ * ledger holds) has every registered version up to the goal and none
+ * above it, with no recorded error, are answered from the catalog,
+ * without a connection; so is a dry run.  The others run through at most "parallel" sessions at
  * once (fleet.c), each driven by the engine.  A failure is recorded (error
  * text and SQLSTATE) and the run goes on; the next run retries.  Each
  * tenant's lock is taken without waiting (a tenant another operation
@@ -46,8 +47,10 @@
 #include "common/sha2.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/varlena.h"
 #include "utils/timestamp.h"
 
 #include "catalog.h"
@@ -58,13 +61,23 @@
 #include "names.h"
 
 PG_FUNCTION_INFO_V1(tenancy_add_migration);
+PG_FUNCTION_INFO_V1(tenancy_add_migration_v2);
+PG_FUNCTION_INFO_V1(tenancy_remove_migration);
 PG_FUNCTION_INFO_V1(tenancy_migrate);
+PG_FUNCTION_INFO_V1(tenancy_migrate_v2);
 PG_FUNCTION_INFO_V1(tenancy_migrate_all);
+PG_FUNCTION_INFO_V1(tenancy_migrate_all_v2);
 
-/* Hex SHA-256 of "sql": the identity of a migration.  Result palloc'd. */
+/*
+ * Hex SHA-256 of a migration's identity: its SQL, preceded by a line
+ * naming its search_path unless that is empty (the 0.1.0 checksum, of the
+ * SQL alone, for migrations that ran with an empty path).  Result
+ * palloc'd.
+ */
 static char *
-migration_checksum(const char *sql)
+migration_checksum(const char *search_path, const char *body)
 {
+	const char *sql = search_path[0] ? psprintf("-- search_path: %s\n%s", search_path, body) : body;
 	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 	char	   *hex = palloc(PG_SHA256_DIGEST_LENGTH * 2 + 1);
@@ -91,40 +104,85 @@ is_blank(const char *s)
 }
 
 /*
- * tenancy.add_migration(version bigint, sql text, description text)
- *
- * Registers a migration.  The same SQL under the same version again is a
- * NOTICE; other SQL under a registered version is 42710; a version lower
- * than the highest registered one is 22023 (migrations are applied in
- * ascending order, so a lower one could never run on tenants already past
- * it).
+ * A migration's search_path in canonical form: its schemas, each quoted as
+ * needed, joined by ", " ("" for an empty path).  22023 for a value that
+ * is not a list of schema names.
  */
-Datum
-tenancy_add_migration(PG_FUNCTION_ARGS)
+static char *
+canonical_search_path(const char *path)
 {
-	int64		version;
-	char	   *sql;
-	char	   *description = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	char	   *checksum;
-	int64		highest = 0;
+	char	   *copy = pstrdup(path);
+	List	   *names;
+	ListCell   *lc;
+	StringInfoData buf;
 
-	if (PG_ARGISNULL(0))
+	if (!SplitIdentifierString(copy, ',', &names))
 		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("migration version must not be null")));
-	version = PG_GETARG_INT64(0);
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid search_path for a migration: \"%s\"", path),
+				 errhint("Give a comma-separated list of schema names, such as 'public' or 'app, public'.")));
+	initStringInfo(&buf);
+	foreach(lc, names)
+	{
+		const char *name = (const char *) lfirst(lc);
+
+		if (name[0] == '$' || pg_strncasecmp(name, "pg_temp", 7) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid search_path for a migration: \"%s\"", path),
+					 errdetail("A migration's search_path names schemas; \"%s\" is not one.", name)));
+		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "", quote_identifier(name));
+	}
+	return buf.data;
+}
+
+/*
+ * add_migration()'s work, for both signatures: registers a migration.  The
+ * same migration under the same version again is a NOTICE; another under a
+ * registered version is 42710.  Any version not yet registered may be
+ * added, lower ones too: every tenant lacking it gets it on its next run.
+ * The SQL (and the down) are parsed first: what tenancy could not run is
+ * refused now (the parser's SQLSTATE, or 25000), and nothing is recorded.
+ */
+static void
+add_migration(int64 version, char *sql, const char *description, const char *search_path,
+			  char *down, bool transactional)
+{
+	TenancyMigration *m = palloc0(sizeof(TenancyMigration));
+
 	if (version <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("migration version must be positive"),
 				 errdetail("The version given was " INT64_FORMAT ".", version)));
-	if (PG_ARGISNULL(1) || is_blank(sql = text_to_cstring(PG_GETARG_TEXT_PP(1))))
+	if (sql == NULL || is_blank(sql))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("migration " INT64_FORMAT " has no SQL", version)));
+	if (down != NULL && is_blank(down))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("migration " INT64_FORMAT " has an empty down", version),
+				 errhint("Pass NULL for a migration that cannot be rolled back.")));
+	if (search_path == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("search_path of migration " INT64_FORMAT " must not be null", version),
+				 errhint("Pass '' for an empty search_path.")));
 
-	checksum = migration_checksum(sql);
-	switch (tenancy_catalog_add_migration(version, sql, checksum, description, &highest))
+	m->version = version;
+	m->sql = sql;
+	m->search_path = canonical_search_path(search_path);
+	m->checksum = migration_checksum(m->search_path, sql);
+	m->down = down;
+	m->transactional = transactional;
+	tenancy_engine_check(list_make1(m));
+	if (m->refusal != NULL)
+		tenancy_remote_raise(m->refusal);
+	if (m->down_refusal != NULL)
+		tenancy_remote_raise(m->down_refusal);
+
+	switch (tenancy_catalog_add_migration(m, description))
 	{
 		case MIGRATION_ADDED:
 			break;
@@ -137,15 +195,77 @@ tenancy_add_migration(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_OBJECT),
 					 errmsg("migration " INT64_FORMAT " is already registered with different SQL", version),
-					 errdetail("A migration is identified by its checksum; registered SQL cannot change."),
-					 errhint("Register the change as a new migration with a higher version.")));
+					 errdetail("A migration is identified by its checksum (its search_path and SQL), with its down and transactional; a registered migration cannot change."),
+					 errhint("If no tenant has applied it, remove it with tenancy.remove_migration(" INT64_FORMAT ") and register it again; otherwise register the change as a new migration.",
+							 version)));
 			break;
-		case MIGRATION_OUT_OF_ORDER:
+	}
+}
+
+/*
+ * tenancy.add_migration(version bigint, sql text, description text,
+ * search_path text, down text, transactional boolean); the 0.1.0
+ * signature (version, sql, description) registers with an empty
+ * search_path, as 0.1.0 ran migrations.
+ */
+Datum
+tenancy_add_migration_v2(PG_FUNCTION_ARGS)
+{
+	bool		v2 = PG_NARGS() >= 6;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("migration version must not be null")));
+	if (v2 && PG_ARGISNULL(5))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("transactional must not be null")));
+	add_migration(PG_GETARG_INT64(0),
+				  PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
+				  PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),
+				  !v2 ? "" : PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3)),
+				  !v2 || PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4)),
+				  !v2 || PG_GETARG_BOOL(5));
+	PG_RETURN_VOID();
+}
+
+/* The 0.1.0 symbol. */
+Datum
+tenancy_add_migration(PG_FUNCTION_ARGS)
+{
+	return tenancy_add_migration_v2(fcinfo);
+}
+
+/*
+ * tenancy.remove_migration(version bigint)
+ *
+ * Removes a registered migration that no tenant's catalog summary holds
+ * (42704 if it is not registered, 55006 once a tenant has it).  The next
+ * provisioning rebuilds the template (its fingerprint no longer matches).
+ */
+Datum
+tenancy_remove_migration(PG_FUNCTION_ARGS)
+{
+	int64		version = PG_GETARG_INT64(0);
+	char	   *tenant = NULL;
+	int64		count = 0;
+
+	switch (tenancy_catalog_remove_migration(version, &tenant, &count))
+	{
+		case MIGRATION_REMOVED:
+			break;
+		case MIGRATION_NOT_FOUND:
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("migration " INT64_FORMAT " is out of order", version),
-					 errdetail("The highest registered migration is " INT64_FORMAT ".", highest),
-					 errhint("Use a version higher than " INT64_FORMAT ".", highest)));
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("migration " INT64_FORMAT " is not registered", version)));
+			break;
+		case MIGRATION_APPLIED:
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("migration " INT64_FORMAT " has been applied", version),
+					 errdetail(INT64_FORMAT " tenant(s) have it, tenant \"%s\" among them.", count, tenant),
+					 errhint("Roll those tenants back first (migrate_all(to_version => ...) runs its down), or register a new migration that undoes it.")));
 			break;
 	}
 	PG_RETURN_VOID();
@@ -168,31 +288,50 @@ elapsed(TimestampTz start)
 	return IntervalPGetDatum(iv);
 }
 
+/* The goal of a to_version argument: -1 (every migration) for NULL. */
+static int64
+goal_argument(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return -1;
+	if (PG_GETARG_INT64(argno) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("to_version " INT64_FORMAT " is out of range", PG_GETARG_INT64(argno)),
+				 errdetail("to_version must not be negative.")));
+	return PG_GETARG_INT64(argno);
+}
+
 /*
- * tenancy.migrate(tenant text) RETURNS TABLE(tenant, from_version,
- * to_version, status, duration, error)
+ * tenancy.migrate(tenant text, to_version bigint) RETURNS TABLE(tenant,
+ * from_version, to_version, status, duration, error)
  *
- * Applies the pending migrations to one ready tenant.  Errors are raised
- * (with the remote SQLSTATE and a CONTEXT line naming tenant and version),
- * and leave the tenant at the last version that committed.  from_version
- * is read from the tenant's ledger; the catalog's applied_version is brought
- * in line with the ledger whenever they differ.
+ * Brings one ready tenant to the registered migrations: with to_version,
+ * first rolls back the applied versions above it (refused before anything
+ * runs when one has no down), then applies what it lacks.  Errors are
+ * raised (with the remote SQLSTATE and a CONTEXT line naming tenant,
+ * version and statement), and leave the tenant at what committed.
+ * from_version is read from the tenant's ledger; the catalog's summary is
+ * brought in line with the ledger.
  */
 Datum
-tenancy_migrate(PG_FUNCTION_ARGS)
+tenancy_migrate_v2(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *tenant = tenancy_name_argument(fcinfo, 0);
+	int64		goal = goal_argument(fcinfo, 1);
 	TenantRecord rec;
 	MigrationTarget target;
+	MigrationRun run;
+	List	   *migrations;
 	TimestampTz start = GetCurrentTimestamp();
-	int64		from;
-	int64		to;
 	Datum		values[6];
 	bool		nulls[6] = {false, false, false, false, false, true};
 
 	InitMaterializedSRF(fcinfo, 0);
 	tenancy_catalog_apply_config();
+	migrations = tenancy_catalog_migrations();
+	tenancy_engine_check_goal(migrations, goal);
 
 	tenancy_catalog_lock_existing(tenant, &rec);
 	if (rec.state != TENANT_STATE_READY)
@@ -201,18 +340,24 @@ tenancy_migrate(PG_FUNCTION_ARGS)
 				 errmsg("tenant \"%s\" is not ready", tenant),
 				 errdetail("Tenant \"%s\" is in state \"%s\".", tenant, tenancy_state_name(rec.state))));
 	tenancy_isolation_target(&rec, &target);
-	to = tenancy_engine_migrate(&target, tenancy_catalog_migrations(), &from);
-	if (to != rec.applied_version)
-		tenancy_catalog_set_applied(tenant, to, true);
+	tenancy_engine_migrate(&target, migrations, goal, &run);
+	tenancy_catalog_set_applied(tenant, tenancy_engine_applied(&run), run.to_version, true);
 
 	values[0] = CStringGetTextDatum(tenant);
-	values[1] = Int64GetDatum(from);
-	values[2] = Int64GetDatum(to);
-	values[3] = CStringGetTextDatum(to > from ? "migrated" : "up_to_date");
+	values[1] = Int64GetDatum(run.from_version);
+	values[2] = Int64GetDatum(run.to_version);
+	values[3] = CStringGetTextDatum(tenancy_engine_status(&run));
 	values[4] = elapsed(start);
 	values[5] = (Datum) 0;
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
+}
+
+/* The 0.1.0 symbol. */
+Datum
+tenancy_migrate(PG_FUNCTION_ARGS)
+{
+	return tenancy_migrate_v2(fcinfo);
 }
 
 /* One tenant of a fleet run. */
@@ -231,6 +376,8 @@ typedef struct FleetRun
 	ReturnSetInfo *rsinfo;
 	RemoteSession *writer;		/* autocommit session to the admin database */
 	List	   *migrations;
+	int64		goal;			/* -1: every registered migration */
+	int			max_failures;	/* 0: no limit */
 	int			total;
 	int			done;
 	int			failed;
@@ -267,7 +414,8 @@ flush_outcomes(FleetRun *run, bool force)
  */
 static void
 finish_tenant(FleetRun *run, const TenantRecord *rec, const char *status, int64 from, int64 to,
-			  const char *sqlstate, const char *error, TimestampTz started, bool worked)
+			  const char *sqlstate, const char *error, TimestampTz started, const char *applied,
+			  bool worked)
 {
 	Datum		values[7];
 	bool		nulls[7] = {false, false, false, false, false, error == NULL, sqlstate == NULL};
@@ -292,6 +440,7 @@ finish_tenant(FleetRun *run, const TenantRecord *rec, const char *status, int64 
 		p->to_version = to;
 		p->sqlstate = sqlstate ? pstrdup(sqlstate) : NULL;
 		p->error = error ? pstrdup(error) : NULL;
+		p->applied = applied ? pstrdup(applied) : NULL;
 		MemoryContextSwitchTo(old);
 		flush_outcomes(run, false);
 	}
@@ -310,7 +459,10 @@ finish_tenant(FleetRun *run, const TenantRecord *rec, const char *status, int64 
 	}
 }
 
-/* Before a tenant's session: its lock, without waiting. */
+/*
+ * Before a tenant's session: none after max_failures failures; its lock,
+ * without waiting.
+ */
 static bool
 fleet_begin(void *arg, FleetTask *task)
 {
@@ -318,13 +470,20 @@ fleet_begin(void *arg, FleetTask *task)
 	FleetTenant *t = (FleetTenant *) task;
 
 	t->started = GetCurrentTimestamp();
+	if (run->max_failures > 0 && run->failed >= run->max_failures)
+	{
+		finish_tenant(run, &t->rec, "skipped", t->rec.applied_version, t->rec.applied_version, NULL,
+					  psprintf("not started: max_failures (%d) reached", run->max_failures),
+					  t->started, NULL, false);
+		return false;
+	}
 	if (!tenancy_try_lock_tenant(t->rec.id))
 	{
 		finish_tenant(run, &t->rec, "skipped", t->rec.applied_version, t->rec.applied_version,
-					  NULL, "another operation holds the tenant", t->started, false);
+					  NULL, "another operation holds the tenant", t->started, NULL, false);
 		return false;
 	}
-	tenancy_engine_begin(&t->run, &t->target, run->migrations);
+	tenancy_engine_begin(&t->run, &t->target, run->migrations, run->goal);
 	return true;
 }
 
@@ -342,25 +501,18 @@ fleet_finish(void *arg, FleetTask *task, const RemoteError *error)
 	FleetRun   *run = (FleetRun *) arg;
 	FleetTenant *t = (FleetTenant *) task;
 	MigrationRun *mr = &t->run;
-	const char *status;
 
 	if (error != NULL && mr->error == NULL)
 		mr->error = (RemoteError *) error;
 	if (error != NULL)
 		tenancy_engine_cleanup(mr); /* the session broke mid-migration */
-	if (mr->error != NULL)
-		status = "failed";
-	else if (mr->to_version > mr->from_version)
-		status = "migrated";
-	else
-		status = "up_to_date";
 	tenancy_unlock_tenant(t->rec.id);
-	finish_tenant(run, &t->rec, status,
-				  mr->step == ENGINE_START || mr->step == ENGINE_LEDGER ? t->rec.applied_version : mr->from_version,
-				  mr->step == ENGINE_START || mr->step == ENGINE_LEDGER ? t->rec.applied_version : mr->to_version,
+	finish_tenant(run, &t->rec, tenancy_engine_status(mr),
+				  mr->read ? mr->from_version : t->rec.applied_version,
+				  mr->read ? mr->to_version : t->rec.applied_version,
 				  mr->error ? mr->error->sqlstate : NULL,
 				  mr->error ? tenancy_engine_error_text(mr) : NULL,
-				  t->started, true);
+				  t->started, tenancy_engine_applied(mr), true);
 }
 
 static void
@@ -372,21 +524,112 @@ fleet_tick(void *arg)
 static const FleetOps migrate_all_ops = {fleet_begin, fleet_next, fleet_finish, fleet_tick};
 
 /*
- * tenancy.migrate_all(parallel integer, verify boolean) RETURNS TABLE(tenant,
- * from_version, to_version, status, duration, error, sqlstate)
+ * The tenants a migrate_all() names, checked before anything runs: each a
+ * valid id (22023), registered (42704) and ready (55000).  NULL for every
+ * tenant.
+ */
+static List *
+named_tenants(FunctionCallInfo fcinfo, int argno)
+{
+	ArrayType  *array;
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			n;
+	int			i;
+	List	   *ids = NIL;
+
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return NULL;
+	array = PG_GETARG_ARRAYTYPE_P(argno);
+	deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tenants must not be empty"),
+				 errhint("Pass NULL to migrate every tenant.")));
+	for (i = 0; i < n; i++)
+	{
+		char	   *id;
+		TenantRecord rec;
+
+		if (elem_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("tenants must not contain null")));
+		id = TextDatumGetCString(elems[i]);
+		tenancy_name_validate(id);
+		if (!tenancy_catalog_fetch(id, &rec))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("tenant \"%s\" does not exist", id)));
+		if (rec.state != TENANT_STATE_READY)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("tenant \"%s\" is not ready", id),
+					 errdetail("Tenant \"%s\" is in state \"%s\".", id, tenancy_state_name(rec.state))));
+		ids = lappend(ids, id);
+	}
+	return ids;
+}
+
+/* Is "id" one of "ids" (NULL: every tenant)? */
+static bool
+is_named(List *ids, const char *id)
+{
+	ListCell   *lc;
+
+	if (ids == NULL)
+		return true;
+	foreach(lc, ids)
+		if (strcmp((char *) lfirst(lc), id) == 0)
+		return true;
+	return false;
+}
+
+/*
+ * The highest version a tenant would hold after a run to "goal": the
+ * highest registered version up to it.
+ */
+static int64
+goal_version(List *migrations, int64 goal)
+{
+	int64		v = 0;
+	ListCell   *lc;
+
+	foreach(lc, migrations)
+	{
+		int64		version = ((TenancyMigration *) lfirst(lc))->version;
+
+		if (goal < 0 || version <= goal)
+			v = version;
+	}
+	return v;
+}
+
+/*
+ * tenancy.migrate_all(parallel integer, verify boolean, tenants text[],
+ * max_failures integer, dry_run boolean, to_version bigint) RETURNS
+ * TABLE(tenant, from_version, to_version, status, duration, error,
+ * sqlstate)
  *
- * Migrates every ready tenant, at most "parallel" at once.  With verify,
- * connects to every ready tenant (checking its ledger for drift) instead of
- * answering up-to-date tenants from the catalog.
+ * Brings every ready tenant (or the named ones) to the registered
+ * migrations (or to to_version), at most "parallel" at once.  With verify,
+ * connects to every tenant (checking its ledger for drift) instead of
+ * answering up-to-date tenants from the catalog; with max_failures, starts
+ * no tenant after that many failed; with dry_run, returns the plan
+ * (status "planned" for the tenants a run would connect to) without
+ * connecting.  The 0.1.0 signature (parallel, verify) is the same with the
+ * rest left out.
  */
 Datum
-tenancy_migrate_all(PG_FUNCTION_ARGS)
+tenancy_migrate_all_v2(PG_FUNCTION_ARGS)
 {
 	int			parallel;
 	bool		verify = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
+	bool		dry_run = PG_NARGS() > 4 && !PG_ARGISNULL(4) && PG_GETARG_BOOL(4);
 	FleetRun	run;
-	List	   *tenants;
-	int64		latest = 0;
+	List	   *plans;
+	List	   *ids;
 	FleetTask **tasks;
 	int			ntasks = 0;
 	ListCell   *lc;
@@ -396,35 +639,61 @@ tenancy_migrate_all(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("parallel must be between 1 and 64")));
 	parallel = PG_GETARG_INT32(0);
+	memset(&run, 0, sizeof(run));
+	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
+	{
+		if (PG_GETARG_INT32(3) < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("max_failures must be positive"),
+					 errdetail("The value given was %d.", PG_GETARG_INT32(3)),
+					 errhint("Pass NULL for no limit.")));
+		run.max_failures = PG_GETARG_INT32(3);
+	}
+	if (dry_run && verify)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("dry_run and verify cannot be combined"),
+				 errdetail("A dry run connects to no tenant; verify connects to every one.")));
+	run.goal = goal_argument(fcinfo, 5);
 	InitMaterializedSRF(fcinfo, 0);
 	tenancy_catalog_apply_config();
 
-	memset(&run, 0, sizeof(run));
 	run.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	run.batch_sent = GetCurrentTimestamp();
 	run.batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "tenancy migrate_all batch",
 										  ALLOCSET_SMALL_SIZES);
 	run.migrations = tenancy_catalog_migrations();
 	tenancy_engine_check(run.migrations);
-	if (run.migrations != NIL)
-		latest = ((TenancyMigration *) llast(run.migrations))->version;
-	tenants = tenancy_catalog_tenants();
-	run.total = list_length(tenants);
+	tenancy_engine_check_goal(run.migrations, run.goal);
+	ids = named_tenants(fcinfo, 2);
+	plans = tenancy_catalog_plan(run.goal);
+	run.total = ids ? list_length(ids) : list_length(plans);
 	run.next_notice = Max(1, run.total / 10);
 	tasks = palloc(sizeof(FleetTask *) * Max(run.total, 1));
 
-	foreach(lc, tenants)
+	foreach(lc, plans)
 	{
-		TenantRecord *rec = (TenantRecord *) lfirst(lc);
+		TenantPlan *p = (TenantPlan *) lfirst(lc);
+		TenantRecord *rec = &p->rec;
 		FleetTenant *t;
 
+		if (!is_named(ids, rec->id))
+			continue;
 		if (rec->state != TENANT_STATE_READY)
 			finish_tenant(&run, rec, "skipped", rec->applied_version, rec->applied_version, NULL,
 						  psprintf("tenant is in state \"%s\"", tenancy_state_name(rec->state)),
-						  GetCurrentTimestamp(), false);
-		else if (!verify && rec->applied_version == latest && !rec->has_error)
+						  GetCurrentTimestamp(), NULL, false);
+		else if (!verify && p->missing == 0 && p->excess == 0 && !rec->has_error)
 			finish_tenant(&run, rec, "up_to_date", rec->applied_version, rec->applied_version,
-						  NULL, NULL, GetCurrentTimestamp(), false);
+						  NULL, NULL, GetCurrentTimestamp(), NULL, false);
+		else if (dry_run)
+			finish_tenant(&run, rec, "planned", rec->applied_version,
+						  goal_version(run.migrations, run.goal), NULL,
+						  psprintf("would apply " INT64_FORMAT " and roll back " INT64_FORMAT " migration(s)%s",
+								   p->missing, p->excess,
+								   rec->has_error ? "; its last run failed" : ""),
+						  GetCurrentTimestamp(), NULL, false);
 		else
 		{
 			t = palloc0(sizeof(FleetTenant));
@@ -452,4 +721,11 @@ tenancy_migrate_all(PG_FUNCTION_ARGS)
 		PG_END_TRY();
 	}
 	return (Datum) 0;
+}
+
+/* The 0.1.0 symbol. */
+Datum
+tenancy_migrate_all(PG_FUNCTION_ARGS)
+{
+	return tenancy_migrate_all_v2(fcinfo);
 }

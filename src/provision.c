@@ -153,10 +153,11 @@ provision_steps(void *arg)
 	ProvisionJob *job = (ProvisionJob *) arg;
 	const IsolationModel *model = job->model;
 	char	   *source;
+	char	   *versions;
 	int64		version;
 
 	job->ctx->step = "template";
-	version = model->prepare(job->server, job->appname, &source);
+	version = model->prepare(job->server, job->appname, &source, &versions);
 
 	job->ctx->step = "record";
 	tenancy_fault("before_cleanup_record");
@@ -182,13 +183,15 @@ provision_steps(void *arg)
 	else
 	{
 		MigrationTarget target;
-		int64		from;
+		MigrationRun run;
 
 		model->migration_target(job->server, job->cleanup.temporary_name, &target);
 		target.label = psprintf("tenant \"%s\"", job->rec.id);
 		target.appname = job->appname;
 		target.create_ledger = true;
-		job->rec.applied_version = tenancy_engine_migrate(&target, tenancy_catalog_migrations(), &from);
+		tenancy_engine_migrate(&target, tenancy_catalog_migrations(), -1, &run);
+		job->rec.applied_version = run.to_version;
+		versions = tenancy_engine_applied(&run);
 	}
 	tenancy_fault("after_bootstrap");
 
@@ -199,7 +202,7 @@ provision_steps(void *arg)
 	tenancy_fault("after_rename");
 
 	job->ctx->step = "register";
-	tenancy_catalog_register_ready(&job->rec, job->metadata, job->cleanup.operation_id);
+	tenancy_catalog_register_ready(&job->rec, job->metadata, job->cleanup.operation_id, versions);
 	tenancy_fault("after_local_record");
 }
 

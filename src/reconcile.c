@@ -54,18 +54,19 @@ report(void *arg, const char *tenant, const char *object, const char *problem,
 }
 
 /*
- * The highest version in a registered tenant's ledger, read through a
- * session of its own.  Raises a remote failure, and XX001 for a damaged
- * ledger (drift is not reconcile's business: migrate() reports it).
+ * The versions in a registered tenant's ledger (an array literal), and in
+ * *max the highest, read through a session of its own.  Raises a remote
+ * failure, and XX001 for a damaged ledger (drift is not reconcile's
+ * business: migrate() reports it).
  */
-static int64
-ledger_version(const TenantRecord *rec)
+static char *
+ledger_versions(const TenantRecord *rec, int64 *max)
 {
 	MigrationTarget target;
 	RemoteSession *session;
 	RemoteResult r;
 	RemoteError *error;
-	int64		version = 0;
+	char	   *versions = NULL;
 
 	tenancy_isolation_target(rec, &target);
 	session = tenancy_remote_open(CONNINFO_SERVICE, target.server, target.dbname, target.appname);
@@ -80,10 +81,10 @@ ledger_version(const TenantRecord *rec)
 	PG_END_TRY();
 	if (r.error != NULL)
 		tenancy_remote_raise(r.error);
-	error = tenancy_ledger_max(&r, target.label, &version);
+	error = tenancy_ledger_versions(&r, target.label, max, &versions);
 	if (error != NULL)
 		tenancy_remote_raise(error);
-	return version;
+	return versions;
 }
 
 /*
@@ -154,16 +155,18 @@ tenancy_reconcile(PG_FUNCTION_ARGS)
 		}
 		else if (check_ledgers && t->state == TENANT_STATE_READY)
 		{
-			int64		ledger = ledger_version(t);
+			int64		max;
+			char	   *ledger = ledger_versions(t, &max);
+			char	   *catalog = tenancy_catalog_applied_versions(t->id);
 
-			if (ledger != t->applied_version)
+			if (strcmp(ledger, catalog) != 0 || max != t->applied_version)
 			{
 				report(out.arg, t->id, object,
-					   psprintf("catalog says version " INT64_FORMAT ", the ledger " INT64_FORMAT,
-								t->applied_version, ledger),
-					   out.dry_run ? "would set applied_version from the ledger" : "set applied_version from the ledger");
+					   psprintf("catalog says version " INT64_FORMAT " %s, the ledger " INT64_FORMAT " %s",
+								t->applied_version, catalog, max, ledger),
+					   out.dry_run ? "would set applied_versions from the ledger" : "set applied_versions from the ledger");
 				if (!out.dry_run)
-					tenancy_catalog_set_applied(t->id, ledger, false);
+					tenancy_catalog_set_applied(t->id, ledger, max, false);
 			}
 		}
 	}

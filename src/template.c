@@ -39,6 +39,7 @@ typedef struct TemplateJob
 	const char *template_db;
 	const char *appname;
 	int64		version;
+	char	   *versions;		/* the versions it holds ("{1,2}") */
 } TemplateJob;
 
 /*
@@ -51,7 +52,7 @@ build_steps(void *arg)
 {
 	TemplateJob *tj = (TemplateJob *) arg;
 	MigrationTarget target;
-	int64		from;
+	MigrationRun run;
 
 	tenancy_remote_run(tj->server, NULL, tj->appname,
 					   list_make3(tenancy_ddl_drop_database(tj->template_db, true),
@@ -63,7 +64,9 @@ build_steps(void *arg)
 	target.dbname = tj->template_db;
 	target.appname = tj->appname;
 	target.create_ledger = true;
-	tj->version = tenancy_engine_migrate(&target, tenancy_catalog_migrations(), &from);
+	tenancy_engine_migrate(&target, tenancy_catalog_migrations(), -1, &run);
+	tj->version = run.to_version;
+	tj->versions = tenancy_engine_applied(&run);
 	tenancy_remote_run(tj->server, NULL, tj->appname,
 					   list_make1(tenancy_ddl_allow_connections(tj->template_db, false)));
 }
@@ -84,24 +87,27 @@ build_undo(void *arg)
  * template: (re)builds it when it is missing or the registered migrations
  * changed since it was built.  Returns the template's name; *version is
  * the migration version copies of it start at, or -1 for a template
- * tenancy does not manage (copies must then be migrated).
+ * tenancy does not manage (copies must then be migrated), and *versions
+ * the versions copies hold (an array literal).
  */
 char *
-tenancy_template_prepare(const char *server, const char *appname, int64 *version)
+tenancy_template_prepare(const char *server, const char *appname, int64 *version,
+						 char **versions)
 {
 	bool		managed;
 	char	   *tpl = tenancy_name_template(&managed);
 	char	   *built_from;
 	char	   *wanted;
-	TemplateJob tj = {server, tpl, appname, 0};
+	TemplateJob tj = {server, tpl, appname, 0, NULL};
 
 	*version = -1;
+	*versions = NULL;
 	if (!managed)
 		return tpl;
 
 	tenancy_lock_template(server, true);
 	built_from = tenancy_catalog_template_fingerprint(server, &tj.version);
-	wanted = tenancy_catalog_migration_fingerprint();
+	wanted = tenancy_catalog_migration_fingerprint(&tj.versions);
 	if (built_from == NULL || strcmp(built_from, wanted) != 0 ||
 		!tenancy_ddl_database_exists(server, tpl))
 	{
@@ -109,6 +115,7 @@ tenancy_template_prepare(const char *server, const char *appname, int64 *version
 		tenancy_catalog_set_template(server, tpl, tj.version, wanted);
 	}
 	*version = tj.version;
+	*versions = tj.versions;
 	tenancy_unlock_template(server, true);
 	tenancy_lock_template(server, false);
 	return tpl;

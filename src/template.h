@@ -15,6 +15,7 @@
 
 #include "tenancy.h"
 
-extern char *tenancy_template_prepare(const char *server, const char *appname, int64 *version);
+extern char *tenancy_template_prepare(const char *server, const char *appname, int64 *version,
+									  char **versions);
 
 #endif							/* TENANCY_TEMPLATE_H */

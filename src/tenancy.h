@@ -17,6 +17,8 @@
 
 #include "postgres.h"
 
+#include "nodes/pg_list.h"
+
 /* The canonical form of a tenant id, stated once for messages. */
 #define TENANCY_ID_PATTERN "^[a-z0-9][a-z0-9_-]*$"
 
@@ -65,15 +67,28 @@ typedef struct TenantRecord
 	bool		has_error;		/* last_error is set */
 } TenantRecord;
 
+/* One top-level statement of a migration's SQL. */
+typedef struct MigrationStatement
+{
+	char	   *sql;
+	int			line;			/* where it starts in the migration, from 1 */
+} MigrationStatement;
+
 /* A registered migration. */
 typedef struct TenancyMigration
 {
 	int64		version;
 	char	   *sql;
 	char	   *checksum;
+	char	   *search_path;	/* canonical; "" for an empty path */
+	char	   *down;			/* or NULL */
+	bool		transactional;
 	/* set by the migration engine's check (tenancy_engine_check) */
 	bool		checked;
 	struct RemoteError *refusal;	/* why it may not run, or NULL */
+	struct RemoteError *down_refusal;	/* why its down may not run */
+	List	   *statements;		/* of sql: MigrationStatement */
+	List	   *down_statements;	/* of down */
 } TenancyMigration;
 
 /* The server of a record, as the remote layer takes it (NULL: this cluster). */

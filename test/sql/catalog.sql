@@ -90,11 +90,11 @@ DELETE FROM tenancy.tenant WHERE id = 'hot';
 RESET tenancy.current;
 
 -- migration_status answers from the catalog alone
-INSERT INTO tenancy.tenant (id, database_name, state, applied_version)
-VALUES ('s1', 'regress_tn_s1', 'ready', 0), ('s2', 'regress_tn_s2', 'failed', 1);
+INSERT INTO tenancy.tenant (id, database_name, state, applied_version, applied_versions)
+VALUES ('s1', 'regress_tn_s1', 'ready', 0, '{}'), ('s2', 'regress_tn_s2', 'failed', 1, '{1}');
 INSERT INTO tenancy.migration (version, sql, checksum)
 VALUES (1, 'select 1', repeat('a', 64)), (2, 'select 2', repeat('b', 64));
-SELECT tenant, state, applied_version, latest_version, pending, last_error
+SELECT tenant, state, applied_version, latest_version, pending, missing, last_error
   FROM tenancy.migration_status ORDER BY tenant;
 DELETE FROM tenancy.tenant;
 DELETE FROM tenancy.migration;

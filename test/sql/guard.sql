@@ -17,6 +17,12 @@ SELECT tenant, to_version, status FROM tenancy.migrate_all(1) WHERE tenant LIKE 
 
 -- the attacks: a forged guard (end the transaction, start another, set
 -- whatever a guard token would be), a prepared transaction, a plain commit
+-- pg_temp.plant(): a migration row written by hand, as a superuser or 0.1.0
+-- would (checksum of the SQL alone, empty search_path), so that what
+-- add_migration refuses can be shown refused again when it would run
+CREATE FUNCTION pg_temp.plant(v bigint, s text) RETURNS void LANGUAGE sql AS $$
+  INSERT INTO tenancy.migration (version, sql, checksum)
+  VALUES (v, s, encode(sha256(convert_to(s, 'UTF8')), 'hex')) $$;
 CREATE TEMP TABLE attack (name text, sql text);
 INSERT INTO attack VALUES
   ('forged', 'SELECT 1; COMMIT; BEGIN; '
@@ -43,8 +49,11 @@ BEGIN
   RETURN v;
 END $$;
 
--- should fail (25000) before anything runs: every attack, statement by statement
+-- should fail (25000) before anything runs: every attack, statement by
+-- statement: registering it, and (written by hand) running it
 SELECT tenancy.add_migration(2, sql) FROM attack WHERE name = 'forged';
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_temp.plant(2, sql) FROM attack WHERE name = 'forged';
 SELECT tenancy.migrate('g-db');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.migrate('g-schema');
@@ -60,11 +69,15 @@ SELECT count(*) AS leftovers FROM pg_database WHERE datname LIKE 'regress_tn_g-n
 SELECT count(*) AS leftovers FROM pg_namespace WHERE nspname LIKE 'regress_tn_g-new%' OR nspname LIKE 'regress_tn_tmp_%';
 DELETE FROM tenancy.migration WHERE version = 2;
 SELECT tenancy.add_migration(2, sql) FROM attack WHERE name = 'prepared';
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_temp.plant(2, sql) FROM attack WHERE name = 'prepared';
 SELECT tenancy.migrate('g-db');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenant, status, sqlstate FROM tenancy.migrate_all(1) WHERE tenant LIKE 'g-%' ORDER BY 1;
 DELETE FROM tenancy.migration WHERE version = 2;
 SELECT tenancy.add_migration(2, sql) FROM attack WHERE name = 'rollback';
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_temp.plant(2, sql) FROM attack WHERE name = 'rollback';
 SELECT tenancy.migrate('g-schema');
 \echo :LAST_ERROR_SQLSTATE
 DELETE FROM tenancy.migration WHERE version = 2;
@@ -128,12 +141,16 @@ RESET tenancy.fault_injection;
 -- scan reads it as every remote session does)
 SET standard_conforming_strings = off;
 SELECT tenancy.add_migration(2, $m$SELECT 'a\'; PREPARE TRANSACTION 'regress_guard_scs'; SELECT '--'$m$);
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_temp.plant(2, $m$SELECT 'a\'; PREPARE TRANSACTION 'regress_guard_scs'; SELECT '--'$m$);
 RESET standard_conforming_strings;
 SELECT tenancy.migrate('g-db');
 \echo :LAST_ERROR_SQLSTATE
 DELETE FROM tenancy.migration WHERE version = 2;
 -- should fail (42601) before it runs: what the scan cannot parse is not sent
 SELECT tenancy.add_migration(2, 'SELEC 1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_temp.plant(2, 'SELEC 1');
 SELECT tenancy.migrate('g-schema');
 \echo :LAST_ERROR_SQLSTATE
 DELETE FROM tenancy.migration WHERE version = 2;

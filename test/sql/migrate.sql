@@ -22,20 +22,20 @@ SELECT tenancy.add_migration(1, E'  \n\t ');
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS migrations FROM tenancy.migration;
 
--- should succeed: register two migrations (qualified names: remote sessions
--- run with an empty search_path)
+-- should succeed: register two migrations
 SELECT tenancy.add_migration(10, 'CREATE TABLE public.account (id int PRIMARY KEY, name text NOT NULL)', 'accounts');
 SELECT tenancy.add_migration(20, 'INSERT INTO public.account VALUES (1, ''first'')');
-SELECT version, description, checksum = encode(sha256(convert_to(sql, 'UTF8')), 'hex') AS checksum_is_sha256
+-- the checksum covers the search_path the migration runs under and its SQL
+SELECT version, description, search_path,
+       checksum = encode(sha256(convert_to('-- search_path: public' || E'\n' || sql, 'UTF8')), 'hex') AS checksum_is_sha256
   FROM tenancy.migration ORDER BY version;
 -- should succeed with a NOTICE: the same migration again
 SELECT tenancy.add_migration(20, 'INSERT INTO public.account VALUES (1, ''first'')');
 -- should fail: other SQL under a registered version
 SELECT tenancy.add_migration(20, 'INSERT INTO public.account VALUES (2, ''second'')');
 \echo :LAST_ERROR_SQLSTATE
--- should fail: lower than the highest registered version
+-- should succeed: lower than the highest registered version (versions are a set)
 SELECT tenancy.add_migration(15, 'SELECT 1');
-\echo :LAST_ERROR_SQLSTATE
 SELECT version FROM tenancy.migration ORDER BY version;
 
 -- provisioning applies every registered migration
@@ -93,15 +93,26 @@ SELECT * FROM tenancy.migrate('acme');
 SELECT dblink_exec(:'acme_db', 'DELETE FROM tenancy.applied_migration WHERE version = 25');
 SELECT tenant, from_version, to_version, status FROM tenancy.migrate('acme');
 
+-- pg_temp.plant(): a migration row written by hand, as a superuser or 0.1.0
+-- would (checksum of the SQL alone, empty search_path), so that what
+-- add_migration refuses can be shown refused again when it would run
+CREATE FUNCTION pg_temp.plant(v bigint, s text) RETURNS void LANGUAGE sql AS $$
+  INSERT INTO tenancy.migration (version, sql, checksum)
+  VALUES (v, s, encode(sha256(convert_to(s, 'UTF8')), 'hex')) $$;
+
 -- Migrations that leave tenancy's transaction are refused (25000) and their
--- version is not recorded.
+-- version is not recorded: when registered, and when they would run.
 SELECT tenancy.add_migration(60, 'CREATE TABLE public.escaped (id int); COMMIT');
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_temp.plant(60, 'CREATE TABLE public.escaped (id int); COMMIT');
 -- should fail: the migration ended the transaction
 SELECT * FROM tenancy.migrate('acme');
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM dblink(:'acme_db', 'SELECT count(*) FROM tenancy.applied_migration WHERE version = 60') AS t(n bigint);
 DELETE FROM tenancy.migration WHERE version = 60;
 SELECT tenancy.add_migration(60, 'ROLLBACK; BEGIN');
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_temp.plant(60, 'ROLLBACK; BEGIN');
 -- should fail: ROLLBACK then BEGIN is a different transaction
 SELECT * FROM tenancy.migrate('acme');
 \echo :LAST_ERROR_SQLSTATE
@@ -114,20 +125,18 @@ SELECT * FROM tenancy.migrate('acme');
 \echo :LAST_ERROR_SQLSTATE
 DELETE FROM tenancy.migration WHERE version = 60;
 
--- Remote sessions start with an empty search_path: unqualified names fail
-SELECT tenancy.add_migration(60, 'CREATE TABLE unqualified (id int)');
--- should fail: no schema has been selected to create in (3F000)
-SELECT * FROM tenancy.migrate('acme');
-\echo :LAST_ERROR_SQLSTATE
-DELETE FROM tenancy.migration WHERE version = 60;
--- a migration may set its own search_path; it lasts for that migration only
-SELECT tenancy.add_migration(60, 'SET LOCAL search_path = public; CREATE TABLE qualified_by_path (id int)');
-SELECT tenancy.add_migration(70, 'CREATE TABLE unqualified_again (id int)');
--- should fail: 70 does not inherit 60's search_path
+-- Database tenants' migrations run with search_path = public: unqualified
+-- names (what ORMs write) work.  A migration may set its own search_path;
+-- it lasts for that migration only.
+SELECT tenancy.add_migration(60, 'CREATE TABLE unqualified (id int); SET LOCAL search_path = pg_catalog');
+-- registered with an empty search_path, unqualified names resolve nowhere
+SELECT tenancy.add_migration(70, 'CREATE TABLE unqualified_again (id int)', search_path => '');
+-- should fail: no schema has been selected to create in (3F000); 60 applied
 SELECT * FROM tenancy.migrate('acme');
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM dblink(:'acme_db', 'SELECT max(version) FROM tenancy.applied_migration') AS t(v bigint);
-DELETE FROM tenancy.migration WHERE version = 70;
+SELECT * FROM dblink(:'acme_db', 'SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = ''public'' AND tablename = ''unqualified''') AS t(n bigint);
+SELECT tenancy.remove_migration(70);
 -- the catalog still says 50 (the failed call rolled back); migrate reads the
 -- ledger and brings the catalog in line
 SELECT applied_version FROM tenancy.tenant WHERE id = 'acme';

@@ -55,8 +55,11 @@ SELECT dblink_exec(format('host=%s port=%s dbname=regress_tn_fleet-c', :'sockdir
                    'UPDATE tenancy.applied_migration SET checksum = ' ||
                    quote_literal((SELECT checksum FROM tenancy.migration WHERE version = 1)) || ' WHERE version = 1');
 
--- a migration that ends the transaction fails everywhere, recorded as 25000
+-- a migration that ends the transaction is refused when registered, and
+-- (written by hand) fails everywhere, recorded as 25000
 SELECT tenancy.add_migration(3, 'COMMIT');
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO tenancy.migration (version, sql, checksum) VALUES (3, 'COMMIT', encode(sha256('COMMIT'), 'hex'));
 SELECT tenant, to_version, status, error, sqlstate FROM tenancy.migrate_all(3) ORDER BY 1;
 DELETE FROM tenancy.migration WHERE version = 3;
 SELECT tenant, status, error FROM tenancy.migrate_all(verify => true) ORDER BY 1;

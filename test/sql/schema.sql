@@ -289,6 +289,9 @@ SELECT tenant, from_version, to_version, status FROM tenancy.migrate('s-acme');
 SELECT attname FROM pg_attribute WHERE attrelid = '"regress_tn_s-acme".item'::regclass AND attnum > 0 ORDER BY attnum;
 -- should fail: a migration that ends the transaction (25000), nothing applied
 SELECT tenancy.add_migration(3, 'CREATE TABLE ended (); COMMIT');
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO tenancy.migration (version, sql, checksum)
+  VALUES (3, 'CREATE TABLE ended (); COMMIT', encode(sha256('CREATE TABLE ended (); COMMIT'), 'hex'));
 SELECT tenancy.migrate('s-acme');
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS ended_tables FROM pg_class WHERE relname = 'ended';

@@ -431,7 +431,7 @@ post_query(const MigrationRun *run)
 	const TenancyMigration *m = run->m;
 	const char *schema = run->target.schema;
 	char	   *ledger = run->down ? tenancy_ledger_sql_delete(m->version, schema) :
-		tenancy_ledger_sql_insert(m->version, m->checksum, schema);
+	tenancy_ledger_sql_insert(m->version, m->checksum, schema);
 
 	if (!m->transactional)
 		return psprintf("BEGIN; %s; %s; COMMIT", tenancy_ledger_sql_lock(schema), ledger);
@@ -655,6 +655,7 @@ tenancy_engine_error_text(const MigrationRun *run)
 
 	if (run->m == NULL || (run->failed_statement == 0 && strncmp(text, "migration ", 10) == 0))
 		return text;
+
 	return psprintf("%s%s: %s", sql_name(run->m->version, run->down), failed_statement(run), text);
 }
 

@@ -42,10 +42,11 @@ typedef struct IsolationModel
 
 	/*
 	 * Provisioning.  prepare() readies what copies are made from and returns
-	 * the migration version they start at (and in *versions the versions
-	 * they hold), or -1 when migrations must be applied from scratch; create() makes the object under its temporary
-	 * name, committed on its own; rename() puts it in place, in the caller's
-	 * transaction where the model allows.
+	 * the migration version they start at (and in *versions the versions they
+	 * hold), or -1 when migrations must be applied from scratch; create()
+	 * makes the object under its temporary name, committed on its own;
+	 * rename() puts it in place, in the caller's transaction where the model
+	 * allows.
 	 */
 	int64		(*prepare) (const char *server, const char *appname, char **source,
 							char **versions);

@@ -9,8 +9,9 @@
  * is finished and the row deleted), and rows whose database or schema is
  * missing (marked failed).  Operations still running (their tenant's lock
  * is held) are reported and skipped.  With check_ledgers, each ready
- * tenant's ledger is read and its catalog summary (applied_version)
- * rebuilt from it if they differ.  With dry_run, it only reports.
+ * tenant's ledger is read and its catalog summary (applied_versions and
+ * applied_version) rebuilt from it if they differ; a ledger that cannot
+ * be read is reported and the others are still checked.  With dry_run, it only reports.
  * Concurrent calls serialise on one lock; a second run right after a
  * first finds nothing.
  *
@@ -34,6 +35,7 @@
 #include "locks.h"
 #include "remote.h"
 #include "repair.h"
+#include "try.h"
 
 PG_FUNCTION_INFO_V1(tenancy_reconcile);
 
@@ -53,22 +55,29 @@ report(void *arg, const char *tenant, const char *object, const char *problem,
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
-/*
- * The versions in a registered tenant's ledger (an array literal), and in
- * *max the highest, read through a session of its own.  Raises a remote
- * failure, and XX001 for a damaged ledger (drift is not reconcile's
- * business: migrate() reports it).
- */
-static char *
-ledger_versions(const TenantRecord *rec, int64 *max)
+/* Arguments of read_ledger(). */
+typedef struct LedgerRead
 {
+	const TenantRecord *rec;
+	int64		max;			/* out: the highest version */
+	char	   *versions;		/* out: every version, an array literal */
+} LedgerRead;
+
+/*
+ * Reads a registered tenant's ledger through a session of its own, for
+ * tenancy_try(): raises a remote failure, and XX001 for a damaged ledger
+ * (drift is not reconcile's business: migrate() reports it).
+ */
+static void
+read_ledger(void *arg)
+{
+	LedgerRead *lr = (LedgerRead *) arg;
 	MigrationTarget target;
 	RemoteSession *session;
 	RemoteResult r;
 	RemoteError *error;
-	char	   *versions = NULL;
 
-	tenancy_isolation_target(rec, &target);
+	tenancy_isolation_target(lr->rec, &target);
 	session = tenancy_remote_open(CONNINFO_SERVICE, target.server, target.dbname, target.appname);
 	PG_TRY();
 	{
@@ -81,10 +90,9 @@ ledger_versions(const TenantRecord *rec, int64 *max)
 	PG_END_TRY();
 	if (r.error != NULL)
 		tenancy_remote_raise(r.error);
-	error = tenancy_ledger_versions(&r, target.label, max, &versions);
+	error = tenancy_ledger_versions(&r, target.label, &lr->max, &lr->versions);
 	if (error != NULL)
 		tenancy_remote_raise(error);
-	return versions;
 }
 
 /*
@@ -155,18 +163,22 @@ tenancy_reconcile(PG_FUNCTION_ARGS)
 		}
 		else if (check_ledgers && t->state == TENANT_STATE_READY)
 		{
-			int64		max;
-			char	   *ledger = ledger_versions(t, &max);
+			LedgerRead	lr = {t, 0, NULL};
+			ErrorData  *edata = tenancy_try(read_ledger, &lr);
 			char	   *catalog = tenancy_catalog_applied_versions(t->id);
 
-			if (strcmp(ledger, catalog) != 0 || max != t->applied_version)
+			/* one unreachable tenant does not stop the others */
+			if (edata != NULL)
+				report(out.arg, t->id, object,
+					   psprintf("its ledger could not be read: %s", edata->message), "none");
+			else if (strcmp(lr.versions, catalog) != 0 || lr.max != t->applied_version)
 			{
 				report(out.arg, t->id, object,
 					   psprintf("catalog says version " INT64_FORMAT " %s, the ledger " INT64_FORMAT " %s",
-								t->applied_version, catalog, max, ledger),
+								t->applied_version, catalog, lr.max, lr.versions),
 					   out.dry_run ? "would set applied_versions from the ledger" : "set applied_versions from the ledger");
 				if (!out.dry_run)
-					tenancy_catalog_set_applied(t->id, ledger, max, false);
+					tenancy_catalog_set_applied(t->id, lr.versions, lr.max, false);
 			}
 		}
 	}

@@ -23,6 +23,8 @@
  */
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
+
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
@@ -92,6 +94,59 @@ tenancy_ddl_database_exists(const char *server, const char *dbname)
 	}
 	PG_END_TRY();
 	return r.rows != NIL;
+}
+
+/*
+ * Which of "dbnames" (a List of char *) exist on "server" (not NULL), in
+ * one query on one session: a List of the names found.
+ */
+List *
+tenancy_ddl_databases_existing(const char *server, List *dbnames)
+{
+	RemoteSession *session;
+	RemoteResult r;
+	StringInfoData array;
+	const char *params[1];
+	List	   *found;
+	ListCell   *lc;
+
+	initStringInfo(&array);
+	appendStringInfoChar(&array, '{');
+	foreach(lc, dbnames)
+	{
+		const char *p;
+
+		appendStringInfoString(&array, foreach_current_index(lc) > 0 ? ",\"" : "\"");
+		for (p = (const char *) lfirst(lc); *p; p++)
+		{
+			if (*p == '"' || *p == '\\')
+				appendStringInfoChar(&array, '\\');
+			appendStringInfoChar(&array, *p);
+		}
+		appendStringInfoChar(&array, '"');
+	}
+	appendStringInfoChar(&array, '}');
+	params[0] = array.data;
+
+	session = tenancy_remote_open(CONNINFO_SERVICE, server, NULL, "tenancy/check");
+	PG_TRY();
+	{
+		tenancy_remote_call(session, "SELECT datname::pg_catalog.text FROM pg_catalog.pg_database "
+							"WHERE datname OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.name[])",
+							1, params, true, &r);
+		if (r.error != NULL)
+			tenancy_remote_raise(r.error);
+	}
+	PG_FINALLY();
+	{
+		tenancy_remote_close(session);
+	}
+	PG_END_TRY();
+	found = NIL;
+	foreach(lc, r.rows)
+		if (r.nfields == 1 && ((char **) lfirst(lc))[0] != NULL)
+		found = lappend(found, pstrdup(((char **) lfirst(lc))[0]));
+	return found;
 }
 
 /*

@@ -7,7 +7,9 @@
  * Temporary objects of interrupted provisionings (from their cleanup
  * records, repair.c), interrupted deprovisions (state dropping: the drop
  * is finished and the row deleted), and rows whose database or schema is
- * missing (marked failed).  Operations still running (their tenant's lock
+ * missing (marked failed): existence is asked once per tenant server
+ * (one query for all its databases) and, on this cluster, answered from
+ * the local catalog.  Operations still running (their tenant's lock
  * is held) are reported and skipped.  With check_ledgers, each ready
  * tenant's ledger is read and its catalog summary (applied_versions and
  * applied_version) rebuilt from it if they differ; a ledger that cannot
@@ -30,6 +32,7 @@
 
 #include "catalog.h"
 #include "conninfo.h"
+#include "database_ddl.h"
 #include "isolation.h"
 #include "ledger.h"
 #include "locks.h"
@@ -95,6 +98,93 @@ read_ledger(void *arg)
 		tenancy_remote_raise(error);
 }
 
+/* The databases found on one tenant server, asked once per run. */
+typedef struct ServerDatabases
+{
+	const char *server;
+	List	   *names;			/* its tenants' databases */
+	bool		asked;			/* false: it could not be asked */
+	List	   *found;			/* those that exist */
+} ServerDatabases;
+
+/* Asks one server, for tenancy_try(). */
+static void
+ask_server(void *arg)
+{
+	ServerDatabases *sd = (ServerDatabases *) arg;
+
+	sd->found = tenancy_ddl_databases_existing(sd->server, sd->names);
+	sd->asked = true;
+}
+
+/*
+ * For every tenant server: which of its tenants' databases exist, one
+ * query per server (the restart that bootstrap() is must not open a
+ * session per tenant).  A server that cannot be asked is left unasked:
+ * its tenants are checked one by one, and an error reported there.
+ */
+static List *
+existing_remote_databases(List *tenants)
+{
+	List	   *servers = NIL;
+	ListCell   *lc;
+
+	foreach(lc, tenants)
+	{
+		TenantRecord *t = (TenantRecord *) lfirst(lc);
+		ServerDatabases *sd = NULL;
+		ListCell   *sc;
+
+		if (t->isolation != TENANT_ISOLATION_DATABASE || t->server[0] == '\0')
+			continue;
+		foreach(sc, servers)
+		{
+			if (strcmp(((ServerDatabases *) lfirst(sc))->server, t->server) == 0)
+				sd = (ServerDatabases *) lfirst(sc);
+		}
+		if (sd == NULL)
+		{
+			sd = palloc0(sizeof(ServerDatabases));
+			sd->server = t->server;
+			servers = lappend(servers, sd);
+		}
+		sd->names = lappend(sd->names, t->database_name);
+	}
+	foreach(lc, servers)
+		(void) tenancy_try(ask_server, lfirst(lc));
+	return servers;
+}
+
+/*
+ * Does a tenant's object exist?  A remote database found by the one query
+ * to its server is; anything else is checked on its own (on this cluster
+ * from the local catalog, without a connection), so that a database the
+ * query missed is never marked failed on its word alone.
+ */
+static bool
+object_exists(const TenantRecord *t, List *servers)
+{
+	ListCell   *lc;
+
+	if (t->isolation == TENANT_ISOLATION_DATABASE && t->server[0] != '\0')
+	{
+		foreach(lc, servers)
+		{
+			ServerDatabases *sd = (ServerDatabases *) lfirst(lc);
+			ListCell   *fc;
+
+			if (!sd->asked || strcmp(sd->server, t->server) != 0)
+				continue;
+			foreach(fc, sd->found)
+			{
+				if (strcmp((char *) lfirst(fc), t->database_name) == 0)
+					return true;
+			}
+		}
+	}
+	return tenancy_repair_object_exists(t);
+}
+
 /*
  * tenancy.reconcile(dry_run boolean, check_ledgers boolean) RETURNS
  * TABLE(tenant, object, problem, action)
@@ -104,6 +194,8 @@ tenancy_reconcile(PG_FUNCTION_ARGS)
 {
 	RepairReport out;
 	ListCell   *lc;
+	List	   *tenants;
+	List	   *servers;
 	bool		check_ledgers = PG_NARGS() > 1 && !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -126,7 +218,9 @@ tenancy_reconcile(PG_FUNCTION_ARGS)
 		tenancy_repair_cleanup(c, &out);
 	}
 
-	foreach(lc, tenancy_catalog_tenants())
+	tenants = tenancy_catalog_tenants();
+	servers = existing_remote_databases(tenants);
+	foreach(lc, tenants)
 	{
 		TenantRecord *t = (TenantRecord *) lfirst(lc);
 		const IsolationModel *model = tenancy_isolation(t->isolation);
@@ -152,7 +246,7 @@ tenancy_reconcile(PG_FUNCTION_ARGS)
 				tenancy_catalog_delete(t->id, false);
 			}
 		}
-		else if (!tenancy_repair_object_exists(t))
+		else if (!object_exists(t, servers))
 		{
 			report(out.arg, t->id, object, psprintf("%s is missing", model->name),
 				   out.dry_run ? "would mark tenant failed" : "marked tenant failed");

@@ -172,6 +172,27 @@ is($node2->safe_psql('regress_tc_remote', 'SELECT max(version) FROM tenancy.appl
 $node1->poll_query_until('postgres', 'SELECT 1', '1') or die 'node1 did not come back';
 $node1->safe_psql('postgres', q{DELETE FROM tenancy.migration WHERE version = 3});
 
+# bootstrap(), the restart with nothing to do, opens one session on node2
+# (one query for all its tenants' databases) and none on a tenant database;
+# bootstrap(verify => true) connects to every tenant.
+$node2->safe_psql('postgres', q{ALTER SYSTEM SET log_connections = on; SELECT pg_reload_conf()});
+$node1->safe_psql('postgres', q{SELECT count(*) FROM tenancy.migrate_all(1)});
+sub node2_sessions_during
+{
+	my ($sql) = @_;
+	my $before = length(slurp_file($node2->logfile));
+	my $out = $node1->safe_psql('postgres', $sql);
+	my $log = substr(slurp_file($node2->logfile), $before);
+	my @sessions = ($log =~ /connection authorized: user=regress_provisioner database=(\S+)/g);
+	return ($out, @sessions);
+}
+my ($boot, @quiet) = node2_sessions_during(q{SELECT string_agg(tenant || ':' || status, ',' ORDER BY tenant) FROM tenancy.bootstrap()});
+is($boot, 'remote:up_to_date,while-down:up_to_date', 'bootstrap() finds both remote tenants up to date');
+is(join(',', @quiet), 'postgres', 'bootstrap() opened one session on node2, to its maintenance database');
+my ($audit, @loud) = node2_sessions_during(q{SELECT count(*) FROM tenancy.bootstrap(verify => true)});
+cmp_ok(scalar(grep { /^regress_tc_/ } @loud), '>=', 2, 'bootstrap(verify => true) connects to each tenant database');
+$node2->safe_psql('postgres', q{ALTER SYSTEM RESET log_connections; SELECT pg_reload_conf()});
+
 # deprovision on node2
 $node1->safe_psql('postgres', q{SELECT tenancy.deprovision(id) FROM tenancy.tenant});
 is($node2->safe_psql('postgres', $dbs2), 'none', 'deprovision drops the databases on node2');

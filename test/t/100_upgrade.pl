@@ -400,5 +400,30 @@ like($config_fresh, qr/^tenancy\.tenant ''$/m, 'fresh: tenancy.tenant is configu
 is_text($node->safe_psql('upgraded', $config_query), $config_fresh,
 	'upgraded and fresh install have the same pg_extension_config_dump configuration');
 
+# 0.2.0's new columns, filled from what 0.1.0 knew
+is($node->safe_psql('upgraded', q{SELECT string_agg(id || ':' || applied_versions::text, ' ' ORDER BY id) FROM tenancy.tenant}),
+	'acme:{1,2} globex:{1} initech:{1,2}',
+	'upgraded: applied_versions holds every registered version up to applied_version');
+is($node->safe_psql('upgraded', q{SELECT string_agg(version || ':' || quote_literal(search_path) || ':' || transactional || ':' || (down IS NULL), ' ' ORDER BY version) FROM tenancy.migration}),
+	"1:'':true:true 2:'':true:true",
+	'upgraded: 0.1.0 migrations keep the empty search_path they ran under, in a transaction, without down');
+
+# EXECUTE granted on 0.1.0's functions carries over to their 0.2.0
+# signatures (and to the functions that came with them), nothing more
+$node->safe_psql('postgres', 'CREATE DATABASE granted');
+$node->safe_psql('granted', qq{
+	CREATE EXTENSION tenancy VERSION '$oldest' CASCADE;
+	GRANT EXECUTE ON FUNCTION tenancy.migrate(text), tenancy.add_migration(bigint, text, text) TO regress_up_member;
+	ALTER EXTENSION tenancy UPDATE;
+});
+is($node->safe_psql('granted', q{
+	SELECT string_agg(f || '=' || has_function_privilege('regress_up_member', f, 'EXECUTE'), ' ' ORDER BY f)
+	  FROM unnest(ARRAY['tenancy.add_migration(bigint, text, text, text, text, boolean)', 'tenancy.migrate(text, bigint)',
+	                    'tenancy.migrate_all(integer, boolean, text[], integer, boolean, bigint)',
+	                    'tenancy.remove_migration(bigint)']) f}),
+	'tenancy.add_migration(bigint, text, text, text, text, boolean)=true tenancy.migrate(text, bigint)=true '
+	  . 'tenancy.migrate_all(integer, boolean, text[], integer, boolean, bigint)=false tenancy.remove_migration(bigint)=true',
+	'granted: EXECUTE on the 0.1.0 signatures carries over to the 0.2.0 ones');
+
 $node->stop;
 done_testing();

@@ -5,7 +5,9 @@
 # server down fails its tenants (08001) while the others migrate, and the
 # next run finishes the job; a remote backend killed mid-migration leaves its
 # tenant at its old version with a consistent ledger, and the rerun applies
-# the migration once.
+# the migration once; a down killed halfway keeps its version and the rerun
+# rolls it back once; a migration outside a transaction killed between its
+# statements is started again from its first.
 use strict;
 use warnings FATAL => 'all';
 
@@ -144,6 +146,62 @@ $node1->safe_psql('postgres', q{
 	SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%LOCK TABLE public.item%' AND pid <> pg_backend_pid()});
 $holder->kill_kill;
 like(run_all(4), qr/local-1:migrated:5/, 'once the lock is gone, the next run migrates it');
+
+# Runs migrate_all(ARGS) in the background, kills remote-N's tenancy
+# session on node2 while its statement LIKE 'PATTERN' runs, and returns the
+# run's rows.
+sub killed_run
+{
+	my ($args, $tenant, $pattern) = @_;
+	my ($out, $err) = ('', '');
+	my $bg = IPC::Run::start([ 'psql', '-X', '-d', $node1->connstr('postgres'), '-At', '-c',
+		qq{SET client_min_messages = warning; SELECT string_agg(tenant || ':' || status || ':' || to_version || coalesce(':' || sqlstate, ''), ' ' ORDER BY tenant) FROM tenancy.migrate_all($args)} ],
+		'<', \undef, '>', \$out, '2>', \$err);
+	$node2->poll_query_until('postgres', qq{
+		SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'tenancy/$tenant' AND query LIKE '$pattern'})
+	  or die "$tenant never reached $pattern";
+	$node2->safe_psql('postgres', qq{
+		SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tenancy/$tenant'});
+	$bg->finish;
+	return $out;
+}
+
+# a down killed halfway: its tenant keeps the version (the down and the
+# removal of its ledger row are one transaction); the rerun rolls it back once
+$node1->safe_psql('postgres', q{
+	SELECT tenancy.add_migration(6, 'CREATE TABLE public.sixth (id int)',
+	                             down => 'DROP TABLE public.sixth; SELECT pg_catalog.pg_sleep(3)')});
+like(run_all(4), qr/remote-3:migrated:6/, 'migration 6 applied everywhere');
+$o = killed_run('8, to_version => 5', 'remote-3', '%pg_sleep%');
+like($o, qr/remote-3:failed:6:08006/, 'the tenant whose down was killed failed with 08006 and kept version 6');
+is(() = $o =~ /:rolled_back:5/g, 7, 'the other seven rolled back to 5');
+is($node2->safe_psql('regress_fl_remote-3', q{
+	SELECT max(version) || ' ' || (SELECT count(*) FROM pg_tables WHERE tablename = 'sixth') FROM tenancy.applied_migration}),
+	'6 1', 'its ledger and schema agree: version 6 and its table');
+like($node1->safe_psql('postgres', q{SET client_min_messages = warning;
+	SELECT string_agg(tenant || ':' || status, ' ' ORDER BY tenant) FROM tenancy.migrate_all(4, to_version => 5)}),
+	qr/^(?=.*remote-3:rolled_back)(?!.*:(failed|migrated))/, 'the rerun rolls remote-3 back, and only it');
+is($node2->safe_psql('regress_fl_remote-3', q{
+	SELECT count(*) FILTER (WHERE version = 6) || ' ' || (SELECT count(*) FROM pg_tables WHERE tablename = 'sixth') FROM tenancy.applied_migration}),
+	'0 0', 'version 6 and its table are gone from remote-3');
+
+# a migration outside a transaction killed between its statements: the
+# first committed on its own, no ledger row; the rerun starts it again and,
+# written idempotently, finishes it
+$node1->safe_psql('postgres', q{
+	SELECT tenancy.add_migration(7, 'CREATE TABLE IF NOT EXISTS public.seventh (id int); SELECT pg_catalog.pg_sleep(3); '
+	                                'CREATE INDEX CONCURRENTLY IF NOT EXISTS seventh_idx ON public.seventh (id)',
+	                             transactional => false)});
+$o = killed_run('8', 'remote-4', '%pg_sleep%');
+like($o, qr/remote-4:failed:6:08006/, 'the tenant killed mid-migration failed with 08006 at version 6');
+is(() = $o =~ /:migrated:7/g, 7, 'the other seven got 6 and 7');
+is($node2->safe_psql('regress_fl_remote-4', q{
+	SELECT coalesce(max(version) FILTER (WHERE version = 7), 0) || ' ' || (SELECT count(*) FROM pg_tables WHERE tablename = 'seventh') FROM tenancy.applied_migration}),
+	'0 1', 'its first statement committed, its ledger row was not written');
+like(run_all(4), qr/remote-4:migrated:7/, 'the rerun applies it again from its first statement');
+is($node2->safe_psql('regress_fl_remote-4', q{
+	SELECT count(*) FILTER (WHERE version = 7) || ' ' || (SELECT count(*) FROM pg_indexes WHERE indexname = 'seventh_idx') FROM tenancy.applied_migration}),
+	'1 1', 'one ledger row for version 7, and its index');
 
 $node1->safe_psql('postgres', q{SELECT tenancy.deprovision(id) FROM tenancy.tenant});
 $node1->stop;

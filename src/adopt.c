@@ -11,7 +11,8 @@
  *	              connected to before this passes
  *	  "lock"      the tenant's lock
  *	  "check"     on the database's server: the database exists (3D000),
- *	              is no template nor reserved (42939) and is owned by the
+ *	              is no template (42939; reserved names, a provisioning's
+ *	              temporary name, are refused before) and is owned by the
  *	              service role (42501: tenancy migrates and drops what it
  *	              owns, as for a provisioned tenant)
  *	  "access"    CONNECT and TEMPORARY revoked from PUBLIC, as for a
@@ -44,6 +45,7 @@
 #include "catalog.h"
 #include "conninfo.h"
 #include "database_ddl.h"
+#include "guc.h"
 #include "ledger.h"
 #include "locks.h"
 #include "names.h"
@@ -235,6 +237,9 @@ tenancy_adopt(PG_FUNCTION_ARGS)
 		reserved_database(dbname, "It is the admin database, which holds the tenant catalog.");
 	if (strcmp(dbname, tenancy_name_template(&managed)) == 0)
 		reserved_database(dbname, "It is the template tenant databases are copied from.");
+	if (strncmp(dbname, tenancy_database_prefix, strlen(tenancy_database_prefix)) == 0 &&
+		strncmp(dbname + strlen(tenancy_database_prefix), "tmp_", 4) == 0)
+		reserved_database(dbname, "Its name is that of a provisioning's temporary database.");
 
 	ctx[2] = "lock";
 	tenancy_lock_tenant(tenant, false);

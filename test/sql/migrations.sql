@@ -237,6 +237,8 @@ SELECT tenancy.adopt('m-old', current_database());
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.adopt('m-old', 'regress_tn_template');
 \echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.adopt('m-old', 'regress_tn_tmp_1');
+\echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.adopt('m-old', 'regress_no_such_db');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.adopt('m-old', 'regress_tn_m-b');

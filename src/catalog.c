@@ -407,6 +407,30 @@ tenancy_catalog_set_applied(const char *id, const char *versions, int64 max, boo
 }
 
 /*
+ * Records, committed on its own at once, what a tenant's ledger holds
+ * after a migrate() that failed (the caller's transaction is about to
+ * abort), with the error, so that the next migrate_all() connects to it.
+ */
+void
+tenancy_catalog_record_failure(const char *id, const char *versions, int64 max,
+							   const char *sqlstate, const char *error)
+{
+	char		maxtext[32];
+	const char *params[5];
+
+	snprintf(maxtext, sizeof(maxtext), INT64_FORMAT, max);
+	params[0] = id;
+	params[1] = maxtext;
+	params[2] = versions;
+	params[3] = sqlstate;
+	params[4] = error;
+	autonomous("UPDATE tenancy.tenant SET applied_version = $2::pg_catalog.int8, "
+			   "applied_versions = $3::pg_catalog.int8[], last_sqlstate = $4, last_error = $5, "
+			   "updated_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) $1",
+			   5, params);
+}
+
+/*
  * Adds (grant) or removes a role's access to a tenant in tenancy.member, in
  * the caller's transaction.  Returns false if there was nothing to do.
  */

@@ -94,6 +94,8 @@ extern void tenancy_catalog_register_ready(const TenantRecord *rec, Jsonb *metad
 extern void tenancy_catalog_set_state(const char *id, TenantState state,
 									  const char *last_error, bool autonomous);
 extern char *tenancy_catalog_applied_versions(const char *id);
+extern void tenancy_catalog_record_failure(const char *id, const char *versions, int64 max,
+										   const char *sqlstate, const char *error);
 extern void tenancy_catalog_set_applied(const char *id, const char *versions, int64 max,
 										bool clear_error);
 extern void tenancy_catalog_delete(const char *id, bool autonomous);

@@ -750,8 +750,8 @@ engine_error_callback(void *arg)
 	if (run->m == NULL)
 		errcontext("migrating %s", run->target.label);
 	else if (run->down)
-		errcontext("rolling back %s from version " INT64_FORMAT "%s", run->target.label,
-				   run->m->version, failed_statement(run));
+		errcontext("rolling back migration " INT64_FORMAT " of %s%s", run->m->version,
+				   run->target.label, failed_statement(run));
 	else
 		errcontext("migrating %s to version " INT64_FORMAT "%s", run->target.label,
 				   run->m->version, failed_statement(run));
@@ -759,15 +759,13 @@ engine_error_callback(void *arg)
 
 /*
  * Brings "target" to "goal" (see the header) on a session opened and
- * closed here, waiting for each step; the run's outcome is left in *run.
- * Raises the run's error (the remote SQLSTATE, XX001 for drift or a
- * damaged ledger, 25000 for a migration that ends its transaction, 55000
- * for a version without down to roll back) with a CONTEXT line naming the
- * target, version and statement; what committed before stays.
+ * closed here, waiting for each step; the run's outcome, its error
+ * included, is left in *run (nothing is raised for what the remote side
+ * sends).
  */
 void
-tenancy_engine_migrate(const MigrationTarget *target, List *migrations, int64 goal,
-					   MigrationRun *run)
+tenancy_engine_run(const MigrationTarget *target, List *migrations, int64 goal,
+				   MigrationRun *run)
 {
 	ErrorContextCallback errcb;
 	RemoteSession *session;
@@ -801,7 +799,34 @@ tenancy_engine_migrate(const MigrationTarget *target, List *migrations, int64 go
 		tenancy_remote_close(session);
 	}
 	PG_END_TRY();
-	if (run->error != NULL)
-		tenancy_remote_raise(run->error);
 	error_context_stack = errcb.previous;
+}
+
+/*
+ * Raises a failed run's error (the remote SQLSTATE, XX001 for drift or a
+ * damaged ledger, 25000 for a migration that ends its transaction, 55000
+ * for a version without down to roll back) with a CONTEXT line naming the
+ * target, version and statement.
+ */
+void
+tenancy_engine_raise(MigrationRun *run)
+{
+	ErrorContextCallback errcb;
+
+	Assert(run->error != NULL);
+	errcb.callback = engine_error_callback;
+	errcb.arg = run;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	tenancy_remote_raise(run->error);
+}
+
+/* tenancy_engine_run(), raising the run's error; what committed stays. */
+void
+tenancy_engine_migrate(const MigrationTarget *target, List *migrations, int64 goal,
+					   MigrationRun *run)
+{
+	tenancy_engine_run(target, migrations, goal, run);
+	if (run->error != NULL)
+		tenancy_engine_raise(run);
 }

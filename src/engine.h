@@ -77,6 +77,9 @@ extern char *tenancy_engine_error_text(const MigrationRun *run);
 extern const char *tenancy_engine_status(const MigrationRun *run);
 extern char *tenancy_engine_applied(const MigrationRun *run);
 extern void tenancy_engine_cleanup(MigrationRun *run);
+extern void tenancy_engine_run(const MigrationTarget *target, List *migrations,
+							   int64 goal, MigrationRun *run);
+extern void tenancy_engine_raise(MigrationRun *run) pg_attribute_noreturn();
 extern void tenancy_engine_migrate(const MigrationTarget *target, List *migrations,
 								   int64 goal, MigrationRun *run);
 

@@ -59,6 +59,7 @@
 #include "isolation.h"
 #include "locks.h"
 #include "names.h"
+#include "try.h"
 
 PG_FUNCTION_INFO_V1(tenancy_add_migration);
 PG_FUNCTION_INFO_V1(tenancy_add_migration_v2);
@@ -288,6 +289,23 @@ elapsed(TimestampTz start)
 	return IntervalPGetDatum(iv);
 }
 
+/* Arguments of record_failure(). */
+typedef struct RecordFailure
+{
+	const char *tenant;
+	MigrationRun *run;
+} RecordFailure;
+
+/* A failed migrate()'s outcome in the catalog, for tenancy_try(). */
+static void
+record_failure(void *arg)
+{
+	RecordFailure *rf = (RecordFailure *) arg;
+
+	tenancy_catalog_record_failure(rf->tenant, tenancy_engine_applied(rf->run), rf->run->to_version,
+								   rf->run->error->sqlstate, tenancy_engine_error_text(rf->run));
+}
+
 /* The goal of a to_version argument: -1 (every migration) for NULL. */
 static int64
 goal_argument(FunctionCallInfo fcinfo, int argno)
@@ -310,7 +328,8 @@ goal_argument(FunctionCallInfo fcinfo, int argno)
  * first rolls back the applied versions above it (refused before anything
  * runs when one has no down), then applies what it lacks.  Errors are
  * raised (with the remote SQLSTATE and a CONTEXT line naming tenant,
- * version and statement), and leave the tenant at what committed.
+ * version and statement), and leave the tenant at what committed, which
+ * is recorded in the catalog on its own with the error.
  * from_version is read from the tenant's ledger; the catalog's summary is
  * brought in line with the ledger.
  */
@@ -340,7 +359,28 @@ tenancy_migrate_v2(PG_FUNCTION_ARGS)
 				 errmsg("tenant \"%s\" is not ready", tenant),
 				 errdetail("Tenant \"%s\" is in state \"%s\".", tenant, tenancy_state_name(rec.state))));
 	tenancy_isolation_target(&rec, &target);
-	tenancy_engine_migrate(&target, migrations, goal, &run);
+	tenancy_engine_run(&target, migrations, goal, &run);
+	if (run.error != NULL)
+	{
+		/*
+		 * The caller's transaction aborts with the error: what the ledger
+		 * holds now (migrations and downs that committed before the failure)
+		 * and the error are recorded on their own, so that the summary never
+		 * claims a version rolled back and the next migrate_all() connects.
+		 */
+		if (run.read)
+		{
+			RecordFailure rf = {tenant, &run};
+			ErrorData  *edata = tenancy_try(record_failure, &rf);
+
+			if (edata != NULL)
+				ereport(WARNING,
+						(errmsg("could not record the outcome of migrating tenant \"%s\": %s",
+								tenant, edata->message),
+						 errhint("Run tenancy.reconcile(check_ledgers => true).")));
+		}
+		tenancy_engine_raise(&run);
+	}
 	tenancy_catalog_set_applied(tenant, tenancy_engine_applied(&run), run.to_version, true);
 
 	values[0] = CStringGetTextDatum(tenant);

@@ -66,7 +66,7 @@ SELECT tenant, from_version, to_version, status FROM tenancy.migrate('acme');
 SELECT * FROM tenancy.migrate('globex');
 \echo :LAST_ERROR_SQLSTATE
 -- globex applied 30 (it committed before 40 failed) but nothing of 40; the
--- catalog summary catches up with the ledger on the next migrate
+-- failed call recorded that in the catalog on its own, with the error
 SELECT * FROM dblink(:'globex_db', 'SELECT version FROM tenancy.applied_migration ORDER BY version') AS t(version bigint);
 SELECT * FROM dblink(:'globex_db', 'SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = ''note''') AS t(n bigint);
 SELECT id, state, applied_version FROM tenancy.tenant ORDER BY id;
@@ -137,7 +137,7 @@ SELECT * FROM tenancy.migrate('acme');
 SELECT * FROM dblink(:'acme_db', 'SELECT max(version) FROM tenancy.applied_migration') AS t(v bigint);
 SELECT * FROM dblink(:'acme_db', 'SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = ''public'' AND tablename = ''unqualified''') AS t(n bigint);
 SELECT tenancy.remove_migration(70);
--- the catalog still says 50 (the failed call rolled back); migrate reads the
+-- the failed call recorded 60 and its error on its own; migrate reads the
 -- ledger and brings the catalog in line
 SELECT applied_version FROM tenancy.tenant WHERE id = 'acme';
 SELECT tenant, from_version, to_version, status FROM tenancy.migrate('acme');

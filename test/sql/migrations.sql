@@ -214,6 +214,8 @@ SELECT * FROM tenancy.migrate('m-s', to_version => 70);
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS halfway_kept FROM pg_tables WHERE schemaname = 'regress_tn_m-s' AND tablename = 'halfway';
 SELECT max(version) AS schema_ledger FROM "regress_tn_m-s".tenancy_applied_migration;
+-- the failure is recorded (on its own: the caller's transaction aborted)
+SELECT tenant, applied_version, missing, last_sqlstate FROM tenancy.migration_status WHERE tenant = 'm-s';
 -- the fleet: every tenant rolled back to 70 (90 fails on m-s)
 SELECT tenant, from_version, to_version, status, sqlstate FROM tenancy.migrate_all(1, to_version => 70) ORDER BY tenant;
 SELECT tenant, missing FROM tenancy.migration_status ORDER BY tenant;

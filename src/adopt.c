@@ -15,16 +15,21 @@
  *	              temporary name, are refused before) and is owned by the
  *	              service role (42501: tenancy migrates and drops what it
  *	              owns, as for a provisioned tenant)
- *	  "access"    CONNECT and TEMPORARY revoked from PUBLIC, as for a
- *	              provisioned tenant (members get CONNECT by grant_access)
  *	  "ledger"    in the database, in one transaction: the ledger created
  *	              if missing and every registered migration up to
  *	              baseline recorded as applied without running; a ledger
- *	              it already has is kept and checked for drift (XX001)
+ *	              it already has is kept and checked for drift (XX001); a
+ *	              "tenancy" schema or ledger another role owns is refused
+ *	              before it is touched (42501)
+ *	  "access"    CONNECT and TEMPORARY revoked from PUBLIC, as for a
+ *	              provisioned tenant (members get CONNECT by grant_access)
  *	  "register"  the tenant row, ready, in the caller's transaction
  *
  * The ledger step commits on its own in the tenant database: should the
  * caller roll back, adopting again finds the rows it wrote and keeps them.
+ * The loopback server is this cluster: adopt(..., server => <loopback>)
+ * registers the database as this cluster's, so that one database is never
+ * two tenants under two server names.
  *
  * Copyright (c) 2026, the tenancy authors
  *
@@ -140,7 +145,8 @@ write_ledger(const char *server, const char *dbname, const char *label, const ch
 	char	   *versions = NULL;
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "BEGIN; %s; %s", tenancy_ledger_sql_setup(NULL), tenancy_ledger_sql_lock(NULL));
+	appendStringInfo(&sql, "BEGIN; %s; %s; %s", tenancy_ledger_sql_setup(NULL), tenancy_ledger_sql_guard(NULL),
+					 tenancy_ledger_sql_lock(NULL));
 	foreach(lc, migrations)
 	{
 		TenancyMigration *m = (TenancyMigration *) lfirst(lc);
@@ -213,6 +219,10 @@ tenancy_adopt(PG_FUNCTION_ARGS)
 	{
 		server = NameStr(*PG_GETARG_NAME(2));
 		tenancy_conninfo_check_server(server);
+		/* the loopback server is this cluster: one name for one database */
+		if (tenancy_catalog_loopback_server() != NULL &&
+			strcmp(server, tenancy_catalog_loopback_server()) == 0)
+			server = NULL;
 	}
 	migrations = tenancy_catalog_migrations();
 	latest = migrations ? ((TenancyMigration *) llast(migrations))->version : 0;
@@ -256,9 +266,6 @@ tenancy_adopt(PG_FUNCTION_ARGS)
 	appname = tenancy_conninfo_appname(tenant);
 	check_database(server, dbname, appname);
 
-	ctx[2] = "access";
-	tenancy_remote_run(server, NULL, appname, list_make1(tenancy_ddl_revoke_public(dbname)));
-
 	ctx[2] = "ledger";
 	memset(&rec, 0, sizeof(rec));
 	strlcpy(rec.id, tenant, NAMEDATALEN);
@@ -269,6 +276,13 @@ tenancy_adopt(PG_FUNCTION_ARGS)
 	rec.state = TENANT_STATE_READY;
 	versions = write_ledger(server, dbname, psprintf("tenant \"%s\"", tenant), appname,
 							migrations, baseline, &rec.applied_version);
+
+	/*
+	 * after the ledger: an adoption refused there leaves the database as it
+	 * was
+	 */
+	ctx[2] = "access";
+	tenancy_remote_run(server, NULL, appname, list_make1(tenancy_ddl_revoke_public(dbname)));
 
 	ctx[2] = "register";
 	tenancy_catalog_register_ready(&rec, DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"))),

@@ -348,8 +348,11 @@ tenancy_catalog_database_tenant(const char *server, const char *dbname)
 	values[0] = CStringGetTextDatum(server ? server : "");
 	values[1] = CStringGetTextDatum(dbname);
 	catalog_enter(&scope);
+	/* the loopback server is this cluster too */
 	tenancy_scope_exec("SELECT id FROM tenancy.tenant "
-					   "WHERE COALESCE(server, ''::pg_catalog.name) OPERATOR(pg_catalog.=) $1::pg_catalog.name "
+					   "WHERE COALESCE(NULLIF(server, (SELECT loopback_server FROM tenancy.config)), ''::pg_catalog.name) "
+					   "OPERATOR(pg_catalog.=) "
+					   "COALESCE(NULLIF($1::pg_catalog.name, (SELECT loopback_server FROM tenancy.config)), ''::pg_catalog.name) "
 					   "AND database_name OPERATOR(pg_catalog.=) $2",
 					   2, types, values, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed > 0)
@@ -587,7 +590,16 @@ tenancy_catalog_add_migration(const TenancyMigration *m, const char *description
 	catalog_enter(&scope);
 	tenancy_scope_exec("LOCK TABLE tenancy.migration IN SHARE ROW EXCLUSIVE MODE",
 					   0, NULL, NULL, NULL, false, SPI_OK_UTILITY);
-	tenancy_scope_exec("SELECT checksum OPERATOR(pg_catalog.=) $3 AND down IS NOT DISTINCT FROM $6 "
+
+	/*
+	 * A migration 0.1.0 registered (empty search_path, checksum of the SQL
+	 * alone) registered again by a start-up loop written for 0.1.0, which
+	 * passes no search_path, is the same migration.
+	 */
+	tenancy_scope_exec("SELECT (checksum OPERATOR(pg_catalog.=) $3 "
+					   "OR (search_path OPERATOR(pg_catalog.=) '' AND $5 OPERATOR(pg_catalog.=) 'public' "
+					   "AND sql OPERATOR(pg_catalog.=) $2)) "
+					   "AND down IS NOT DISTINCT FROM $6 "
 					   "AND transactional OPERATOR(pg_catalog.=) $7 "
 					   "FROM tenancy.migration WHERE version OPERATOR(pg_catalog.=) $1",
 					   7, types, values, nulls, false, SPI_OK_SELECT);
@@ -645,6 +657,53 @@ tenancy_catalog_remove_migration(int64 version, char **tenant, int64 *count)
 		tenancy_scope_exec("DELETE FROM tenancy.migration WHERE version OPERATOR(pg_catalog.=) $1",
 						   1, types, values, NULL, false, SPI_OK_DELETE);
 		result = SPI_processed > 0 ? MIGRATION_REMOVED : MIGRATION_NOT_FOUND;
+	}
+	tenancy_scope_leave(&scope);
+	return result;
+}
+
+/*
+ * The versions above "goal" that the catalog summary of any tenant of
+ * "ids" (a List of ids; NULL: every tenant) holds, as a palloc'd array of
+ * *n versions.
+ */
+int64 *
+tenancy_catalog_held_above(int64 goal, List *ids, int *n)
+{
+	PrivilegeScope scope;
+	Oid			types[2] = {INT8OID, TEXTARRAYOID};
+	Datum		values[2];
+	char		nulls[2] = "  ";
+	int64	   *result;
+	uint64		i;
+
+	values[0] = Int64GetDatum(goal);
+	if (ids == NIL)
+	{
+		values[1] = (Datum) 0;
+		nulls[1] = 'n';
+	}
+	else
+	{
+		Datum	   *elems = palloc(sizeof(Datum) * list_length(ids));
+		ListCell   *lc;
+
+		foreach(lc, ids)
+			elems[foreach_current_index(lc)] = CStringGetTextDatum((char *) lfirst(lc));
+		values[1] = PointerGetDatum(construct_array(elems, list_length(ids), TEXTOID, -1, false, TYPALIGN_INT));
+	}
+	catalog_enter(&scope);
+	tenancy_scope_exec("SELECT DISTINCT v FROM tenancy.tenant t, pg_catalog.unnest(t.applied_versions) v "
+					   "WHERE v OPERATOR(pg_catalog.>) $1 AND ($2 IS NULL OR t.id OPERATOR(pg_catalog.=) ANY ($2)) "
+					   "ORDER BY v",
+					   2, types, values, nulls, false, SPI_OK_SELECT);
+	*n = (int) SPI_processed;
+	result = MemoryContextAlloc(scope.caller_context, sizeof(int64) * Max(*n, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		result[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 	}
 	tenancy_scope_leave(&scope);
 	return result;
@@ -804,6 +863,31 @@ read_config(Oid *role, char **server)
 	tenancy_scope_leave(&scope);
 }
 
+/*
+ * 55000 when the installed catalog is older than this library (the new
+ * library was installed, ALTER EXTENSION tenancy UPDATE not yet run): its
+ * tables lack the columns the library reads and writes.
+ */
+void
+tenancy_catalog_check_version(void)
+{
+	PrivilegeScope scope;
+	char	   *version = NULL;
+
+	catalog_enter(&scope);
+	tenancy_scope_exec("SELECT extversion FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'tenancy'",
+					   0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		version = MemoryContextStrdup(scope.caller_context,
+									  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	tenancy_scope_leave(&scope);
+	if (version != NULL && strcmp(version, "0.1.0") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenancy's catalog is at version %s, older than its library", version),
+				 errhint("Run ALTER EXTENSION tenancy UPDATE in this database.")));
+}
+
 /* The configured loopback server, or NULL (routed queries to this cluster). */
 char *
 tenancy_catalog_loopback_server(void)
@@ -826,6 +910,7 @@ tenancy_catalog_apply_config(void)
 	Oid			role;
 	char	   *server;
 
+	tenancy_catalog_check_version();
 	read_config(&role, &server);
 	tenancy_conninfo_set_identity(role, server);
 }

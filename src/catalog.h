@@ -80,6 +80,7 @@ extern void tenancy_catalog_record_from_tuple(HeapTuple tup, TupleDesc desc, Ten
 
 /* configuration */
 extern void tenancy_catalog_apply_config(void);
+extern void tenancy_catalog_check_version(void);
 extern char *tenancy_catalog_loopback_server(void);
 extern Oid	tenancy_catalog_service_role(void);
 
@@ -117,6 +118,7 @@ extern MigrationAddResult tenancy_catalog_add_migration(const TenancyMigration *
 extern MigrationRemoveResult tenancy_catalog_remove_migration(int64 version, char **tenant,
 															  int64 *count);
 extern List *tenancy_catalog_plan(int64 goal);
+extern int64 *tenancy_catalog_held_above(int64 goal, List *ids, int *n);
 extern char *tenancy_catalog_migration_fingerprint(char **versions);
 extern char *tenancy_catalog_template_fingerprint(const char *server, int64 *version);
 extern void tenancy_catalog_set_template(const char *server, const char *dbname,

@@ -63,6 +63,7 @@
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
 #include "utils/builtins.h"
+#include "utils/formatting.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -119,9 +120,15 @@ statement_line(const char *sql, int offset)
 		}
 		else if (p[0] == '/' && p[1] == '*')
 		{
-			const char *end = strstr(p + 2, "*/");
+			int			depth = 1;	/* block comments nest */
 
-			p = end ? end + 2 : p + strlen(p);
+			for (p += 2; *p && depth > 0; p++)
+			{
+				if (p[0] == '/' && p[1] == '*')
+					depth++, p++;
+				else if (p[0] == '*' && p[1] == '/')
+					depth--, p++;
+			}
 		}
 		else
 			break;
@@ -130,6 +137,37 @@ statement_line(const char *sql, int offset)
 		if (*q == '\n')
 			line++;
 	return line;
+}
+
+/*
+ * Could the statement change how the following ones are read?  A SET of
+ * standard_conforming_strings to anything but on, or any other mention of
+ * it (set_config(), a function's SET clause): refused, failing closed.
+ */
+static bool
+changes_string_syntax(Node *stmt, const char *sql)
+{
+	if (IsA(stmt, VariableSetStmt) &&
+		((VariableSetStmt *) stmt)->name != NULL &&
+		pg_strcasecmp(((VariableSetStmt *) stmt)->name, "standard_conforming_strings") == 0)
+	{
+		VariableSetStmt *set = (VariableSetStmt *) stmt;
+		A_Const    *value;
+
+		if (set->kind != VAR_SET_VALUE || list_length(set->args) != 1 ||
+			!IsA(linitial(set->args), A_Const))
+			return set->kind != VAR_RESET && set->kind != VAR_SET_DEFAULT;
+		value = (A_Const *) linitial(set->args);
+		return value->isnull || !IsA(&value->val, String) ||
+			(pg_strcasecmp(strVal(&value->val), "on") != 0 &&
+			 pg_strcasecmp(strVal(&value->val), "true") != 0);
+	}
+	else
+	{
+		char	   *lower = asc_tolower(sql, strlen(sql));
+
+		return strstr(lower, "standard_conforming_strings") != NULL;
+	}
 }
 
 /* The name of a transaction command, or NULL for a harmless one. */
@@ -187,6 +225,20 @@ scan_step(void *arg)
 		st->line = statement_line(ss->sql, raw->stmt_location);
 		ss->statements = lappend(ss->statements, st);
 
+		/*
+		 * The split above is right only while every statement is read with
+		 * standard_conforming_strings on, as the remote session starts.
+		 */
+		if (changes_string_syntax(raw->stmt, st->sql))
+		{
+			ss->refusal = tenancy_remote_error("0A000",
+											   psprintf("%s changes standard_conforming_strings",
+														sql_name(ss->version, ss->down)),
+											   psprintf("Statement %d (line %d) sets it. Migrations are split into statements with standard_conforming_strings on, as they run; only SET standard_conforming_strings = on is accepted.",
+														foreach_current_index(lc) + 1, st->line),
+											   "Write string literals for standard_conforming_strings = on (E'...' for backslash escapes).");
+			return;
+		}
 		if (!IsA(raw->stmt, TransactionStmt) ||
 			(what = transaction_command((TransactionStmt *) raw->stmt, ss->transactional)) == NULL)
 			continue;
@@ -277,11 +329,13 @@ no_down_error(int64 version, int64 goal)
 
 /*
  * Before anything runs: 22023 for a goal outside 0 .. the highest
- * registered version, 55000 when a registered migration above the goal
- * has no down.  A goal of -1 means every registered migration.
+ * registered version, 55000 when a version above the goal that a tenant
+ * holds ("held": the catalog's summaries) has no down.  A goal of -1
+ * means every registered migration.  Each run checks its own tenant's
+ * ledger again before it runs anything.
  */
 void
-tenancy_engine_check_goal(List *migrations, int64 goal)
+tenancy_engine_check_goal(List *migrations, int64 goal, const int64 *held, int nheld)
 {
 	int64		latest = migrations ? ((TenancyMigration *) llast(migrations))->version : 0;
 	ListCell   *lc;
@@ -297,9 +351,15 @@ tenancy_engine_check_goal(List *migrations, int64 goal)
 	foreach(lc, migrations)
 	{
 		TenancyMigration *m = (TenancyMigration *) lfirst(lc);
+		int			i;
 
-		if (m->version > goal && m->down == NULL)
-			tenancy_remote_raise(no_down_error(m->version, goal));
+		if (m->version <= goal || m->down != NULL)
+			continue;
+		for (i = 0; i < nheld; i++)
+		{
+			if (held[i] == m->version)
+				tenancy_remote_raise(no_down_error(m->version, goal));
+		}
 	}
 }
 
@@ -396,6 +456,15 @@ ledger_max(const MigrationRun *run)
 }
 
 /*
+ * What a migration may have left in the session, besides settings:
+ * prepared statements, temporary tables (which would shadow the tenant's
+ * on the next migration's path), cursors, LISTENs and advisory locks.
+ * DISCARD ALL would do, but it cannot run in a transaction block.
+ */
+#define SESSION_RESET \
+	"DEALLOCATE ALL; DISCARD TEMP; CLOSE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all();"
+
+/*
  * The settings and checks a migration (or down) starts with: it starts
  * from the session's initial settings (its connection options: empty
  * search_path, tenancy's timeouts, its application_name), whatever the
@@ -413,11 +482,11 @@ pre_query(const MigrationRun *run)
 											  m->transactional ? "LOCAL" : "SESSION", path) : "";
 
 	if (!m->transactional)
-		return psprintf("RESET ALL; RESET ROLE; DEALLOCATE ALL; %s%s; %s%s"
+		return psprintf("RESET ALL; RESET ROLE; " SESSION_RESET " %s%s; %s%s"
 						"SELECT NULL::pg_catalog.text, pg_catalog.clock_timestamp()::pg_catalog.text",
 						set_path, tenancy_guard_sql_triggers(schema),
 						path_guard ? path_guard : "", path_guard ? "; " : "");
-	return psprintf("BEGIN; RESET ALL; RESET ROLE; DEALLOCATE ALL; %s%s; %s; %s%s"
+	return psprintf("BEGIN; RESET ALL; RESET ROLE; " SESSION_RESET " %s%s; %s; %s%s"
 					"SELECT pg_catalog.pg_current_xact_id()::pg_catalog.text, "
 					"pg_catalog.clock_timestamp()::pg_catalog.text",
 					set_path, tenancy_ledger_sql_lock(schema), tenancy_guard_sql_triggers(schema),
@@ -510,6 +579,20 @@ plan(MigrationRun *run)
 	}
 }
 
+/* A version the run would roll back that has no down, or NULL. */
+static TenancyMigration *
+undo_without_down(const MigrationRun *run)
+{
+	ListCell   *lc;
+
+	foreach(lc, run->undo)
+	{
+		if (((TenancyMigration *) lfirst(lc))->down == NULL)
+			return (TenancyMigration *) lfirst(lc);
+	}
+	return NULL;
+}
+
 /* The failure of the statement last sent. */
 static const char *
 statement_failed(MigrationRun *run, RemoteError *error)
@@ -575,6 +658,13 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 				return fail(run, error);
 			run->read = true;
 			plan(run);
+			/* refused before anything runs, not halfway */
+			{
+				TenancyMigration *nodown = undo_without_down(run);
+
+				if (nodown != NULL)
+					return fail(run, no_down_error(nodown->version, run->goal));
+			}
 			return next_migration(run);
 
 		case ENGINE_PRE:
@@ -591,6 +681,24 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 			return next_statement(run);
 
 		case ENGINE_STATEMENT:
+
+			/*
+			 * A statement that left the migration's transaction (or, outside
+			 * one, opened a transaction) stops the migration at once: no
+			 * statement after it may run where it does not belong.
+			 */
+			if (last->in_transaction != run->m->transactional)
+			{
+				run->failed_statement = run->statement;
+				return fail_in_transaction(run,
+										   tenancy_remote_error("25000",
+																run->m->transactional ?
+																psprintf("%s ends its transaction", sql_name(run->m->version, run->down)) :
+																psprintf("%s opens a transaction", sql_name(run->m->version, run->down)),
+																run->m->transactional ? ENDS_TRANSACTION_DETAIL :
+																OUTSIDE_TRANSACTION_DETAIL,
+																NULL));
+			}
 			return next_statement(run);
 
 		case ENGINE_POST:
@@ -653,7 +761,8 @@ tenancy_engine_error_text(const MigrationRun *run)
 {
 	char	   *text = tenancy_remote_error_text(run->error);
 
-	if (run->m == NULL || (run->failed_statement == 0 && strncmp(text, "migration ", 10) == 0))
+	if (run->m == NULL || strncmp(text, "migration ", 10) == 0 ||
+		strncmp(text, "the down of migration ", 22) == 0)
 		return text;
 
 	return psprintf("%s%s: %s", sql_name(run->m->version, run->down), failed_statement(run), text);

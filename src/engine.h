@@ -69,7 +69,7 @@ typedef struct MigrationRun
 } MigrationRun;
 
 extern void tenancy_engine_check(List *migrations);
-extern void tenancy_engine_check_goal(List *migrations, int64 goal);
+extern void tenancy_engine_check_goal(List *migrations, int64 goal, const int64 *held, int nheld);
 extern void tenancy_engine_begin(MigrationRun *run, const MigrationTarget *target,
 								 List *migrations, int64 goal);
 extern const char *tenancy_engine_next(MigrationRun *run, const RemoteResult *last);

@@ -51,7 +51,7 @@ tenancy_ledger_sql_setup(const char *schema)
 {
 	const char *table = ledger_table(schema);
 
-	return psprintf("%s"
+	return psprintf("%s; %s"
 					"CREATE TABLE IF NOT EXISTS %s ("
 					"version bigint PRIMARY KEY, "
 					"checksum text NOT NULL, "
@@ -59,16 +59,53 @@ tenancy_ledger_sql_setup(const char *schema)
 					"duration interval NOT NULL); "
 					"COMMENT ON TABLE %s IS "
 					"'tenancy migration ledger: one row per migration applied, written in the migration''s own transaction'",
+					tenancy_ledger_sql_guard(schema),
 					schema == NULL ? "CREATE SCHEMA IF NOT EXISTS tenancy; " : "",
 					table, table);
 }
 
-/* Query for a ledger's rows (version, checksum as text), in version order. */
+/*
+ * A check (42501) that the ledger, if it exists, is a plain table owned
+ * by the role reading it, in a schema that role owns: a ledger another
+ * role owns (a database adopted with a "tenancy" schema of its own, say)
+ * could be a view, with rules or triggers, that runs that role's code, and
+ * would say what that role likes.  Sent before anything touches it.
+ */
+char *
+tenancy_ledger_sql_guard(const char *schema)
+{
+	const char *nsp = schema ? schema : "tenancy";
+	const char *rel = schema ? TENANCY_SCHEMA_LEDGER : "applied_migration";
+
+	if (strstr(nsp, "$tenancy_ledger$") != NULL)
+		elog(ERROR, "invalid schema name \"%s\"", nsp);
+	return psprintf("DO $tenancy_ledger$ DECLARE r record; BEGIN "
+					"SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text AS nspowner, "
+					"pg_catalog.pg_get_userbyid(c.relowner)::text AS relowner, c.relkind::text AS relkind INTO r "
+					"FROM pg_catalog.pg_namespace n LEFT JOIN pg_catalog.pg_class c "
+					"ON c.relnamespace OPERATOR(pg_catalog.=) n.oid AND c.relname OPERATOR(pg_catalog.=) %s "
+					"WHERE n.nspname OPERATOR(pg_catalog.=) %s; "
+					"IF FOUND AND (r.nspowner OPERATOR(pg_catalog.<>) CURRENT_USER "
+					"OR r.relowner OPERATOR(pg_catalog.<>) CURRENT_USER OR r.relkind OPERATOR(pg_catalog.<>) 'r') THEN "
+					"RAISE EXCEPTION USING ERRCODE = '42501', "
+					"MESSAGE = pg_catalog.format('the migration ledger %%I.%%I is not a table of role %%s in a schema it owns', %s, %s, CURRENT_USER), "
+					"DETAIL = pg_catalog.format('Schema owner %%s, ledger owner %%s, relkind %%s.', r.nspowner, "
+					"COALESCE(r.relowner, '(no ledger)'), COALESCE(r.relkind, '-')), "
+					"HINT = 'tenancy reads only a ledger the service role owns; another role''s could run that role''s code.'; "
+					"END IF; END $tenancy_ledger$",
+					quote_literal_cstr(rel), quote_literal_cstr(nsp),
+					quote_literal_cstr(nsp), quote_literal_cstr(rel));
+}
+
+/*
+ * Query for a ledger's rows (version, checksum as text), in version order,
+ * after the guard above.
+ */
 char *
 tenancy_ledger_sql_read(const char *schema)
 {
-	return psprintf("SELECT version::pg_catalog.text, checksum::pg_catalog.text FROM %s ORDER BY 1",
-					ledger_table(schema));
+	return psprintf("%s; SELECT version::pg_catalog.text, checksum::pg_catalog.text FROM %s ORDER BY 1",
+					tenancy_ledger_sql_guard(schema), ledger_table(schema));
 }
 
 /* Locks a ledger against out-of-band migrators, inside a migration's transaction. */

@@ -18,6 +18,7 @@
 #include "remote.h"
 
 extern char *tenancy_ledger_sql_setup(const char *schema);
+extern char *tenancy_ledger_sql_guard(const char *schema);
 extern char *tenancy_ledger_sql_read(const char *schema);
 extern char *tenancy_ledger_sql_lock(const char *schema);
 extern char *tenancy_ledger_sql_insert(int64 version, const char *checksum, const char *schema);

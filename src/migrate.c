@@ -151,6 +151,7 @@ add_migration(int64 version, char *sql, const char *description, const char *sea
 {
 	TenancyMigration *m = palloc0(sizeof(TenancyMigration));
 
+	tenancy_catalog_check_version();
 	if (version <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -252,6 +253,7 @@ tenancy_remove_migration(PG_FUNCTION_ARGS)
 	char	   *tenant = NULL;
 	int64		count = 0;
 
+	tenancy_catalog_check_version();
 	switch (tenancy_catalog_remove_migration(version, &tenant, &count))
 	{
 		case MIGRATION_REMOVED:
@@ -350,7 +352,15 @@ tenancy_migrate_v2(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	tenancy_catalog_apply_config();
 	migrations = tenancy_catalog_migrations();
-	tenancy_engine_check_goal(migrations, goal);
+	if (goal >= 0)
+	{
+		int			nheld;
+		int64	   *held = tenancy_catalog_held_above(goal, list_make1(tenant), &nheld);
+
+		tenancy_engine_check_goal(migrations, goal, held, nheld);
+	}
+	else
+		tenancy_engine_check_goal(migrations, goal, NULL, 0);
 
 	tenancy_catalog_lock_existing(tenant, &rec);
 	if (rec.state != TENANT_STATE_READY)
@@ -705,8 +715,16 @@ tenancy_migrate_all_v2(PG_FUNCTION_ARGS)
 										  ALLOCSET_SMALL_SIZES);
 	run.migrations = tenancy_catalog_migrations();
 	tenancy_engine_check(run.migrations);
-	tenancy_engine_check_goal(run.migrations, run.goal);
 	ids = named_tenants(fcinfo, 2);
+	if (run.goal >= 0)
+	{
+		int			nheld;
+		int64	   *held = tenancy_catalog_held_above(run.goal, ids, &nheld);
+
+		tenancy_engine_check_goal(run.migrations, run.goal, held, nheld);
+	}
+	else
+		tenancy_engine_check_goal(run.migrations, run.goal, NULL, 0);
 	plans = tenancy_catalog_plan(run.goal);
 	run.total = ids ? list_length(ids) : list_length(plans);
 	run.next_notice = Max(1, run.total / 10);

@@ -84,8 +84,9 @@ DELETE FROM tenancy.migration WHERE version = 2;
 SELECT pg_temp.ledger('g-db') AS db_ledger, pg_temp.ledger('g-schema') AS schema_ledger;
 
 -- should fail (25000) after running, when the scan is bypassed: the
--- transaction id check catches the forged guard and the prepared
--- transaction; nothing is recorded as applied
+-- transaction status after the statement (and, behind it, the transaction
+-- id check) catches the forged guard and the prepared transaction; nothing
+-- is recorded as applied
 SET tenancy.fault_injection = 'statement_scan:skip';
 SELECT tenancy.add_migration(2, sql) FROM attack WHERE name = 'forged';
 SELECT tenancy.migrate('g-db');

@@ -37,6 +37,11 @@ SELECT tenancy.add_migration(1, 'SELECT 1', down => 'DROP TABLE x; COMMIT');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.add_migration(1, 'BEGIN; CREATE INDEX CONCURRENTLY i ON t (x)', transactional => false);
 \echo :LAST_ERROR_SQLSTATE
+-- a migration that would change how its own statements are split
+SELECT tenancy.add_migration(1, E'SET standard_conforming_strings = off;\nSELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.add_migration(1, $m$SELECT set_config('standard_conforming_strings', 'off', true)$m$);
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS migrations FROM tenancy.migration;
 
 -- Unqualified SQL, as TypeORM writes it, with its down; the search_path is
@@ -138,6 +143,18 @@ SELECT * FROM tenancy.migrate('m-a');
 SELECT tenant, status, error, sqlstate FROM tenancy.migrate_all(1, tenants => ARRAY['m-a']);
 SELECT tenant, last_error, last_sqlstate FROM tenancy.migration_status WHERE tenant = 'm-a';
 SELECT tenancy.remove_migration(60);
+
+-- nested block comments count for the line; SET standard_conforming_strings = on is accepted
+SELECT tenancy.add_migration(61, E'SET standard_conforming_strings = on;\n/* a /* nested\n */ comment\n*/ SELECT 1 / 0');
+SELECT tenant, error FROM tenancy.migrate_all(1, tenants => ARRAY['m-a']);
+SELECT tenancy.remove_migration(61);
+-- a migration's temporary table does not outlive it: the next migration's
+-- unqualified name is the tenant's table again
+SELECT tenancy.add_migration(62, 'CREATE TEMP TABLE "users" (id int, name text)', down => 'SELECT 1');
+SELECT tenancy.add_migration(63, 'INSERT INTO "users" ("name") VALUES (''not temporary'')',
+                             down => 'DELETE FROM "users" WHERE "name" = ''not temporary''');
+SELECT tenant, status FROM tenancy.migrate_all(1, tenants => ARRAY['m-b']);
+SELECT * FROM dblink(:'b_db', 'SELECT count(*) FROM public.users WHERE name = ''not temporary''') AS t(n bigint);
 
 -- Rollouts: a canary, max_failures, dry_run
 -- should fail: bad arguments, before anything runs
@@ -253,7 +270,16 @@ SELECT tenancy.adopt('Bad', 'regress_adopt_me');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.adopt('m-old', NULL);
 \echo :LAST_ERROR_SQLSTATE
+-- a "tenancy" schema another role owns is refused before it is touched,
+-- and the database is left as it was (PUBLIC may still connect)
 CREATE ROLE regress_app_owner;
+CREATE DATABASE regress_adopt_squatted;
+SELECT dblink_exec(format('host=%s port=%s dbname=regress_adopt_squatted', :'sockdir', :'port'),
+                   'CREATE SCHEMA tenancy AUTHORIZATION regress_app_owner');
+SELECT tenancy.adopt('m-squat', 'regress_adopt_squatted');
+\echo :LAST_ERROR_SQLSTATE
+SELECT has_database_privilege('public', 'regress_adopt_squatted', 'CONNECT') AS public_connect;
+DROP DATABASE regress_adopt_squatted;
 ALTER DATABASE regress_adopt_me OWNER TO regress_app_owner;
 SELECT tenancy.adopt('m-old', 'regress_adopt_me', baseline => 10);
 \echo :LAST_ERROR_SQLSTATE

@@ -623,6 +623,22 @@ tenancy_catalog_add_migration(const TenancyMigration *m, const char *description
 }
 
 /*
+ * Locks tenancy.migration in ACCESS EXCLUSIVE mode until the end of the
+ * transaction: migrators still in their transaction finish first, and none
+ * starts.
+ */
+void
+tenancy_catalog_lock_migrations(void)
+{
+	PrivilegeScope scope;
+
+	catalog_enter(&scope);
+	tenancy_scope_exec("LOCK TABLE tenancy.migration IN ACCESS EXCLUSIVE MODE",
+					   0, NULL, NULL, NULL, false, SPI_OK_UTILITY);
+	tenancy_scope_leave(&scope);
+}
+
+/*
  * Removes a registered migration unless a tenant's summary holds it; says
  * which, and sets *tenant to one such tenant (and *count to how many).
  * Locks tenancy.migration in ACCESS EXCLUSIVE mode: a migrate() or

@@ -115,6 +115,7 @@ extern bool tenancy_catalog_cleanup_record(int64 operation_id, CleanupRecord *ou
 extern List *tenancy_catalog_migrations(void);
 extern MigrationAddResult tenancy_catalog_add_migration(const TenancyMigration *m,
 														const char *description);
+extern void tenancy_catalog_lock_migrations(void);
 extern MigrationRemoveResult tenancy_catalog_remove_migration(int64 version, char **tenant,
 															  int64 *count);
 extern List *tenancy_catalog_plan(int64 goal);

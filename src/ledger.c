@@ -108,6 +108,15 @@ tenancy_ledger_sql_read(const char *schema)
 					tenancy_ledger_sql_guard(schema), ledger_table(schema));
 }
 
+/* Query: does the ledger hold "version"?  One row, "t" or "f". */
+char *
+tenancy_ledger_sql_holds(int64 version, const char *schema)
+{
+	return psprintf("%s; SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM %s "
+					"WHERE version OPERATOR(pg_catalog.=) " INT64_FORMAT,
+					tenancy_ledger_sql_guard(schema), ledger_table(schema), version);
+}
+
 /* Locks a ledger against out-of-band migrators, inside a migration's transaction. */
 char *
 tenancy_ledger_sql_lock(const char *schema)

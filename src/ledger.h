@@ -20,6 +20,7 @@
 extern char *tenancy_ledger_sql_setup(const char *schema);
 extern char *tenancy_ledger_sql_guard(const char *schema);
 extern char *tenancy_ledger_sql_read(const char *schema);
+extern char *tenancy_ledger_sql_holds(int64 version, const char *schema);
 extern char *tenancy_ledger_sql_lock(const char *schema);
 extern char *tenancy_ledger_sql_insert(int64 version, const char *checksum, const char *schema);
 extern char *tenancy_ledger_sql_delete(int64 version, const char *schema);

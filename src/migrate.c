@@ -57,6 +57,7 @@
 #include "engine.h"
 #include "fleet.h"
 #include "isolation.h"
+#include "ledger.h"
 #include "locks.h"
 #include "names.h"
 #include "try.h"
@@ -239,12 +240,114 @@ tenancy_add_migration(PG_FUNCTION_ARGS)
 	return tenancy_add_migration_v2(fcinfo);
 }
 
+/* One tenant whose ledger remove_migration() reads. */
+typedef struct LedgerCheck
+{
+	FleetTask	task;			/* first: the runner's view */
+	const char *tenant;
+	const char *sql;
+	bool		holds;
+	char	   *error;			/* why it could not be read, or NULL */
+} LedgerCheck;
+
+static bool
+check_begin(void *arg, FleetTask *task)
+{
+	return true;
+}
+
+static const char *
+check_next(void *arg, FleetTask *task, const RemoteResult *last)
+{
+	LedgerCheck *lc = (LedgerCheck *) task;
+
+	if (last == NULL)
+		return lc->sql;
+	if (last->error != NULL)
+		lc->error = pstrdup(tenancy_remote_error_text(last->error));
+	else if (last->nfields != 1 || list_length(last->rows) != 1)
+		lc->error = pstrdup("unexpected answer to a ledger query");
+	else
+		lc->holds = ((char **) linitial(last->rows))[0] == NULL ||
+			strcmp(((char **) linitial(last->rows))[0], "f") != 0;
+	return NULL;
+}
+
+static void
+check_finish(void *arg, FleetTask *task, const RemoteError *error)
+{
+	LedgerCheck *lc = (LedgerCheck *) task;
+
+	if (error != NULL && lc->error == NULL)
+		lc->error = pstrdup(tenancy_remote_error_text(error));
+}
+
+static const FleetOps ledger_check_ops = {check_begin, check_next, check_finish, NULL};
+
+/*
+ * Reads the ledger of every ready tenant, at most 8 at once, and refuses
+ * (55006) when one holds "version", or (55000) when one cannot be read:
+ * the catalog's summaries may lag their ledgers (a caller that rolled back
+ * a migrate()), and removing an applied migration would lose its SQL and
+ * its down.
+ */
+static void
+check_ledgers_lack(int64 version)
+{
+	List	   *tenants = tenancy_catalog_tenants();
+	FleetTask **tasks = palloc(sizeof(FleetTask *) * Max(list_length(tenants), 1));
+	int			ntasks = 0;
+	ListCell   *lc;
+	int			i;
+
+	foreach(lc, tenants)
+	{
+		TenantRecord *rec = (TenantRecord *) lfirst(lc);
+		MigrationTarget target;
+		LedgerCheck *c;
+
+		if (rec->state != TENANT_STATE_READY)
+			continue;
+		c = palloc0(sizeof(LedgerCheck));
+		tenancy_isolation_target(rec, &target);
+		c->tenant = rec->id;
+		c->sql = tenancy_ledger_sql_holds(version, target.schema);
+		c->task.server = target.server;
+		c->task.dbname = target.dbname;
+		c->task.appname = target.appname;
+		tasks[ntasks++] = &c->task;
+	}
+	if (ntasks > 0)
+		tenancy_fleet_run(tasks, ntasks, 8, &ledger_check_ops, NULL);
+	for (i = 0; i < ntasks; i++)
+	{
+		LedgerCheck *c = (LedgerCheck *) tasks[i];
+
+		if (c->error != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot check whether tenant \"%s\" has applied migration " INT64_FORMAT,
+							c->tenant, version),
+					 errdetail("Its ledger could not be read: %s", c->error),
+					 errhint("Nothing was removed. Bring the tenant back, or suspend or deprovision it.")));
+		if (c->holds)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("migration " INT64_FORMAT " has been applied", version),
+					 errdetail("The ledger of tenant \"%s\" has it, though the catalog's summary does not.",
+							   c->tenant),
+					 errhint("Run tenancy.reconcile(check_ledgers => true), then roll the tenant back first.")));
+	}
+}
+
 /*
  * tenancy.remove_migration(version bigint)
  *
- * Removes a registered migration that no tenant's catalog summary holds
- * (42704 if it is not registered, 55006 once a tenant has it).  The next
- * provisioning rebuilds the template (its fingerprint no longer matches).
+ * Removes a registered migration that no tenant has applied: neither a
+ * tenant's catalog summary nor (for ready tenants) its ledger holds it
+ * (42704 if it is not registered, 55006 once a tenant has it, 55000 if a
+ * ready tenant's ledger cannot be read).  The next provisioning rebuilds
+ * the template (its fingerprint no longer matches).
  */
 Datum
 tenancy_remove_migration(PG_FUNCTION_ARGS)
@@ -253,10 +356,12 @@ tenancy_remove_migration(PG_FUNCTION_ARGS)
 	char	   *tenant = NULL;
 	int64		count = 0;
 
-	tenancy_catalog_check_version();
+	tenancy_catalog_apply_config();
+	tenancy_catalog_lock_migrations();
 	switch (tenancy_catalog_remove_migration(version, &tenant, &count))
 	{
 		case MIGRATION_REMOVED:
+			check_ledgers_lack(version);	/* an error undoes the removal */
 			break;
 		case MIGRATION_NOT_FOUND:
 			ereport(ERROR,

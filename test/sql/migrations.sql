@@ -103,6 +103,20 @@ SELECT tenancy.remove_migration(15);
 SELECT tenancy.remove_migration(99);
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.remove_migration(NULL);
+-- a summary that lags its ledger (the caller rolled back a migrate() whose
+-- remote migration committed) does not let an applied migration be removed:
+-- the ledgers are read
+SELECT tenancy.add_migration(45, 'CREATE TABLE "lagging" ("id" integer)', down => 'DROP TABLE "lagging"');
+BEGIN;
+SELECT tenant, to_version, status FROM tenancy.migrate('m-a');
+ROLLBACK;
+SELECT tenant, applied_version, missing FROM tenancy.migration_status WHERE tenant = 'm-a';
+-- should fail: 55006, m-a's ledger has it
+SELECT tenancy.remove_migration(45);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS still_registered FROM tenancy.migration WHERE version = 45;
+SELECT tenant, from_version, to_version, status FROM tenancy.migrate('m-a', to_version => 35);
+SELECT tenancy.remove_migration(45);
 -- a broken migration, registered by mistake, blocks provisioning until it
 -- is removed
 SELECT tenancy.add_migration(40, 'CREATE TABLE "users" ("id" integer)');

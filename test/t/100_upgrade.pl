@@ -414,8 +414,19 @@ $node->safe_psql('postgres', 'CREATE DATABASE granted');
 $node->safe_psql('granted', qq{
 	CREATE EXTENSION tenancy VERSION '$oldest' CASCADE;
 	GRANT EXECUTE ON FUNCTION tenancy.migrate(text), tenancy.add_migration(bigint, text, text) TO regress_up_member;
-	ALTER EXTENSION tenancy UPDATE;
 });
+# before the update, this library refuses to work on a 0.1.0 catalog
+my ($rc, $stdout, $stderr) = $node->psql('granted', q{SELECT tenancy.add_migration(1, 'SELECT 1', 'first')});
+like($stderr, qr/catalog is at version 0\.1\.0, older than its library.*HINT:  Run ALTER EXTENSION tenancy UPDATE/s,
+	'granted: the new library refuses a 0.1.0 catalog (55000) and says how to update it');
+$node->safe_psql('granted', 'ALTER EXTENSION tenancy UPDATE');
+# a start-up loop written for 0.1.0 registers 0.1.0's migrations again: the same
+$node->safe_psql('granted', q{
+	INSERT INTO tenancy.migration (version, sql, checksum)
+	VALUES (1, 'SELECT 1', pg_catalog.encode(pg_catalog.sha256('SELECT 1'), 'hex'))});
+($rc, $stdout, $stderr) = $node->psql('granted', q{SELECT tenancy.add_migration(1, 'SELECT 1', 'first')});
+is($rc, 0, 'granted: a 0.1.0 migration registered again without search_path is the same migration');
+like($stderr, qr/already registered with the same SQL/, 'granted: with a NOTICE');
 is($node->safe_psql('granted', q{
 	SELECT string_agg(f || '=' || has_function_privilege('regress_up_member', f, 'EXECUTE'), ' ' ORDER BY f)
 	  FROM unnest(ARRAY['tenancy.add_migration(bigint, text, text, text, text, boolean)', 'tenancy.migrate(text, bigint)',

@@ -145,8 +145,8 @@ write_ledger(const char *server, const char *dbname, const char *label, const ch
 	char	   *versions = NULL;
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "BEGIN; %s; %s; %s", tenancy_ledger_sql_setup(NULL), tenancy_ledger_sql_guard(NULL),
-					 tenancy_ledger_sql_lock(NULL));
+	appendStringInfo(&sql, "BEGIN; %s; %s; %s; %s", tenancy_ledger_sql_guard(NULL), tenancy_ledger_sql_setup(NULL),
+					 tenancy_ledger_sql_guard(NULL), tenancy_ledger_sql_lock(NULL));
 	foreach(lc, migrations)
 	{
 		TenancyMigration *m = (TenancyMigration *) lfirst(lc);

@@ -16,15 +16,23 @@
  * caller's session state.  Each migration (or down) is one remote
  * transaction:
  *
- *	  pre        BEGIN; RESET ALL; SET LOCAL search_path (the migration's,
- *	             or the tenant's schema); LOCK the ledger; the guards
- *	             (guard.c: 42501); SELECT pg_current_xact_id()
+ *	  ledger     is the ledger a table the service role owns (42501)?
+ *	             then read it (and create it, for a new database)
+ *	  pre        BEGIN; RESET ALL and what else a session keeps; SET
+ *	             LOCAL search_path (the migration's, or the tenant's
+ *	             schema); LOCK the ledger; SELECT pg_current_xact_id()
+ *	             and the guards (guard.c: 42501, checked here)
  *	  statements the migration's top-level statements, one query each (so
  *	             nothing one contains, an open comment or quote included,
  *	             can change how tenancy's own statements parse, and an
  *	             error names the statement that failed)
- *	  post       check that the transaction is still the one "pre" saw,
- *	             insert (or for a down delete) the ledger row, COMMIT
+ *	  post       insert (or for a down delete) the ledger row if the
+ *	             transaction is still the one "pre" saw, returning it
+ *	  commit     COMMIT, only if it did
+ *
+ * No PL/pgSQL runs on this path (every check is a SELECT the engine reads):
+ * loading it would cost each fresh tenant session more than a typical
+ * migration.
  *
  * A migration registered with transactional => false runs its statements
  * outside a transaction, each committed on its own (CREATE INDEX
@@ -32,9 +40,8 @@
  * in a transaction of its own; a failure leaves it unrecorded, so the
  * next run applies it again from its first statement.
  *
- * The check in "post" compares the remote transaction id with the one the
- * engine read before the migration ran, embedded in the check as a
- * literal: a migration that ended its transaction (COMMIT, ROLLBACK,
+ * The condition in "post" compares the remote transaction id with the one
+ * the engine read before the migration ran, embedded as a literal: a migration that ended its transaction (COMMIT, ROLLBACK,
  * PREPARE TRANSACTION) is in another one whatever it sets or forges, so it
  * is caught (25000) and nothing is recorded as applied.  Before that, the
  * migration's statements are parsed here (raw parser, nothing executed):
@@ -477,40 +484,40 @@ pre_query(const MigrationRun *run)
 	const TenancyMigration *m = run->m;
 	const char *schema = run->target.schema;
 	const char *path = schema ? psprintf("%s, pg_temp", quote_identifier(schema)) : m->search_path;
-	char	   *path_guard = tenancy_guard_sql_path(schema ? quote_identifier(schema) : m->search_path);
 	const char *set_path = path[0] ? psprintf("SET %s search_path = %s; ",
 											  m->transactional ? "LOCAL" : "SESSION", path) : "";
+	char	   *checks = psprintf("%s, %s", tenancy_guard_expr_triggers(schema),
+								  tenancy_guard_expr_path(schema ? quote_identifier(schema) : m->search_path));
 
 	if (!m->transactional)
-		return psprintf("RESET ALL; RESET ROLE; " SESSION_RESET " %s%s; %s%s"
-						"SELECT NULL::pg_catalog.text, pg_catalog.clock_timestamp()::pg_catalog.text",
-						set_path, tenancy_guard_sql_triggers(schema),
-						path_guard ? path_guard : "", path_guard ? "; " : "");
-	return psprintf("BEGIN; RESET ALL; RESET ROLE; " SESSION_RESET " %s%s; %s; %s%s"
+		return psprintf("RESET ALL; RESET ROLE; " SESSION_RESET " %s"
+						"SELECT NULL::pg_catalog.text, pg_catalog.clock_timestamp()::pg_catalog.text, %s",
+						set_path, checks);
+	return psprintf("BEGIN; RESET ALL; RESET ROLE; " SESSION_RESET " %s%s; "
 					"SELECT pg_catalog.pg_current_xact_id()::pg_catalog.text, "
-					"pg_catalog.clock_timestamp()::pg_catalog.text",
-					set_path, tenancy_ledger_sql_lock(schema), tenancy_guard_sql_triggers(schema),
-					path_guard ? path_guard : "", path_guard ? "; " : "");
+					"pg_catalog.clock_timestamp()::pg_catalog.text, %s",
+					set_path, tenancy_ledger_sql_lock(schema), checks);
 }
 
-/* After the last statement: the ledger row (written or deleted), COMMIT. */
+/*
+ * After the last statement: the ledger row, written (or for a down
+ * deleted) only if the transaction is still the one "pre" saw; the
+ * statement returns the row, and the engine commits only if it did.  A
+ * migration registered with transactional => false gets its row in a
+ * transaction of its own.
+ */
 static char *
 post_query(const MigrationRun *run)
 {
 	const TenancyMigration *m = run->m;
 	const char *schema = run->target.schema;
-	char	   *ledger = run->down ? tenancy_ledger_sql_delete(m->version, schema) :
-	tenancy_ledger_sql_insert(m->version, m->checksum, schema);
 
 	if (!m->transactional)
-		return psprintf("BEGIN; %s; %s; COMMIT", tenancy_ledger_sql_lock(schema), ledger);
-	return psprintf("DO $tenancy_guard$ BEGIN "
-					"IF pg_catalog.pg_current_xact_id() OPERATOR(pg_catalog.<>) %s::pg_catalog.xid8 THEN "
-					"RAISE EXCEPTION USING ERRCODE = '25000', MESSAGE = %s, DETAIL = %s; "
-					"END IF; END $tenancy_guard$; %s; COMMIT",
-					quote_literal_cstr(run->xid),
-					quote_literal_cstr(psprintf("%s ends its transaction", sql_name(m->version, run->down))),
-					quote_literal_cstr(ENDS_TRANSACTION_DETAIL), ledger);
+		return psprintf("BEGIN; %s; %s", tenancy_ledger_sql_lock(schema),
+						run->down ? tenancy_ledger_sql_delete(m->version, schema, NULL) :
+						tenancy_ledger_sql_insert(m->version, m->checksum, schema, NULL));
+	return run->down ? tenancy_ledger_sql_delete(m->version, schema, run->xid) :
+		tenancy_ledger_sql_insert(m->version, m->checksum, schema, run->xid);
 }
 
 /*
@@ -634,7 +641,7 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 	if (last != NULL && last->error != NULL && run->step != ENGINE_CLEANUP &&
 		run->step != ENGINE_ROLLBACK_PREPARED)
 	{
-		if (run->step == ENGINE_LEDGER)
+		if (run->step == ENGINE_LEDGER || run->step == ENGINE_LEDGER_GUARD)
 			return fail(run, last->error);
 		if (run->step == ENGINE_STATEMENT)
 			return statement_failed(run, last->error);
@@ -646,10 +653,19 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 	switch (run->step)
 	{
 		case ENGINE_START:
+			run->step = ENGINE_LEDGER_GUARD;
+			return psprintf("SELECT %s", tenancy_ledger_expr_guard(schema));
+
+		case ENGINE_LEDGER_GUARD:
+			if (last->nfields != 1 || list_length(last->rows) != 1)
+				return fail(run, tenancy_remote_error("08P01", "unexpected answer to a ledger check", NULL, NULL));
+			row = (char **) linitial(last->rows);
+			if (row[0] != NULL)
+				return fail(run, tenancy_ledger_refusal(row[0]));
 			run->step = ENGINE_LEDGER;
 			if (run->target.create_ledger)
-				return psprintf("%s; %s", tenancy_ledger_sql_setup(schema), tenancy_ledger_sql_read(schema));
-			return tenancy_ledger_sql_read(schema);
+				return psprintf("%s; %s", tenancy_ledger_sql_setup(schema), tenancy_ledger_sql_select(schema));
+			return tenancy_ledger_sql_select(schema);
 
 		case ENGINE_LEDGER:
 			error = tenancy_ledger_check(last, run->migrations, run->target.label,
@@ -669,7 +685,7 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 
 		case ENGINE_PRE:
 			row = list_length(last->rows) == 1 ? (char **) linitial(last->rows) : NULL;
-			if (last->nfields != 2 || row == NULL || row[1] == NULL ||
+			if (last->nfields != 4 || row == NULL || row[1] == NULL ||
 				(run->m->transactional && !tenancy_remote_is_number(row[0])))
 			{
 				error = tenancy_remote_error("08P01", "unexpected answer to a transaction id query",
@@ -678,6 +694,12 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 			}
 			run->xid = row[0] ? pstrdup(row[0]) : NULL;
 			run->started = pstrdup(row[1]);
+			if (row[2] != NULL || row[3] != NULL)
+			{
+				error = tenancy_guard_refusal(row[2] ? GUARD_TRIGGERS : GUARD_PATH,
+											  row[2] ? row[2] : row[3]);
+				return run->m->transactional ? fail_in_transaction(run, error) : fail(run, error);
+			}
 			return next_statement(run);
 
 		case ENGINE_STATEMENT:
@@ -702,6 +724,15 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 			return next_statement(run);
 
 		case ENGINE_POST:
+			if (run->m->transactional && list_length(last->rows) != 1)
+				return fail_in_transaction(run,
+										   tenancy_remote_error("25000",
+																psprintf("%s ends its transaction", sql_name(run->m->version, run->down)),
+																ENDS_TRANSACTION_DETAIL, NULL));
+			run->step = ENGINE_COMMIT;
+			return "COMMIT";
+
+		case ENGINE_COMMIT:
 			if (run->down)
 			{
 				run->applied = list_delete_ptr(run->applied, run->m);

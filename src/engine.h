@@ -34,10 +34,12 @@ typedef struct MigrationTarget
 typedef enum EngineStep
 {
 	ENGINE_START,
+	ENGINE_LEDGER_GUARD,		/* is the ledger the service role's? */
 	ENGINE_LEDGER,				/* reading (and creating) the ledger */
 	ENGINE_PRE,					/* BEGIN, settings, locks, guards, xid */
 	ENGINE_STATEMENT,			/* the migration's (or down's) statements */
-	ENGINE_POST,				/* the check, the ledger row, COMMIT */
+	ENGINE_POST,				/* the ledger row, if still in its transaction */
+	ENGINE_COMMIT,				/* COMMIT */
 	ENGINE_CLEANUP,				/* after a failure: ROLLBACK, prepared? */
 	ENGINE_ROLLBACK_PREPARED,
 	ENGINE_DONE

@@ -17,8 +17,11 @@
  *	               plant a function or an operator that shadows the one
  *	               the migration means.
  *
- * Each check is one DO block, sent in the migration's transaction after
- * the ledger is locked.  Superusers are not counted (they can do anything
+ * Each check is an SQL expression that yields the refusal's message, or
+ * NULL: the engine selects them in the migration's transaction after the
+ * ledger is locked, and refuses (42501) with tenancy_guard_refusal().  No
+ * PL/pgSQL: loading it would cost every fresh tenant session more than
+ * the migration itself.  Superusers are not counted (they can do anything
  * anyway), nor SECURITY DEFINER trigger functions (they run as their
  * owner).
  *
@@ -37,30 +40,20 @@
 
 #include "guard.h"
 
-/* The dollar quote of the checks' bodies. */
-#define GUARD_TAG "$tenancy_guard$"
-
-/* A literal inside a dollar-quoted body must not hold the tag. */
-static const char *
-guard_literal(const char *s)
-{
-	if (strstr(s, GUARD_TAG) != NULL)
-		elog(ERROR, "invalid name \"%s\"", s);
-	return quote_literal_cstr(s);
-}
-
 /*
- * Raises 42501 when an enabled trigger in the tenant (its schema, or its
- * whole database) would run a function owned by another role that is not
- * a superuser.
+ * Whether an enabled trigger in the tenant (its schema, or its whole
+ * database) would run a function owned by another role that is not a
+ * superuser: an SQL expression, the refusal's message or NULL.  The join
+ * runs only when the tenant has a trigger at all.
  */
 char *
-tenancy_guard_sql_triggers(const char *schema)
+tenancy_guard_expr_triggers(const char *schema)
 {
-	return psprintf("DO " GUARD_TAG " DECLARE t record; BEGIN "
-					"SELECT g.tgname::text AS tgname, "
-					"pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) AS rel, "
-					"p.proowner::pg_catalog.regrole::text AS owner INTO t "
+	return psprintf("CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE NOT tgisinternal) THEN "
+					"(SELECT pg_catalog.format('trigger %%I on %%s would run a function of role %%s as role %%s', "
+					"g.tgname, pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' "
+					"OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname), "
+					"p.proowner::pg_catalog.regrole, CURRENT_USER) "
 					"FROM pg_catalog.pg_trigger g "
 					"JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) g.tgrelid "
 					"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
@@ -70,25 +63,20 @@ tenancy_guard_sql_triggers(const char *schema)
 					"AND NOT p.prosecdef AND NOT r.rolsuper "
 					"AND r.rolname OPERATOR(pg_catalog.<>) CURRENT_USER "
 					"AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema']) %s "
-					"LIMIT 1; "
-					"IF FOUND THEN RAISE EXCEPTION USING ERRCODE = '42501', "
-					"MESSAGE = pg_catalog.format('trigger %%I on %%s would run a function of role %%s as role %%s', "
-					"t.tgname, t.rel, t.owner, CURRENT_USER), "
-					"HINT = 'Migrations refuse to run other roles'' trigger functions: drop the trigger, or create it in a migration; never grant TRIGGER on tenant tables.'; "
-					"END IF; END " GUARD_TAG,
-					schema ? psprintf("AND n.nspname OPERATOR(pg_catalog.=) %s", guard_literal(schema)) : "");
+					"LIMIT 1) END",
+					schema ? psprintf("AND n.nspname OPERATOR(pg_catalog.=) %s", quote_literal_cstr(schema)) : "");
 }
 
 /*
- * Raises 42501 when a role other than the one migrations run as (and
- * other than superusers) can create objects in a schema of "path" (a
- * search_path value, as add_migration canonicalises it), or, for a schema
- * of it that does not exist, could create that schema.  pg_database_owner
- * is not counted: its one member is the database's owner, the service
- * role.  NULL when the path is empty (nothing resolves through it).
+ * Whether a role other than the one migrations run as (and other than
+ * superusers) can create objects in a schema of "path" (a search_path
+ * value, as add_migration canonicalises it), or, for a schema of it that
+ * does not exist, could create that schema: an SQL expression, the
+ * refusal's message or NULL.  pg_database_owner is not counted: its one
+ * member is the database's owner, the service role.
  */
 char *
-tenancy_guard_sql_path(const char *path)
+tenancy_guard_expr_path(const char *path)
 {
 	char	   *copy = pstrdup(path);
 	List	   *names;
@@ -98,14 +86,16 @@ tenancy_guard_sql_path(const char *path)
 	if (!SplitIdentifierString(copy, ',', &names))
 		elog(ERROR, "invalid search_path \"%s\"", path);
 	if (names == NIL)
-		return NULL;
+		return "NULL::pg_catalog.text";
 	initStringInfo(&array);
 	foreach(lc, names)
 		appendStringInfo(&array, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
-						 guard_literal((char *) lfirst(lc)));
+						 quote_literal_cstr((char *) lfirst(lc)));
 
-	return psprintf("DO " GUARD_TAG " DECLARE t record; BEGIN "
-					"SELECT s.name, a.rolname::text AS role, n.oid IS NULL AS missing INTO t "
+	return psprintf("(SELECT pg_catalog.format(CASE WHEN n.oid IS NULL "
+					"THEN 'role %%I could create schema %%I on the migration''s search_path' "
+					"ELSE 'role %%I can create objects in schema %%I on the migration''s search_path' END, "
+					"a.rolname, s.name) "
 					"FROM pg_catalog.unnest(ARRAY[%s]::pg_catalog.text[]) s(name) "
 					"LEFT JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) s.name "
 					"CROSS JOIN pg_catalog.pg_roles a "
@@ -115,14 +105,18 @@ tenancy_guard_sql_path(const char *path)
 					"AND CASE WHEN n.oid IS NULL "
 					"THEN pg_catalog.has_database_privilege(a.oid, pg_catalog.current_database(), 'CREATE') "
 					"ELSE pg_catalog.has_schema_privilege(a.oid, n.oid, 'CREATE') END "
-					"LIMIT 1; "
-					"IF FOUND THEN RAISE EXCEPTION USING ERRCODE = '42501', "
-					"MESSAGE = pg_catalog.format(CASE WHEN t.missing "
-					"THEN 'role %%I could create schema %%I on the migration''s search_path' "
-					"ELSE 'role %%I can create objects in schema %%I on the migration''s search_path' END, "
-					"t.role, t.name), "
-					"DETAIL = 'Unqualified names in the migration would resolve through it, to objects that role may plant.', "
-					"HINT = 'REVOKE CREATE from that role, or register the migration with a search_path of schemas only the service role can write.'; "
-					"END IF; END " GUARD_TAG,
+					"LIMIT 1)",
 					array.data);
+}
+
+/* The refusal (42501) of a check that found "message". */
+RemoteError *
+tenancy_guard_refusal(GuardCheck check, const char *message)
+{
+	if (check == GUARD_TRIGGERS)
+		return tenancy_remote_error("42501", message, NULL,
+									"Migrations refuse to run other roles' trigger functions: drop the trigger, or create it in a migration; never grant TRIGGER on tenant tables.");
+	return tenancy_remote_error("42501", message,
+								"Unqualified names in the migration would resolve through it, to objects that role may plant.",
+								"REVOKE CREATE from that role, or register the migration with a search_path of schemas only the service role can write.");
 }

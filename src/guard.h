@@ -14,7 +14,17 @@
 #ifndef TENANCY_GUARD_H
 #define TENANCY_GUARD_H
 
-extern char *tenancy_guard_sql_triggers(const char *schema);
-extern char *tenancy_guard_sql_path(const char *path);
+#include "remote.h"
+
+/* The checks. */
+typedef enum GuardCheck
+{
+	GUARD_TRIGGERS,
+	GUARD_PATH
+} GuardCheck;
+
+extern char *tenancy_guard_expr_triggers(const char *schema);
+extern char *tenancy_guard_expr_path(const char *path);
+extern RemoteError *tenancy_guard_refusal(GuardCheck check, const char *message);
 
 #endif							/* TENANCY_GUARD_H */

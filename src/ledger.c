@@ -51,7 +51,7 @@ tenancy_ledger_sql_setup(const char *schema)
 {
 	const char *table = ledger_table(schema);
 
-	return psprintf("%s; %s"
+	return psprintf("%s"
 					"CREATE TABLE IF NOT EXISTS %s ("
 					"version bigint PRIMARY KEY, "
 					"checksum text NOT NULL, "
@@ -59,53 +59,75 @@ tenancy_ledger_sql_setup(const char *schema)
 					"duration interval NOT NULL); "
 					"COMMENT ON TABLE %s IS "
 					"'tenancy migration ledger: one row per migration applied, written in the migration''s own transaction'",
-					tenancy_ledger_sql_guard(schema),
 					schema == NULL ? "CREATE SCHEMA IF NOT EXISTS tenancy; " : "",
 					table, table);
 }
 
 /*
- * A check (42501) that the ledger, if it exists, is a plain table owned
- * by the role reading it, in a schema that role owns: a ledger another
- * role owns (a database adopted with a "tenancy" schema of its own, say)
- * could be a view, with rules or triggers, that runs that role's code, and
- * would say what that role likes.  Sent before anything touches it.
+ * Whether the ledger, if it exists, is anything but a plain table owned by
+ * the role reading it, in a schema that role owns: an SQL expression, the
+ * refusal's message (42501) or NULL.  A ledger another role owns (a
+ * database adopted with a "tenancy" schema of its own, say) could be a
+ * view, with rules or triggers, that runs that role's code, and would say
+ * what that role likes; so this is asked before anything touches it.
  */
 char *
-tenancy_ledger_sql_guard(const char *schema)
+tenancy_ledger_expr_guard(const char *schema)
 {
 	const char *nsp = schema ? schema : "tenancy";
 	const char *rel = schema ? TENANCY_SCHEMA_LEDGER : "applied_migration";
 
-	if (strstr(nsp, "$tenancy_ledger$") != NULL)
-		elog(ERROR, "invalid schema name \"%s\"", nsp);
-	return psprintf("DO $tenancy_ledger$ DECLARE r record; BEGIN "
-					"SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text AS nspowner, "
-					"pg_catalog.pg_get_userbyid(c.relowner)::text AS relowner, c.relkind::text AS relkind INTO r "
+	return psprintf("(SELECT pg_catalog.format('the migration ledger %%I.%%I is not a table of role %%s in a schema it owns "
+					"(schema owner %%s, ledger owner %%s, relkind %%s)', %s, %s, CURRENT_USER, "
+					"pg_catalog.pg_get_userbyid(n.nspowner), COALESCE(pg_catalog.pg_get_userbyid(c.relowner)::text, '-'), "
+					"COALESCE(c.relkind::text, '-')) "
 					"FROM pg_catalog.pg_namespace n LEFT JOIN pg_catalog.pg_class c "
 					"ON c.relnamespace OPERATOR(pg_catalog.=) n.oid AND c.relname OPERATOR(pg_catalog.=) %s "
-					"WHERE n.nspname OPERATOR(pg_catalog.=) %s; "
-					"IF FOUND AND (r.nspowner OPERATOR(pg_catalog.<>) CURRENT_USER "
-					"OR r.relowner OPERATOR(pg_catalog.<>) CURRENT_USER OR r.relkind OPERATOR(pg_catalog.<>) 'r') THEN "
-					"RAISE EXCEPTION USING ERRCODE = '42501', "
-					"MESSAGE = pg_catalog.format('the migration ledger %%I.%%I is not a table of role %%s in a schema it owns', %s, %s, CURRENT_USER), "
-					"DETAIL = pg_catalog.format('Schema owner %%s, ledger owner %%s, relkind %%s.', r.nspowner, "
-					"COALESCE(r.relowner, '(no ledger)'), COALESCE(r.relkind, '-')), "
-					"HINT = 'tenancy reads only a ledger the service role owns; another role''s could run that role''s code.'; "
-					"END IF; END $tenancy_ledger$",
-					quote_literal_cstr(rel), quote_literal_cstr(nsp),
-					quote_literal_cstr(nsp), quote_literal_cstr(rel));
+					"WHERE n.nspname OPERATOR(pg_catalog.=) %s "
+					"AND (pg_catalog.pg_get_userbyid(n.nspowner) OPERATOR(pg_catalog.<>) CURRENT_USER "
+					"OR pg_catalog.pg_get_userbyid(c.relowner) OPERATOR(pg_catalog.<>) CURRENT_USER "
+					"OR c.relkind OPERATOR(pg_catalog.<>) 'r'))",
+					quote_literal_cstr(nsp), quote_literal_cstr(rel),
+					quote_literal_cstr(rel), quote_literal_cstr(nsp));
+}
+
+/* The hint of a refused ledger. */
+#define LEDGER_GUARD_HINT \
+	"tenancy reads only a ledger the service role owns; another role's could run that role's code."
+
+/* The refusal (42501) of a ledger the guard found "message" about. */
+RemoteError *
+tenancy_ledger_refusal(const char *message)
+{
+	return tenancy_remote_error("42501", message, NULL, LEDGER_GUARD_HINT);
 }
 
 /*
- * Query for a ledger's rows (version, checksum as text), in version order,
- * after the guard above.
+ * The same check as a statement that raises the refusal, for callers that
+ * send the guard and the read in one query (reconcile, health, adopt).
  */
+char *
+tenancy_ledger_sql_guard(const char *schema)
+{
+	return psprintf("DO $tenancy_ledger$ DECLARE m text := %s; BEGIN "
+					"IF m IS NOT NULL THEN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = m, HINT = %s; "
+					"END IF; END $tenancy_ledger$",
+					tenancy_ledger_expr_guard(schema), quote_literal_cstr(LEDGER_GUARD_HINT));
+}
+
+/* Query for a ledger's rows (version, checksum as text), in version order. */
+char *
+tenancy_ledger_sql_select(const char *schema)
+{
+	return psprintf("SELECT version::pg_catalog.text, checksum::pg_catalog.text FROM %s ORDER BY 1",
+					ledger_table(schema));
+}
+
+/* The same after the guard, in one query. */
 char *
 tenancy_ledger_sql_read(const char *schema)
 {
-	return psprintf("%s; SELECT version::pg_catalog.text, checksum::pg_catalog.text FROM %s ORDER BY 1",
-					tenancy_ledger_sql_guard(schema), ledger_table(schema));
+	return psprintf("%s; %s", tenancy_ledger_sql_guard(schema), tenancy_ledger_sql_select(schema));
 }
 
 /* Query: does the ledger hold "version"?  One row, "t" or "f". */
@@ -127,21 +149,30 @@ tenancy_ledger_sql_lock(const char *schema)
 /*
  * Records an applied migration in the ledger, inside the migration's
  * transaction: duration is measured from the start of that transaction.
+ * With "xid", only if the transaction is still that one; the statement
+ * returns the version it wrote, so the engine sees whether it did.
  */
 char *
-tenancy_ledger_sql_insert(int64 version, const char *checksum, const char *schema)
+tenancy_ledger_sql_insert(int64 version, const char *checksum, const char *schema,
+						  const char *xid)
 {
 	return psprintf("INSERT INTO %s (version, checksum, duration) "
-					"VALUES (" INT64_FORMAT ", %s, pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.now())",
-					ledger_table(schema), version, quote_literal_cstr(checksum));
+					"SELECT " INT64_FORMAT ", %s, pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.now() "
+					"%s%s%s RETURNING version::pg_catalog.text",
+					ledger_table(schema), version, quote_literal_cstr(checksum),
+					xid ? "WHERE pg_catalog.pg_current_xact_id() OPERATOR(pg_catalog.=) " : "",
+					xid ? quote_literal_cstr(xid) : "", xid ? "::pg_catalog.xid8" : "");
 }
 
-/* Removes a rolled-back migration's row, inside the down's transaction. */
+/* Removes a rolled-back migration's row, inside the down's transaction; "xid" as above. */
 char *
-tenancy_ledger_sql_delete(int64 version, const char *schema)
+tenancy_ledger_sql_delete(int64 version, const char *schema, const char *xid)
 {
-	return psprintf("DELETE FROM %s WHERE version OPERATOR(pg_catalog.=) " INT64_FORMAT,
-					ledger_table(schema), version);
+	return psprintf("DELETE FROM %s WHERE version OPERATOR(pg_catalog.=) " INT64_FORMAT
+					"%s%s%s RETURNING version::pg_catalog.text",
+					ledger_table(schema), version,
+					xid ? " AND pg_catalog.pg_current_xact_id() OPERATOR(pg_catalog.=) " : "",
+					xid ? quote_literal_cstr(xid) : "", xid ? "::pg_catalog.xid8" : "");
 }
 
 /*

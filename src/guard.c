@@ -68,12 +68,16 @@ tenancy_guard_expr_triggers(const char *schema)
 }
 
 /*
- * Whether a role other than the one migrations run as (and other than
- * superusers) can create objects in a schema of "path" (a search_path
- * value, as add_migration canonicalises it), or, for a schema of it that
- * does not exist, could create that schema: an SQL expression, the
- * refusal's message or NULL.  pg_database_owner is not counted: its one
- * member is the database's owner, the service role.
+ * Whether a role other than the one migrations run as can create objects
+ * in a schema of "path" (a search_path value, as add_migration
+ * canonicalises it), or, for a schema of it that does not exist, could
+ * create that schema: an SQL expression, the refusal's message or NULL.
+ * Read from the ACLs alone (no join over every role, which a fresh tenant
+ * session would pay for in full): the schema's owner and every grantee of
+ * CREATE on it (PUBLIC included), or for a missing schema the database's,
+ * must be the role migrations run as.  A schema owned by
+ * pg_database_owner counts as the database owner's.  Any other role found
+ * there is refused, whoever its members are.
  */
 char *
 tenancy_guard_expr_path(const char *path)
@@ -92,19 +96,24 @@ tenancy_guard_expr_path(const char *path)
 		appendStringInfo(&array, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
 						 quote_literal_cstr((char *) lfirst(lc)));
 
-	return psprintf("(SELECT pg_catalog.format(CASE WHEN n.oid IS NULL "
-					"THEN 'role %%I could create schema %%I on the migration''s search_path' "
-					"ELSE 'role %%I can create objects in schema %%I on the migration''s search_path' END, "
-					"a.rolname, s.name) "
+	return psprintf("(SELECT pg_catalog.format(CASE WHEN w.missing "
+					"THEN 'role %%s could create schema %%I on the migration''s search_path' "
+					"ELSE 'role %%s can create objects in schema %%I on the migration''s search_path' END, "
+					"CASE WHEN w.who OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(w.who)) END, "
+					"w.name) FROM ("
+					"SELECT s.name, n.oid IS NULL AS missing, x.who "
 					"FROM pg_catalog.unnest(ARRAY[%s]::pg_catalog.text[]) s(name) "
 					"LEFT JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) s.name "
-					"CROSS JOIN pg_catalog.pg_roles a "
-					"WHERE s.name OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'pg_temp']) "
-					"AND NOT a.rolsuper AND a.rolname OPERATOR(pg_catalog.<>) CURRENT_USER "
-					"AND a.rolname OPERATOR(pg_catalog.<>) 'pg_database_owner' "
-					"AND CASE WHEN n.oid IS NULL "
-					"THEN pg_catalog.has_database_privilege(a.oid, pg_catalog.current_database(), 'CREATE') "
-					"ELSE pg_catalog.has_schema_privilege(a.oid, n.oid, 'CREATE') END "
+					"CROSS JOIN pg_catalog.pg_database d "
+					"CROSS JOIN LATERAL (SELECT COALESCE(n.nspowner, d.datdba) AS who "
+					"UNION ALL SELECT a.grantee FROM pg_catalog.aclexplode(CASE WHEN n.oid IS NULL "
+					"THEN d.datacl ELSE n.nspacl END) a WHERE a.privilege_type OPERATOR(pg_catalog.=) 'CREATE') x "
+					"WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database() "
+					"AND s.name OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'pg_temp'])) w "
+					"WHERE w.who OPERATOR(pg_catalog.<>) ALL (ARRAY[(SELECT oid FROM pg_catalog.pg_roles "
+					"WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER), "
+					"'pg_database_owner'::pg_catalog.regrole::pg_catalog.oid]) "
+					"AND NOT COALESCE((SELECT rolsuper FROM pg_catalog.pg_roles WHERE oid OPERATOR(pg_catalog.=) w.who), false) "
 					"LIMIT 1)",
 					array.data);
 }

@@ -8,7 +8,10 @@
  * in pg_locks and isolation tests, and concurrent callers wait locally.
  * They are advisory lock tags in classes of tenancy's own
  * (TENANCY_*_LOCK_CLASS), keyed by a hash of the tenant id or server name,
- * held until the end of the transaction unless released early.
+ * with a last field SQL cannot set (TENANCY_LOCK_FIELD4), so no role can
+ * take them; held until the end of the transaction unless released early.
+ * In pg_locks they are locktype 'advisory', classid the class, objid the
+ * hash, objsubid 3.
  *
  * Copyright (c) 2026, the tenancy authors
  *
@@ -31,7 +34,7 @@ lock_tag(LOCKTAG *tag, uint32 class, const char *key)
 {
 	uint32		hash = DatumGetUInt32(hash_any((const unsigned char *) key, strlen(key)));
 
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, class, hash, 2);
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, class, hash, TENANCY_LOCK_FIELD4);
 }
 
 /*
@@ -107,6 +110,6 @@ tenancy_lock_reconcile(void)
 {
 	LOCKTAG		tag;
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, TENANCY_RECONCILE_LOCK_CLASS, 0, 2);
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, TENANCY_RECONCILE_LOCK_CLASS, 0, TENANCY_LOCK_FIELD4);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }

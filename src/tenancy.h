@@ -28,7 +28,14 @@
 /* Longest tenancy.database_prefix accepted (leaves 43 bytes for the id). */
 #define TENANCY_MAX_PREFIX_LEN 20
 
-/* Advisory lock classes: per-tenant locks, reconcile, fault injection. */
+/*
+ * Advisory lock classes: per-tenant locks, reconcile, fault injection.
+ * tenancy's own locks carry TENANCY_LOCK_FIELD4 in the tag's last field,
+ * which SQL's pg_advisory_lock() functions never set (they use 1 and 2):
+ * no role can take them, or hold them in a prepared transaction, to stall
+ * tenancy.  The fault-injection class stays reachable (tests hold it).
+ */
+#define TENANCY_LOCK_FIELD4 3
 #define TENANCY_LOCK_CLASS 0x74656e61
 #define TENANCY_RECONCILE_LOCK_CLASS 0x74656e62
 #define TENANCY_FAULT_LOCK_CLASS 0x74656e63

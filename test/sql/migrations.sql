@@ -308,6 +308,18 @@ SELECT dblink_exec(format('host=%s port=%s dbname=regress_adopt_me', :'sockdir',
 SELECT tenant, from_version, to_version, status FROM tenancy.migrate('m-old');
 SELECT pg_temp.ledger('regress_adopt_me') AS ledger;
 
+-- No role can stall tenancy: the advisory locks SQL can take (even with
+-- tenancy's class and the tenant's hash, in a prepared transaction) are
+-- not tenancy's, so nothing is skipped or waits
+SELECT dblink_connect('staller', format('host=%s port=%s dbname=%s', :'sockdir', :'port', current_database()));
+SELECT * FROM dblink('staller', $$SELECT pg_advisory_lock(x'74656e61'::int, hashtext('m-a')),
+                                        pg_advisory_lock(x'74656e62'::int, 0)$$) AS t(a text, b text);
+SELECT tenant, status FROM tenancy.migrate_all(1, tenants => ARRAY['m-a'], verify => true);
+SET statement_timeout = '10s';
+SELECT count(*) >= 0 AS reconcile_did_not_wait FROM tenancy.reconcile(dry_run => true);
+RESET statement_timeout;
+SELECT dblink_disconnect('staller');
+
 -- bootstrap(): nothing to do, no tenant connected to.  A tenant database
 -- closed to connections behind tenancy's back shows it: bootstrap() does
 -- not notice, bootstrap(verify => true) does.

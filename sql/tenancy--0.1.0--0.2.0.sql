@@ -299,3 +299,29 @@ DROP FUNCTION tenancy.add_migration(bigint, text, text);
 DROP FUNCTION tenancy.migrate(text);
 DROP FUNCTION tenancy.migrate_all(integer, boolean);
 DROP FUNCTION tenancy.bootstrap(integer);
+
+-------------------------------------------------------------------------------
+-- dblink is not a tool for members (0.2.0)
+-------------------------------------------------------------------------------
+
+-- CREATE EXTENSION tenancy CASCADE installs dblink in the admin database,
+-- where every application role connects; its functions are executable by
+-- PUBLIC by default: an in-server client for guessing the service role's
+-- password or probing ports.  tenancy calls no dblink function (it speaks
+-- libpq itself), so EXECUTE on dblink's functions is revoked from PUBLIC
+-- here; grant it back to the roles that need it.
+DO $dblink$
+DECLARE
+  f pg_catalog.regprocedure;
+BEGIN
+  FOR f IN SELECT d.objid::pg_catalog.regprocedure
+             FROM pg_catalog.pg_depend d
+             JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+            WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+              AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+              AND d.deptype OPERATOR(pg_catalog.=) 'e'
+              AND e.extname OPERATOR(pg_catalog.=) 'dblink' LOOP
+    EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+  END LOOP;
+END
+$dblink$;

@@ -116,3 +116,18 @@ DROP SERVER regress_loop;
 DROP SERVER regress_not_dblink;
 DROP FOREIGN DATA WRAPPER regress_fdw;
 DROP ROLE regress_svc_super, regress_svc_crole, regress_svc_nodb, regress_svc, regress_not_super;
+
+-- dblink, which CREATE EXTENSION tenancy CASCADE installs in the admin
+-- database, is no tool for members: PUBLIC may execute none of its functions
+SELECT count(*) AS dblink_functions_public_may_execute
+  FROM pg_proc p
+  JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+ WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'dblink')
+   AND has_function_privilege('public', p.oid, 'EXECUTE');
+CREATE ROLE regress_dblink_prober;
+SET ROLE regress_dblink_prober;
+-- should fail: 42501
+SELECT dblink_connect('probe', 'host=127.0.0.1 port=1');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP ROLE regress_dblink_prober;

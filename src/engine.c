@@ -769,6 +769,17 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 	return NULL;
 }
 
+/*
+ * Whether the query tenancy_engine_next() just returned needs its rows:
+ * not a migration's own statements (a large SELECT in a migration would
+ * only be copied to be thrown away).
+ */
+bool
+tenancy_engine_wants_rows(const MigrationRun *run)
+{
+	return run->step != ENGINE_STATEMENT;
+}
+
 /* The statement that failed: ", statement 2 (line 3)", or "". */
 static char *
 failed_statement(const MigrationRun *run)
@@ -924,7 +935,7 @@ tenancy_engine_run(const MigrationTarget *target, List *migrations, int64 goal,
 	{
 		for (sql = tenancy_engine_next(run, NULL); sql != NULL; sql = tenancy_engine_next(run, &r))
 		{
-			tenancy_remote_call(session, sql, 0, NULL, true, &r);
+			tenancy_remote_call(session, sql, 0, NULL, tenancy_engine_wants_rows(run), &r);
 			if (r.broken)
 			{
 				if (run->error == NULL)

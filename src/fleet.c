@@ -121,7 +121,7 @@ step_task(const FleetOps *ops, void *arg, FleetTask *t, bool *connecting)
 			end_task(ops, arg, t, error);
 		return;
 	}
-	if (!tenancy_remote_collect(t->session, true, &t->result))
+	if (!tenancy_remote_collect(t->session, !t->skip_rows, &t->result))
 	{
 		MemoryContextSwitchTo(old);
 		return;					/* more results to come */

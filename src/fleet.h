@@ -26,6 +26,8 @@ typedef struct FleetTask
 	const char *server;			/* NULL: this cluster */
 	const char *dbname;			/* NULL: the server's maintenance database */
 	const char *appname;
+	bool		skip_rows;		/* set by next(): the query's rows are not
+								 * wanted */
 	/* the runner's */
 	RemoteSession *session;
 	RemoteResult result;

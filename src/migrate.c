@@ -646,7 +646,11 @@ fleet_begin(void *arg, FleetTask *task)
 static const char *
 fleet_next(void *arg, FleetTask *task, const RemoteResult *last)
 {
-	return tenancy_engine_next(&((FleetTenant *) task)->run, last);
+	MigrationRun *run = &((FleetTenant *) task)->run;
+	const char *sql = tenancy_engine_next(run, last);
+
+	task->skip_rows = !tenancy_engine_wants_rows(run);
+	return sql;
 }
 
 /* A tenant is done: its outcome, its lock released. */

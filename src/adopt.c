@@ -217,11 +217,12 @@ tenancy_adopt(PG_FUNCTION_ARGS)
 
 	if (!PG_ARGISNULL(2))
 	{
+		char	   *loopback = tenancy_catalog_loopback_server();
+
 		server = NameStr(*PG_GETARG_NAME(2));
 		tenancy_conninfo_check_server(server);
 		/* the loopback server is this cluster: one name for one database */
-		if (tenancy_catalog_loopback_server() != NULL &&
-			strcmp(server, tenancy_catalog_loopback_server()) == 0)
+		if (loopback != NULL && strcmp(server, loopback) == 0)
 			server = NULL;
 	}
 	migrations = tenancy_catalog_migrations();

@@ -73,27 +73,9 @@ tenancy_ddl_allow_connections(const char *dbname, bool allow)
 bool
 tenancy_ddl_database_exists(const char *server, const char *dbname)
 {
-	RemoteSession *session;
-	RemoteResult r;
-	const char *params[1] = {dbname};
-
 	if (server == NULL)
 		return OidIsValid(get_database_oid(dbname, true));
-	session = tenancy_remote_open(CONNINFO_SERVICE, server, NULL, "tenancy/check");
-	PG_TRY();
-	{
-		tenancy_remote_call(session, "SELECT 1 FROM pg_catalog.pg_database "
-							"WHERE datname OPERATOR(pg_catalog.=) $1",
-							1, params, true, &r);
-		if (r.error != NULL)
-			tenancy_remote_raise(r.error);
-	}
-	PG_FINALLY();
-	{
-		tenancy_remote_close(session);
-	}
-	PG_END_TRY();
-	return r.rows != NIL;
+	return tenancy_ddl_databases_existing(server, list_make1((char *) dbname)) != NIL;
 }
 
 /*
@@ -105,35 +87,26 @@ tenancy_ddl_databases_existing(const char *server, List *dbnames)
 {
 	RemoteSession *session;
 	RemoteResult r;
-	StringInfoData array;
-	const char *params[1];
+	StringInfoData sql;
+	const char **params = palloc(sizeof(char *) * list_length(dbnames));
 	List	   *found;
 	ListCell   *lc;
 
-	initStringInfo(&array);
-	appendStringInfoChar(&array, '{');
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT datname::pg_catalog.text FROM pg_catalog.pg_database "
+						   "WHERE datname OPERATOR(pg_catalog.=) ANY (ARRAY[");
 	foreach(lc, dbnames)
 	{
-		const char *p;
-
-		appendStringInfoString(&array, foreach_current_index(lc) > 0 ? ",\"" : "\"");
-		for (p = (const char *) lfirst(lc); *p; p++)
-		{
-			if (*p == '"' || *p == '\\')
-				appendStringInfoChar(&array, '\\');
-			appendStringInfoChar(&array, *p);
-		}
-		appendStringInfoChar(&array, '"');
+		appendStringInfo(&sql, "%s$%d", foreach_current_index(lc) > 0 ? ", " : "",
+						 foreach_current_index(lc) + 1);
+		params[foreach_current_index(lc)] = (const char *) lfirst(lc);
 	}
-	appendStringInfoChar(&array, '}');
-	params[0] = array.data;
+	appendStringInfoString(&sql, "]::pg_catalog.name[])");
 
 	session = tenancy_remote_open(CONNINFO_SERVICE, server, NULL, "tenancy/check");
 	PG_TRY();
 	{
-		tenancy_remote_call(session, "SELECT datname::pg_catalog.text FROM pg_catalog.pg_database "
-							"WHERE datname OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.name[])",
-							1, params, true, &r);
+		tenancy_remote_call(session, sql.data, list_length(dbnames), params, true, &r);
 		if (r.error != NULL)
 			tenancy_remote_raise(r.error);
 	}

@@ -109,10 +109,15 @@ tenancy_ledger_refusal(const char *message)
 char *
 tenancy_ledger_sql_guard(const char *schema)
 {
+	char	   *check = tenancy_ledger_expr_guard(schema);
+
+	/* the check's literals sit inside a dollar-quoted body */
+	if (strstr(check, "$tenancy_ledger$") != NULL)
+		elog(ERROR, "invalid schema name \"%s\"", schema);
 	return psprintf("DO $tenancy_ledger$ DECLARE m text := %s; BEGIN "
 					"IF m IS NOT NULL THEN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = m, HINT = %s; "
 					"END IF; END $tenancy_ledger$",
-					tenancy_ledger_expr_guard(schema), quote_literal_cstr(LEDGER_GUARD_HINT));
+					check, quote_literal_cstr(LEDGER_GUARD_HINT));
 }
 
 /* Query for a ledger's rows (version, checksum as text), in version order. */

@@ -308,6 +308,17 @@ SELECT dblink_exec(format('host=%s port=%s dbname=regress_adopt_me', :'sockdir',
 SELECT tenant, from_version, to_version, status FROM tenancy.migrate('m-old');
 SELECT pg_temp.ledger('regress_adopt_me') AS ledger;
 
+-- should fail (55000), removing nothing: a ready tenant's ledger cannot be read
+SELECT tenancy.add_migration(99, 'SELECT 1');
+ALTER DATABASE "regress_tn_m-b" WITH ALLOW_CONNECTIONS false;
+\set VERBOSITY terse
+SELECT tenancy.remove_migration(99);
+\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS still_registered FROM tenancy.migration WHERE version = 99;
+ALTER DATABASE "regress_tn_m-b" WITH ALLOW_CONNECTIONS true;
+SELECT tenancy.remove_migration(99);
+
 -- No role can stall tenancy: the advisory locks SQL can take (even with
 -- tenancy's class and the tenant's hash, in a prepared transaction) are
 -- not tenancy's, so nothing is skipped or waits

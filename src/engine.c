@@ -471,12 +471,23 @@ ledger_max(const MigrationRun *run)
 #define SESSION_RESET \
 	"DEALLOCATE ALL; DISCARD TEMP; CLOSE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all();"
 
+/* The search_path the guards check: a schema tenant's schema, or the migration's path. */
+static const char *
+guard_path(const MigrationRun *run)
+{
+	return run->target.schema ? quote_identifier(run->target.schema) : run->m->search_path;
+}
+
 /*
  * The settings and checks a migration (or down) starts with: it starts
  * from the session's initial settings (its connection options: empty
  * search_path, tenancy's timeouts, its application_name), whatever the
  * one before SET or PREPAREd; a database tenant's migration then runs
- * under its own search_path, a schema tenant's under its schema.
+ * under its own search_path, a schema tenant's under its schema.  The
+ * first migration of a run needs no reset: every run has a session of its
+ * own, and the ledger queries before it change nothing in it.  The query
+ * returns the transaction's id, the remote clock, and whether the guards
+ * are worth asking (guard.c).
  */
 static char *
 pre_query(const MigrationRun *run)
@@ -486,17 +497,25 @@ pre_query(const MigrationRun *run)
 	const char *path = schema ? psprintf("%s, pg_temp", quote_identifier(schema)) : m->search_path;
 	const char *set_path = path[0] ? psprintf("SET %s search_path = %s; ",
 											  m->transactional ? "LOCAL" : "SESSION", path) : "";
-	char	   *checks = psprintf("%s, %s", tenancy_guard_expr_triggers(schema),
-								  tenancy_guard_expr_path(schema ? quote_identifier(schema) : m->search_path));
+	const char *reset = run->nup + run->ndown == 0 ? "" :
+	"RESET ALL; RESET ROLE; " SESSION_RESET " ";
+	char	   *suspect = tenancy_guard_expr_suspect(schema, guard_path(run));
 
 	if (!m->transactional)
-		return psprintf("RESET ALL; RESET ROLE; " SESSION_RESET " %s"
-						"SELECT NULL::pg_catalog.text, pg_catalog.clock_timestamp()::pg_catalog.text, %s",
-						set_path, checks);
-	return psprintf("BEGIN; RESET ALL; RESET ROLE; " SESSION_RESET " %s%s; "
+		return psprintf("%s%sSELECT NULL::pg_catalog.text, pg_catalog.clock_timestamp()::pg_catalog.text, %s",
+						reset, set_path, suspect);
+	return psprintf("BEGIN; %s%s%s; "
 					"SELECT pg_catalog.pg_current_xact_id()::pg_catalog.text, "
 					"pg_catalog.clock_timestamp()::pg_catalog.text, %s",
-					set_path, tenancy_ledger_sql_lock(schema), checks);
+					reset, set_path, tenancy_ledger_sql_lock(schema), suspect);
+}
+
+/* The guards themselves, when "pre" found them worth asking. */
+static char *
+guard_query(const MigrationRun *run)
+{
+	return psprintf("SELECT %s, %s", tenancy_guard_expr_triggers(run->target.schema),
+					tenancy_guard_expr_path(guard_path(run)));
 }
 
 /*
@@ -625,6 +644,18 @@ next_statement(MigrationRun *run)
 	return post_query(run);
 }
 
+/* After the ledger guard: the ledger's rows (creating it first if new). */
+static const char *
+ledger_read(MigrationRun *run)
+{
+	const char *schema = run->target.schema;
+
+	run->step = ENGINE_LEDGER;
+	if (run->target.create_ledger)
+		return psprintf("%s; %s", tenancy_ledger_sql_setup(schema), tenancy_ledger_sql_select(schema));
+	return tenancy_ledger_sql_select(schema);
+}
+
 /*
  * The next query of a run, given the result of the last one (NULL before
  * the first); NULL when the run is over, with run->error set if it
@@ -641,11 +672,12 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 	if (last != NULL && last->error != NULL && run->step != ENGINE_CLEANUP &&
 		run->step != ENGINE_ROLLBACK_PREPARED)
 	{
-		if (run->step == ENGINE_LEDGER || run->step == ENGINE_LEDGER_GUARD)
+		if (run->step == ENGINE_LEDGER || run->step == ENGINE_LEDGER_GUARD ||
+			run->step == ENGINE_LEDGER_DETAIL)
 			return fail(run, last->error);
 		if (run->step == ENGINE_STATEMENT)
 			return statement_failed(run, last->error);
-		if (run->step == ENGINE_PRE && !run->m->transactional)
+		if ((run->step == ENGINE_PRE || run->step == ENGINE_GUARD) && !run->m->transactional)
 			return fail(run, last->error);
 		return fail_in_transaction(run, last->error);
 	}
@@ -654,18 +686,26 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 	{
 		case ENGINE_START:
 			run->step = ENGINE_LEDGER_GUARD;
-			return psprintf("SELECT %s", tenancy_ledger_expr_guard(schema));
+			return psprintf("SELECT %s", tenancy_ledger_expr_suspect(schema));
 
 		case ENGINE_LEDGER_GUARD:
 			if (last->nfields != 1 || list_length(last->rows) != 1)
 				return fail(run, tenancy_remote_error("08P01", "unexpected answer to a ledger check", NULL, NULL));
 			row = (char **) linitial(last->rows);
+			if (row[0] == NULL || strcmp(row[0], "f") != 0)
+			{
+				run->step = ENGINE_LEDGER_DETAIL;
+				return psprintf("SELECT %s", tenancy_ledger_expr_guard(schema));
+			}
+			return ledger_read(run);
+
+		case ENGINE_LEDGER_DETAIL:
+			if (last->nfields != 1 || list_length(last->rows) != 1)
+				return fail(run, tenancy_remote_error("08P01", "unexpected answer to a ledger check", NULL, NULL));
+			row = (char **) linitial(last->rows);
 			if (row[0] != NULL)
 				return fail(run, tenancy_ledger_refusal(row[0]));
-			run->step = ENGINE_LEDGER;
-			if (run->target.create_ledger)
-				return psprintf("%s; %s", tenancy_ledger_sql_setup(schema), tenancy_ledger_sql_select(schema));
-			return tenancy_ledger_sql_select(schema);
+			return ledger_read(run);
 
 		case ENGINE_LEDGER:
 			error = tenancy_ledger_check(last, run->migrations, run->target.label,
@@ -685,7 +725,7 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 
 		case ENGINE_PRE:
 			row = list_length(last->rows) == 1 ? (char **) linitial(last->rows) : NULL;
-			if (last->nfields != 4 || row == NULL || row[1] == NULL ||
+			if (last->nfields != 3 || row == NULL || row[1] == NULL ||
 				(run->m->transactional && !tenancy_remote_is_number(row[0])))
 			{
 				error = tenancy_remote_error("08P01", "unexpected answer to a transaction id query",
@@ -694,10 +734,24 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 			}
 			run->xid = row[0] ? pstrdup(row[0]) : NULL;
 			run->started = pstrdup(row[1]);
-			if (row[2] != NULL || row[3] != NULL)
+			if (row[2] == NULL || strcmp(row[2], "f") != 0)
 			{
-				error = tenancy_guard_refusal(row[2] ? GUARD_TRIGGERS : GUARD_PATH,
-											  row[2] ? row[2] : row[3]);
+				run->step = ENGINE_GUARD;
+				return guard_query(run);
+			}
+			return next_statement(run);
+
+		case ENGINE_GUARD:
+			row = list_length(last->rows) == 1 ? (char **) linitial(last->rows) : NULL;
+			if (last->nfields != 2 || row == NULL)
+			{
+				error = tenancy_remote_error("08P01", "unexpected answer to a migration guard", NULL, NULL);
+				return run->m->transactional ? fail_in_transaction(run, error) : fail(run, error);
+			}
+			if (row[0] != NULL || row[1] != NULL)
+			{
+				error = tenancy_guard_refusal(row[0] ? GUARD_TRIGGERS : GUARD_PATH,
+											  row[0] ? row[0] : row[1]);
 				return run->m->transactional ? fail_in_transaction(run, error) : fail(run, error);
 			}
 			return next_statement(run);

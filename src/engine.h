@@ -35,8 +35,10 @@ typedef enum EngineStep
 {
 	ENGINE_START,
 	ENGINE_LEDGER_GUARD,		/* is the ledger the service role's? */
+	ENGINE_LEDGER_DETAIL,		/* if not: what is wrong with it */
 	ENGINE_LEDGER,				/* reading (and creating) the ledger */
-	ENGINE_PRE,					/* BEGIN, settings, locks, guards, xid */
+	ENGINE_PRE,					/* BEGIN, settings, locks, xid, suspect? */
+	ENGINE_GUARD,				/* if suspect: the guards' refusals */
 	ENGINE_STATEMENT,			/* the migration's (or down's) statements */
 	ENGINE_POST,				/* the ledger row, if still in its transaction */
 	ENGINE_COMMIT,				/* COMMIT */

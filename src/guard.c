@@ -17,9 +17,22 @@
  *	               plant a function or an operator that shadows the one
  *	               the migration means.
  *
- * Each check is an SQL expression that yields the refusal's message, or
- * NULL: the engine selects them in the migration's transaction after the
- * ledger is locked, and refuses (42501) with tenancy_guard_refusal().  No
+ * The checks come in two stages, because a fresh tenant session pays for
+ * parsing and planning every catalog join it is sent, executed or not:
+ *
+ *	  suspect  one boolean expression, cheap to plan (no view, no
+ *	           formatting): could either check find anything?  True for
+ *	           any enabled trigger in the tenant, and for a schema on the
+ *	           path that is missing or that a role other than the one
+ *	           migrations run as (or pg_database_owner) owns or may
+ *	           CREATE in.
+ *	  detail   only when the suspect expression is true: the checks
+ *	           themselves, SQL expressions that yield the refusal's
+ *	           message, or NULL (a superuser's schema, a SECURITY DEFINER
+ *	           trigger function, a trigger of the service role's own).
+ *
+ * The engine selects them in the migration's transaction after the ledger
+ * is locked, and refuses (42501) with tenancy_guard_refusal().  No
  * PL/pgSQL: loading it would cost every fresh tenant session more than
  * the migration itself.  Superusers are not counted (they can do anything
  * anyway), nor SECURITY DEFINER trigger functions (they run as their
@@ -39,6 +52,58 @@
 #include "utils/varlena.h"
 
 #include "guard.h"
+
+/* The path's schemas as a text[] literal's elements, or NULL for none. */
+static char *
+path_array(const char *path)
+{
+	char	   *copy = pstrdup(path);
+	List	   *names;
+	ListCell   *lc;
+	StringInfoData array;
+
+	if (!SplitIdentifierString(copy, ',', &names))
+		elog(ERROR, "invalid search_path \"%s\"", path);
+	if (names == NIL)
+		return NULL;
+	initStringInfo(&array);
+	foreach(lc, names)
+		appendStringInfo(&array, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 quote_literal_cstr((char *) lfirst(lc)));
+	return array.data;
+}
+
+/*
+ * Whether the detailed checks could find anything, for a migration of
+ * "schema" (a schema tenant's, or NULL) under "path": a boolean SQL
+ * expression, cheap to plan.  Errs on the side of true.
+ */
+char *
+tenancy_guard_expr_suspect(const char *schema, const char *path)
+{
+	char	   *array = path_array(path);
+	const char *triggers;
+
+	triggers = psprintf("EXISTS (SELECT FROM pg_catalog.pg_trigger g%s WHERE NOT g.tgisinternal "
+						"AND g.tgenabled OPERATOR(pg_catalog.<>) 'D'%s)",
+						schema ? " JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) g.tgrelid "
+						"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace" : "",
+						schema ? psprintf(" AND n.nspname OPERATOR(pg_catalog.=) %s",
+										  quote_literal_cstr(schema)) : "");
+	if (array == NULL)
+		return psprintf("%s", triggers);
+	return psprintf("%s OR EXISTS (SELECT FROM "
+					"(SELECT ARRAY[pg_catalog.to_regrole(pg_catalog.quote_ident(CURRENT_USER))::pg_catalog.oid, "
+					"pg_catalog.to_regrole('pg_database_owner')::pg_catalog.oid] AS who) m "
+					"CROSS JOIN pg_catalog.unnest(ARRAY[%s]::pg_catalog.text[]) s(name) "
+					"LEFT JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) s.name "
+					"WHERE s.name OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'pg_temp']) "
+					"AND (n.oid IS NULL OR n.nspowner OPERATOR(pg_catalog.<>) ALL (m.who) "
+					"OR EXISTS (SELECT FROM pg_catalog.aclexplode(n.nspacl) a "
+					"WHERE a.privilege_type OPERATOR(pg_catalog.=) 'CREATE' "
+					"AND a.grantee OPERATOR(pg_catalog.<>) ALL (m.who))))",
+					triggers, array);
+}
 
 /*
  * Whether an enabled trigger in the tenant (its schema, or its whole
@@ -82,20 +147,10 @@ tenancy_guard_expr_triggers(const char *schema)
 char *
 tenancy_guard_expr_path(const char *path)
 {
-	char	   *copy = pstrdup(path);
-	List	   *names;
-	ListCell   *lc;
-	StringInfoData array;
+	char	   *array = path_array(path);
 
-	if (!SplitIdentifierString(copy, ',', &names))
-		elog(ERROR, "invalid search_path \"%s\"", path);
-	if (names == NIL)
+	if (array == NULL)
 		return "NULL::pg_catalog.text";
-	initStringInfo(&array);
-	foreach(lc, names)
-		appendStringInfo(&array, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
-						 quote_literal_cstr((char *) lfirst(lc)));
-
 	return psprintf("(SELECT pg_catalog.format(CASE WHEN w.missing "
 					"THEN 'role %%s could create schema %%I on the migration''s search_path' "
 					"ELSE 'role %%s can create objects in schema %%I on the migration''s search_path' END, "
@@ -115,7 +170,7 @@ tenancy_guard_expr_path(const char *path)
 					"'pg_database_owner'::pg_catalog.regrole::pg_catalog.oid]) "
 					"AND NOT COALESCE((SELECT rolsuper FROM pg_catalog.pg_roles WHERE oid OPERATOR(pg_catalog.=) w.who), false) "
 					"LIMIT 1)",
-					array.data);
+					array);
 }
 
 /* The refusal (42501) of a check that found "message". */

@@ -23,6 +23,7 @@ typedef enum GuardCheck
 	GUARD_PATH
 } GuardCheck;
 
+extern char *tenancy_guard_expr_suspect(const char *schema, const char *path);
 extern char *tenancy_guard_expr_triggers(const char *schema);
 extern char *tenancy_guard_expr_path(const char *path);
 extern RemoteError *tenancy_guard_refusal(GuardCheck check, const char *message);

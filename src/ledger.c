@@ -91,6 +91,26 @@ tenancy_ledger_expr_guard(const char *schema)
 					quote_literal_cstr(rel), quote_literal_cstr(nsp));
 }
 
+/*
+ * Whether tenancy_ledger_expr_guard() would refuse: a boolean SQL
+ * expression, cheaper to plan than the message (no formatting), that the
+ * engine sends first; the message is asked for only when it is true.
+ */
+char *
+tenancy_ledger_expr_suspect(const char *schema)
+{
+	const char *nsp = schema ? schema : "tenancy";
+	const char *rel = schema ? TENANCY_SCHEMA_LEDGER : "applied_migration";
+
+	return psprintf("EXISTS (SELECT FROM (SELECT pg_catalog.to_regrole(pg_catalog.quote_ident(CURRENT_USER))::pg_catalog.oid AS me) m "
+					"CROSS JOIN pg_catalog.pg_namespace n LEFT JOIN pg_catalog.pg_class c "
+					"ON c.relnamespace OPERATOR(pg_catalog.=) n.oid AND c.relname OPERATOR(pg_catalog.=) %s "
+					"WHERE n.nspname OPERATOR(pg_catalog.=) %s "
+					"AND (n.nspowner OPERATOR(pg_catalog.<>) m.me OR c.relowner OPERATOR(pg_catalog.<>) m.me "
+					"OR c.relkind OPERATOR(pg_catalog.<>) 'r'))",
+					quote_literal_cstr(rel), quote_literal_cstr(nsp));
+}
+
 /* The hint of a refused ledger. */
 #define LEDGER_GUARD_HINT \
 	"tenancy reads only a ledger the service role owns; another role's could run that role's code."

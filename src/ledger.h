@@ -19,6 +19,7 @@
 
 extern char *tenancy_ledger_sql_setup(const char *schema);
 extern char *tenancy_ledger_expr_guard(const char *schema);
+extern char *tenancy_ledger_expr_suspect(const char *schema);
 extern RemoteError *tenancy_ledger_refusal(const char *message);
 extern char *tenancy_ledger_sql_guard(const char *schema);
 extern char *tenancy_ledger_sql_select(const char *schema);

@@ -342,6 +342,32 @@ SELECT tenant, action, status, error IS NOT NULL AS has_error FROM tenancy.boots
 ALTER DATABASE "regress_tn_m-b" WITH ALLOW_CONNECTIONS true;
 SELECT tenant, action, status FROM tenancy.bootstrap(verify => true) WHERE status <> 'up_to_date' ORDER BY tenant;
 
+-- The guards ask in two stages: a cheap question (any trigger? any schema
+-- on the path owned or writable by another role?), then, only when it says
+-- yes, the checks themselves.  What only looks suspect is not refused: a
+-- trigger of the service role's own (made by a migration), and a path
+-- schema owned by a superuser that nobody else can write.
+SELECT tenancy.add_migration(200, 'CREATE FUNCTION "users_touch"() RETURNS trigger LANGUAGE plpgsql AS $f$BEGIN RETURN NEW; END$f$; '
+  'CREATE TRIGGER "users_touch" BEFORE INSERT ON "users" FOR EACH ROW EXECUTE FUNCTION "users_touch"()',
+  down => 'DROP TRIGGER "users_touch" ON "users"; DROP FUNCTION "users_touch"()');
+SELECT tenancy.add_migration(201, 'INSERT INTO "users" ("name") VALUES (''after the trigger'')', down => 'DELETE FROM "users" WHERE "name" = ''after the trigger''');
+SELECT dblink_exec(:'a_db', 'CREATE SCHEMA regress_su_schema');
+SELECT tenancy.add_migration(202, 'SELECT 1', search_path => 'regress_su_schema, public', down => 'SELECT 1');
+SELECT tenant, from_version, to_version, status FROM tenancy.migrate('m-a');
+SELECT * FROM dblink(:'a_db', 'SELECT count(*) FROM public.users WHERE name = ''after the trigger''') AS t(n bigint);
+-- should fail (42501): the same superuser's schema, once another role may
+-- create in it, is refused by the second stage
+CREATE ROLE regress_planter2;
+SELECT dblink_exec(:'a_db', 'GRANT CREATE ON SCHEMA regress_su_schema TO regress_planter2');
+SELECT tenancy.add_migration(203, 'SELECT 1', search_path => 'regress_su_schema, public', down => 'SELECT 1');
+SELECT * FROM tenancy.migrate('m-a');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dblink_exec(:'a_db', 'DROP SCHEMA regress_su_schema');
+DROP ROLE regress_planter2;
+SELECT tenancy.remove_migration(203);
+SELECT tenant, from_version, to_version, status FROM tenancy.migrate('m-a', to_version => 90);
+SELECT tenancy.remove_migration(v) FROM generate_series(202, 200, -1) v;
+
 RESET client_min_messages;
 SELECT tenancy.deprovision(id) FROM tenancy.tenant ORDER BY id;
 SELECT count(*) AS adopted_database_left FROM pg_database WHERE datname = 'regress_adopt_me';

@@ -91,9 +91,21 @@ BEGIN
       HINT = 'Create it with CREATE USER MAPPING FOR ... SERVER ... OPTIONS (user ..., password ...).';
   END IF;
 
-  -- what the service role needs: the loopback server, and the catalog rows
-  -- it writes on its own (cleanup records, state changes)
-  EXECUTE format('GRANT USAGE ON FOREIGN SERVER %I TO %I', loopback_server, r.rolname);
+  -- the service role must not read its own password: pg_user_mappings shows
+  -- a mapping's options to a mapped role that owns the server or holds USAGE
+  -- on it, and a schema tenant's migration runs as the service role here.
+  -- tenancy reads the mapping itself (0.2.0: no USAGE is granted)
+  EXECUTE format('REVOKE USAGE ON FOREIGN SERVER %I FROM %I', loopback_server, r.rolname);
+  IF pg_catalog.pg_has_role(r.oid, (SELECT srvowner FROM pg_catalog.pg_foreign_server
+                                     WHERE srvname OPERATOR(pg_catalog.=) loopback_server), 'USAGE')
+     OR pg_catalog.has_server_privilege(r.oid, loopback_server, 'USAGE') THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = format('service role "%s" can read its own user mapping for server "%s"', r.rolname, loopback_server),
+      DETAIL = 'It owns the server or holds USAGE on it (through PUBLIC or a role it is a member of), so pg_user_mappings shows it the password.',
+      HINT = 'Give the server another owner and revoke USAGE from PUBLIC and from the roles the service role is a member of.';
+  END IF;
+  -- what the service role needs: the catalog rows it writes on its own
+  -- (cleanup records, state changes)
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON tenancy.tenant, tenancy.pending_cleanup, '
                  'tenancy.migration_progress TO %I', r.rolname);
   -- and the one way it creates schema tenants' schemas (0.2.0)
@@ -123,15 +135,25 @@ BEGIN
 END
 $configure$;
 
--- an installation configured before 0.2.0: its service role gets the helper too
+-- an installation configured before 0.2.0: its service role gets the helper
+-- too, and loses USAGE on every dblink server (0.1.0 granted it on the
+-- loopback server and documented it for tenant servers), through which it
+-- could read its passwords in pg_user_mappings
 DO $grant$
 DECLARE
   r pg_catalog.name;
+  srv pg_catalog.name;
 BEGIN
   SELECT a.rolname INTO r FROM tenancy.config c
     JOIN pg_catalog.pg_roles a ON a.oid OPERATOR(pg_catalog.=) c.service_role;
   IF FOUND THEN
     EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION tenancy.create_tenant_schema(bigint) TO %I', r);
+    FOR srv IN SELECT s.srvname FROM pg_catalog.pg_foreign_server s
+                 JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid OPERATOR(pg_catalog.=) s.srvfdw
+                WHERE w.fdwname OPERATOR(pg_catalog.=) 'dblink_fdw' ORDER BY 1
+    LOOP
+      EXECUTE pg_catalog.format('REVOKE USAGE ON FOREIGN SERVER %I FROM %I', srv, r);
+    END LOOP;
   END IF;
 END
 $grant$;

@@ -220,6 +220,7 @@ tenancy_adopt(PG_FUNCTION_ARGS)
 		char	   *loopback = tenancy_catalog_loopback_server();
 
 		server = NameStr(*PG_GETARG_NAME(2));
+		tenancy_conninfo_check_caller(server);
 		tenancy_conninfo_check_server(server);
 		/* the loopback server is this cluster: one name for one database */
 		if (loopback != NULL && strcmp(server, loopback) == 0)

@@ -37,6 +37,7 @@
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 
@@ -149,19 +150,56 @@ maintenance_database(const char *server)
 }
 
 /*
- * Checks that "server" names a foreign server the service role may use
- * (USAGE) and has a user mapping for.  Raises 42704 or 42501.
+ * Checks that "server" names a foreign server with a user mapping for the
+ * service role, and that the service role cannot read that mapping's
+ * options: 42704 or 42501.  pg_user_mappings shows a mapping's options
+ * (its password) to the mapped role when it holds USAGE on the server or
+ * owns it, and a schema tenant's migration runs as the service role in
+ * this database, so either would hand the password to any migration.
+ * tenancy reads the mapping itself and needs no USAGE; who may place
+ * tenants on a server is the caller's USAGE (tenancy_conninfo_check_caller).
+ * Unconfigured, remote work runs as a superuser, who sees everything
+ * anyway.
  */
 void
 tenancy_conninfo_check_server(const char *server)
 {
 	ForeignServer *fs = GetForeignServerByName(server, false);
+	Oid			role = tenancy_conninfo_service_role();
+
+	(void) GetUserMapping(role, fs->serverid);
+	if (!OidIsValid(service_role))
+		return;
+	if (has_privs_of_role(role, fs->owner) ||
+		pg_foreign_server_aclcheck(fs->serverid, role, ACL_USAGE) == ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("service role \"%s\" can read its own user mapping for server \"%s\"",
+						GetUserNameFromId(role, false), fs->servername),
+				 errdetail("It %s the server, so pg_user_mappings shows it the mapping's password, and a schema tenant's migration runs as the service role.",
+						   has_privs_of_role(role, fs->owner) ? "owns" : "holds USAGE on"),
+				 errhint("REVOKE USAGE ON FOREIGN SERVER %s FROM %s (and from PUBLIC), and leave the server to another owner: tenancy reads the mapping itself.",
+						 quote_identifier(fs->servername),
+						 quote_identifier(GetUserNameFromId(role, false)))));
+}
+
+/*
+ * Checks that the calling role may use foreign server "server" (USAGE, as
+ * dblink requires) to place a tenant on it: 42704 or 42501.  The loopback
+ * server is this cluster, where tenants go without naming a server.
+ */
+void
+tenancy_conninfo_check_caller(const char *server)
+{
+	ForeignServer *fs = GetForeignServerByName(server, false);
 	AclResult	aclresult;
 
-	aclresult = pg_foreign_server_aclcheck(fs->serverid, tenancy_conninfo_service_role(), ACL_USAGE);
+	if (loopback_server != NULL && strcmp(server, loopback_server) == 0)
+		return;
+
+	aclresult = pg_foreign_server_aclcheck(fs->serverid, GetUserId(), ACL_USAGE);
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_FOREIGN_SERVER, fs->servername);
-	(void) GetUserMapping(tenancy_conninfo_service_role(), fs->serverid);
 }
 
 /*

@@ -273,6 +273,7 @@ tenancy_provision(PG_FUNCTION_ARGS)
 					 errmsg("schema tenants cannot have a server"),
 					 errdetail("A schema tenant's schema is in the admin database."),
 					 errhint("Pass server => NULL, or use isolation => 'database'.")));
+		tenancy_conninfo_check_caller(server);
 		tenancy_conninfo_check_server(server);
 	}
 	if (!PG_ARGISNULL(3))

@@ -50,13 +50,22 @@ $node1->safe_psql('postgres', qq{
 	CREATE SERVER host2 FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host '$h2', port '$p2', dbname 'postgres');
 	CREATE USER MAPPING FOR regress_provisioner SERVER host2
 	  OPTIONS (user 'regress_provisioner', password '$password');
-	GRANT USAGE ON FOREIGN SERVER host2 TO regress_provisioner;
 	SELECT tenancy.configure('regress_provisioner', 'tenancy_loopback');
 	SELECT tenancy.add_migration(1, 'CREATE TABLE public.item (id int PRIMARY KEY)');
 });
 
 my $dbs2 = q{SELECT coalesce(string_agg(regexp_replace(datname, 'tmp_[0-9]+$', 'tmp_N'), ',' ORDER BY datname), 'none')
 	FROM pg_database WHERE datname LIKE 'regress_tc_%' AND datname <> 'regress_tc_template'};
+
+# the service role needs no USAGE on a tenant server, and may not hold it:
+# pg_user_mappings would show it its password there, to any schema tenant's
+# migration.  Refused (42501) before anything is created.
+$node1->safe_psql('postgres', 'GRANT USAGE ON FOREIGN SERVER host2 TO regress_provisioner');
+my ($ret, $out, $err) = $node1->psql('postgres', q{SELECT tenancy.provision('leaky', server => 'host2')});
+like($err, qr/ERROR:  service role "regress_provisioner" can read its own user mapping for server "host2"/,
+	'provisioning refuses a tenant server on which the service role holds USAGE');
+is($node2->safe_psql('postgres', $dbs2), 'none', 'and creates nothing there');
+$node1->safe_psql('postgres', 'REVOKE USAGE ON FOREIGN SERVER host2 FROM regress_provisioner');
 
 # provision on node2
 is($node1->safe_psql('postgres', q{SELECT id || ' ' || state || ' ' || server FROM tenancy.provision('remote', server => 'host2')}),
@@ -83,7 +92,7 @@ is($node2->safe_psql('postgres', q{SELECT datallowconn FROM pg_database WHERE da
 
 # node2 down: a clean connection error, nothing registered or recorded
 $node2->stop;
-my ($ret, $out, $err) = $node1->psql('postgres', q{SELECT tenancy.provision('while-down', server => 'host2')},
+($ret, $out, $err) = $node1->psql('postgres', q{SELECT tenancy.provision('while-down', server => 'host2')},
 	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/ERROR:  08001: could not establish connection/, 'server down: 08001');
 unlike($err, qr/\Q$password\E/, 'the error holds no password');

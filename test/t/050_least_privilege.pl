@@ -195,6 +195,39 @@ $node->safe_psql('postgres', q{SELECT tenancy.grant_access('s-acme', 'regress_we
 is($node->safe_psql('postgres', q{SELECT has_schema_privilege('regress_web', 'regress_lp_s-acme', 'USAGE')}),
 	't', 'grant_access gives USAGE on the schema');
 
+# The service role cannot read its own password: configure() leaves it no
+# USAGE on the loopback server, so pg_user_mappings hides the options from it,
+# and a schema tenant's migration (run as the service role in this database)
+# that tries to raise them into its error finds nothing.  Granted USAGE behind
+# tenancy's back, every remote operation refuses (42501) before connecting.
+is($node->safe_psql('postgres', q{
+	SELECT has_server_privilege('regress_provisioner', 'tenancy_loopback', 'USAGE')}),
+	'f', 'configure() leaves the service role no USAGE on the loopback server');
+$node->safe_psql('postgres', q{SELECT tenancy.add_migration(3, $m$DO $d$BEGIN RAISE EXCEPTION 'options: %',
+	(SELECT coalesce(string_agg(coalesce(umoptions::text, 'hidden'), ';'), 'none') FROM pg_catalog.pg_user_mappings); END$d$$m$)}, @dba);
+($ret, $out, $err) = $node->psql('postgres', q{SELECT tenancy.migrate('s-acme')}, @dba);
+like($err, qr/ERROR:  options: hidden\b/, 'a migration running as the service role sees no user mapping options');
+$all_errors .= $err;
+$node->safe_psql('postgres', 'GRANT USAGE ON FOREIGN SERVER tenancy_loopback TO regress_provisioner');
+($ret, $out, $err) = $node->psql('postgres', q{SELECT tenancy.migrate('s-acme')}, @dba);
+like($err, qr/ERROR:  service role "regress_provisioner" can read its own user mapping for server "tenancy_loopback"/,
+	'with USAGE granted behind its back, tenancy refuses to connect as the service role');
+$all_errors .= $err;
+($ret, $out, $err) = $node->psql('postgres', q{SELECT tenancy.configure('regress_provisioner', 'tenancy_loopback', admin_role => 'tenancy_admin')});
+is($node->safe_psql('postgres', q{
+	SELECT has_server_privilege('regress_provisioner', 'tenancy_loopback', 'USAGE')}),
+	'f', 'configure() takes USAGE back');
+$node->safe_psql('postgres', 'GRANT USAGE ON FOREIGN SERVER tenancy_loopback TO PUBLIC');
+($ret, $out, $err) = $node->psql('postgres', q{SELECT tenancy.configure('regress_provisioner', 'tenancy_loopback', admin_role => 'tenancy_admin')});
+like($err, qr/ERROR:  service role "regress_provisioner" can read its own user mapping for server "tenancy_loopback"/,
+	'configure() refuses when the service role would still hold USAGE through PUBLIC');
+$node->safe_psql('postgres', 'REVOKE USAGE ON FOREIGN SERVER tenancy_loopback FROM PUBLIC');
+$node->safe_psql('postgres', q{DELETE FROM tenancy.migration WHERE version = 3});
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM tenancy.tenant WHERE last_error LIKE '%regress_s3cr3t_%'
+	UNION ALL SELECT count(*) FROM tenancy.migration_progress WHERE error LIKE '%regress_s3cr3t_%'}),
+	"0\n0", 'nothing tenancy stores holds a password');
+
 # the passwords appear nowhere
 my $log = slurp_file($node->logfile);
 foreach my $secret ($password, $new_password, $web_password)

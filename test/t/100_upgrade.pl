@@ -91,6 +91,8 @@ $node->safe_psql('upgraded', q{
 
 	INSERT INTO tenancy.config (service_role, loopback_server)
 	VALUES ('regress_up_service', 'regress_up_loopback');
+	-- what 0.1.0's configure() granted, and its README asked for on tenant servers
+	GRANT USAGE ON FOREIGN SERVER regress_up_loopback TO regress_up_service;
 
 	INSERT INTO tenancy.template (server, database_name, applied_version, fingerprint)
 	VALUES (NULL, 'regress_up_template', 2, pg_catalog.md5('1:a|2:b')),
@@ -359,6 +361,11 @@ SELECT l.section || ': ' || l.key || CASE WHEN l.body = '' THEN '' ELSE ': ' || 
   FROM line l
  ORDER BY l.section COLLATE "C", l.key COLLATE "C", l.body COLLATE "C"
 SQL
+
+# 0.2.0 takes USAGE on dblink servers from the service role: it would show
+# it its passwords in pg_user_mappings
+is($node->safe_psql('upgraded', q{SELECT has_server_privilege('regress_up_service', 'regress_up_loopback', 'USAGE')}),
+	'f', 'the update revokes the service role\'s USAGE on the loopback server');
 
 my $objects_upgraded = $node->safe_psql('upgraded', $objects_query);
 my $objects_fresh = $node->safe_psql('fresh', $objects_query);

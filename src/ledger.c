@@ -28,6 +28,7 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
 #include "ledger.h"
@@ -237,6 +238,22 @@ find_migration(List *migrations, int64 version)
 	return NULL;
 }
 
+/*
+ * A value read from a ledger, for an error's detail: cut (on a character
+ * boundary) after 64 bytes, since a tenant's ledger may hold a value of
+ * any length.
+ */
+static char *
+shown(const char *value)
+{
+	int			len = strlen(value);
+	int			clip = pg_mbcliplen(value, len, 64);
+
+	if (clip == len)
+		return pstrdup(value);
+	return psprintf("%s...", pnstrdup(value, clip));
+}
+
 /* The error of a ledger that cannot be read as one. */
 static RemoteError *
 damaged(const char *label, char *detail)
@@ -253,7 +270,7 @@ check_row(const RemoteResult *read, char **row, const char *label, int64 *versio
 		return damaged(label, psprintf("Reading it returned %d columns instead of 2.", read->nfields));
 	if (!parse_version(row[0], version) || row[1] == NULL)
 		return damaged(label, psprintf("A row has version %s and %s checksum.",
-									   row[0] ? quote_literal_cstr(row[0]) : "NULL",
+									   row[0] ? quote_literal_cstr(shown(row[0])) : "NULL",
 									   row[1] ? "a" : "no"));
 	return NULL;
 }
@@ -362,7 +379,7 @@ tenancy_ledger_check(const RemoteResult *read, List *migrations, const char *lab
 										psprintf("migration " INT64_FORMAT " has changed since it was applied to %s",
 												 version, label),
 										psprintf("The tenant's ledger has checksum %s; the registered migration has %s.",
-												 row[1], m->checksum),
+												 shown(row[1]), m->checksum),
 										NULL);
 		versions = lappend(versions, m);
 	}

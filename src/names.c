@@ -19,6 +19,8 @@
  */
 #include "postgres.h"
 
+#include "mb/pg_wchar.h"
+
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -42,20 +44,25 @@ static const char *const reserved_ids[] = {
 };
 
 /*
- * Quotes a user-supplied name for a message, cut short if it is very long
- * so that a megabyte of input does not become a megabyte of error text.
+ * A user-supplied name for a message, cut after 63 bytes (on a character
+ * boundary: a cut character would make the message fail to convert to
+ * the client's encoding) so that a megabyte of input does not become a
+ * megabyte of error text.
  */
 static char *
 name_for_message(const char *name)
 {
-	if (strlen(name) <= NAMEDATALEN - 1)
+	int			len = strlen(name);
+	int			clip = pg_mbcliplen(name, len, NAMEDATALEN - 1);
+
+	if (clip == len)
 		return pstrdup(name);
-	return psprintf("%.*s...", NAMEDATALEN - 1, name);
+	return psprintf("%s...", pnstrdup(name, clip));
 }
 
 /*
  * Validates a tenant id for use by an operation, raising:
- *	 42602 invalid_name for bad syntax,
+ *	 42602 invalid_name for bad syntax (checked first, whatever the length),
  *	 42622 name_too_long when prefix + id exceeds 63 bytes,
  *	 42939 reserved_name for reserved ids and derived names.
  * The caller handles NULL (22004) before calling.
@@ -69,19 +76,18 @@ tenancy_name_validate(const char *name)
 	size_t		max_len = NAMEDATALEN - 1 - prefix_len;
 	int			i;
 
-	if (len > NAMEDATALEN - 1 || (len > max_len && tenancy_name_syntax_ok(name, &why)))
-		ereport(ERROR,
-				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("tenant name \"%s\" is too long", name_for_message(name)),
-				 errdetail("The name is %zu bytes; with tenancy.database_prefix \"%s\" the maximum is %zu bytes.",
-						   len, tenancy_database_prefix, max_len)));
-
-	if (!tenancy_name_syntax_ok(name, &why))
+	if (!tenancy_name_chars_ok(name, &why))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("invalid tenant name \"%s\"", name_for_message(name)),
 				 errdetail("%s", why),
 				 errhint("Tenant ids match %s, without two hyphens in a row.", TENANCY_ID_PATTERN)));
+	if (len > max_len)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("tenant name \"%s\" is too long", name_for_message(name)),
+				 errdetail("The name is %zu bytes; with tenancy.database_prefix \"%s\" the maximum is %zu bytes.",
+						   len, tenancy_database_prefix, max_len)));
 
 	for (i = 0; reserved_ids[i] != NULL; i++)
 	{

@@ -21,22 +21,33 @@
 
 /*
  * Returns true if "name" is a syntactically valid tenant id.  Otherwise
- * sets *why to a complete sentence saying what is wrong.  Never throws, so
- * GUC check hooks can use it.
+ * sets *why to a complete sentence saying what is wrong.  The characters
+ * are checked before the length, so that a name that could never be an id
+ * (non-ASCII, say) is reported as such however long it is.  Never throws,
+ * so GUC check hooks can use it.
  */
 bool
 tenancy_name_syntax_ok(const char *name, const char **why)
+{
+	if (!tenancy_name_chars_ok(name, why))
+		return false;
+	if (strlen(name) > NAMEDATALEN - 1)
+	{
+		*why = "A tenant id must be at most 63 bytes long.";
+		return false;
+	}
+	return true;
+}
+
+/* The same, but for the length. */
+bool
+tenancy_name_chars_ok(const char *name, const char **why)
 {
 	const char *p;
 
 	if (name[0] == '\0')
 	{
 		*why = "A tenant id must not be empty.";
-		return false;
-	}
-	if (strlen(name) > NAMEDATALEN - 1)
-	{
-		*why = "A tenant id must be at most 63 bytes long.";
 		return false;
 	}
 	if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= '0' && name[0] <= '9')))

@@ -16,5 +16,6 @@
 #include "tenancy.h"
 
 extern bool tenancy_name_syntax_ok(const char *name, const char **why);
+extern bool tenancy_name_chars_ok(const char *name, const char **why);
 
 #endif							/* TENANCY_TENANT_ID_H */

@@ -57,7 +57,8 @@ INSERT INTO bad_name VALUES
   (15, 'pg_catalog'), (16, 'tmp_1'), (17, 'tenancy'),
   (18, 'acme"; DROP DATABASE postgres; --'), (19, 'acme'' OR ''1''=''1'),
   (20, 'acme$$'), (21, 'U&"\0061cme"'), (22, 'a;b'), (23, 'a--b'), (24, 'a/*b'),
-  (25, E'a\nb'), (26, E'a\\'), (27, 'x dbname=postgres'), (28, 'x'' dbname=''postgres');
+  (25, E'a\nb'), (26, E'a\\'), (27, 'x dbname=postgres'), (28, 'x'' dbname=''postgres'),
+  (29, repeat('é', 40)), (30, repeat('a', 62) || 'é');
 
 CREATE TEMP TABLE func (f text, call text);
 INSERT INTO func VALUES
@@ -72,6 +73,20 @@ SELECT b.n, f.f, pg_temp.attempt(format(f.call, b.name)) AS result
   FROM bad_name b CROSS JOIN func f
  WHERE b.n > 1 OR f.f <> 'use'		-- use('') means "no tenant"
  ORDER BY b.n, f.f;
+
+-- Ids in any encoding: the characters are checked before the length, so a
+-- non-ASCII id over 63 bytes is invalid (42602), not too long; a name in a
+-- message is cut on a character boundary (31 of the 40 é, then "..."), so
+-- a LATIN1 client gets tenancy's error, not an encoding error (22P05)
+SELECT tenancy.provision(repeat('é', 40));
+\echo :LAST_ERROR_SQLSTATE
+SET tenancy.current = 'ééééééééééééééééééééééééééééééééééééééééé';
+SET client_encoding = 'LATIN1';
+\set VERBOSITY sqlstate
+SELECT tenancy.provision(repeat(U&'\00e9', 40));
+SELECT tenancy.suspend(repeat('a', 62) || U&'\00e9');
+\set VERBOSITY default
+RESET client_encoding;
 
 -- nothing was created or registered, and no connection is left open
 SELECT count(*) AS tenants FROM tenancy.tenant;

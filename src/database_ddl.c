@@ -34,12 +34,16 @@
 #include "remote.h"
 #include "scope.h"
 
-/* CREATE DATABASE "dbname" TEMPLATE "template_db" */
+/*
+ * CREATE DATABASE "dbname" TEMPLATE "template_db", closed to connections
+ * (ALLOW_CONNECTIONS false, superusers included) unless "open"
+ */
 char *
-tenancy_ddl_create_database(const char *dbname, const char *template_db)
+tenancy_ddl_create_database(const char *dbname, const char *template_db, bool open)
 {
-	return psprintf("CREATE DATABASE %s TEMPLATE %s",
-					quote_identifier(dbname), quote_identifier(template_db));
+	return psprintf("CREATE DATABASE %s TEMPLATE %s%s",
+					quote_identifier(dbname), quote_identifier(template_db),
+					open ? "" : " ALLOW_CONNECTIONS false");
 }
 
 /* Makes a database reachable only by roles granted CONNECT explicitly. */

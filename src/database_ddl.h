@@ -15,7 +15,7 @@
 
 #include "tenancy.h"
 
-extern char *tenancy_ddl_create_database(const char *dbname, const char *template_db);
+extern char *tenancy_ddl_create_database(const char *dbname, const char *template_db, bool open);
 extern char *tenancy_ddl_revoke_public(const char *dbname);
 extern char *tenancy_ddl_drop_database(const char *dbname, bool force);
 extern char *tenancy_ddl_allow_connections(const char *dbname, bool allow);

@@ -44,14 +44,15 @@ typedef struct IsolationModel
 	 * Provisioning.  prepare() readies what copies are made from and returns
 	 * the migration version they start at (and in *versions the versions they
 	 * hold), or -1 when migrations must be applied from scratch; create()
-	 * makes the object under its temporary name, committed on its own;
-	 * rename() puts it in place, in the caller's transaction where the model
-	 * allows.
+	 * makes the object under its temporary name, committed on its own, and
+	 * unless "open" (its migrations are to run) closed to every session, so
+	 * that nobody holds it when it is renamed; rename() puts it in place, in
+	 * the caller's transaction where the model allows, and opens it.
 	 */
 	int64		(*prepare) (const char *server, const char *appname, char **source,
 							char **versions);
 	void		(*create) (const char *server, const char *name, const char *source,
-						   int64 operation_id, const char *appname);
+						   int64 operation_id, const char *appname, bool open);
 	void		(*rename) (const char *server, const char *from, const char *to);
 
 	/*

@@ -50,21 +50,27 @@ prepare(const char *server, const char *appname, char **source, char **versions)
 	return version;
 }
 
-/* A copy of the template, closed to PUBLIC. */
+/*
+ * A copy of the template, closed to PUBLIC, and unless "open" to every
+ * session: a superuser or the service role connected to it would make the
+ * rename fail (55006).
+ */
 static void
 create(const char *server, const char *name, const char *source, int64 operation_id,
-	   const char *appname)
+	   const char *appname, bool open)
 {
 	tenancy_remote_run(server, NULL, appname,
-					   list_make2(tenancy_ddl_create_database(name, source),
+					   list_make2(tenancy_ddl_create_database(name, source, open),
 								  tenancy_ddl_revoke_public(name)));
 }
 
+/* The rename, and the database opened, in one transaction where local. */
 static void
 rename_database(const char *server, const char *from, const char *to)
 {
 	tenancy_ddl_transactional(server, psprintf("ALTER DATABASE %s RENAME TO %s",
 											   quote_identifier(from), quote_identifier(to)));
+	tenancy_ddl_transactional(server, tenancy_ddl_allow_connections(to, true));
 }
 
 /* DROP DATABASE always commits on its own. */

@@ -89,10 +89,13 @@ tenancy_schema_create_local(const char *name, Oid owner)
 	tenancy_scope_leave(&scope);
 }
 
-/* Through a session of its own, so the migration engine's session sees it. */
+/*
+ * Through a session of its own, so the migration engine's session sees it.
+ * A schema needs no closing: renaming it waits for nobody.
+ */
 static void
 create(const char *server, const char *name, const char *source, int64 operation_id,
-	   const char *appname)
+	   const char *appname, bool open)
 {
 	tenancy_catalog_create_schema(operation_id);
 }

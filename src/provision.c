@@ -167,7 +167,7 @@ provision_steps(void *arg)
 
 	job->ctx->step = psprintf("create %s", model->name);
 	model->create(job->server, job->cleanup.temporary_name, source, job->cleanup.operation_id,
-				  job->appname);
+				  job->appname, version < 0);
 	tenancy_fault("after_remote_create");
 
 	/*

@@ -56,7 +56,7 @@ build_steps(void *arg)
 
 	tenancy_remote_run(tj->server, NULL, tj->appname,
 					   list_make3(tenancy_ddl_drop_database(tj->template_db, true),
-								  tenancy_ddl_create_database(tj->template_db, "template0"),
+								  tenancy_ddl_create_database(tj->template_db, "template0", true),
 								  tenancy_ddl_revoke_public(tj->template_db)));
 	memset(&target, 0, sizeof(target));
 	target.label = psprintf("template database \"%s\"", tj->template_db);

@@ -83,6 +83,29 @@ sub park_provision
 	return ($prov, $holder);
 }
 
+# The temporary database is closed until it is renamed: parked before the
+# rename, it refuses even a superuser's connection (which would make the
+# rename fail with 55006); released, the provision completes and the tenant
+# database accepts connections.
+{
+	my ($prov, $holder) = park_provision('closed', 'before_rename');
+	my $tmp = $node->safe_psql('postgres',
+		q{SELECT datname FROM pg_database WHERE datname LIKE 'regress_crash_tmp_%'});
+	like($tmp, qr/^regress_crash_tmp_\d+$/, 'parked before the rename: the temporary database exists');
+	my ($ret, $out, $err) = $node->psql($tmp, 'SELECT 1');
+	like($err, qr/database "\Q$tmp\E" is not currently accepting connections/,
+		'and refuses a superuser\'s connection');
+	$node->safe_psql('postgres', qq{
+		SELECT pg_terminate_backend(pid) FROM pg_locks
+		 WHERE locktype = 'advisory' AND classid = $fault_class AND granted});
+	$prov->finish;
+	$holder->kill_kill;
+	is($node->safe_psql('postgres', q{SELECT state FROM tenancy.tenant WHERE id = 'closed'}), 'ready',
+		'released, the provision completes');
+	is($node->safe_psql('regress_crash_closed', 'SELECT 1'), '1', 'and the tenant database accepts connections');
+	$node->safe_psql('postgres', q{SELECT tenancy.deprovision('closed')});
+}
+
 my $i = 0;
 foreach my $point (qw(after_cleanup_record after_remote_create after_bootstrap
 	before_rename after_rename after_local_record))

@@ -44,7 +44,7 @@ DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 REGRESS = init guc names catalog provision reconcile migrate guard migrate_all migrations health fuzz routing security schema rls routed load_order cleanup
 REGRESS_OPTS = --inputdir=test --load-extension=dblink
 
-ISOLATION = concurrent_provision concurrent_migrate concurrent_remove current_per_session revoke_mid_session routed_suspend
+ISOLATION = concurrent_provision concurrent_migrate concurrent_remove current_per_session revoke_mid_session routed_suspend revoke_snapshot
 ISOLATION_OPTS = --inputdir=test --outputdir=. --load-extension=dblink --load-extension=tenancy
 
 TAP_TESTS = 1

@@ -116,23 +116,21 @@ tenancy_cache_init(void)
 }
 
 /*
- * Reads the catalog from a utility statement or a hook (SET, the
- * search_path checks) need a snapshot of their own.  Before the
- * transaction has taken its first snapshot, a catalog snapshot is used
- * rather than the transaction snapshot, so that a later SET TRANSACTION
- * ISOLATION LEVEL (or BEGIN ISOLATION LEVEL) still works.  Returns whether
- * one was pushed (pop it after).
+ * The snapshot catalog reads for the cache run under (pop it after): a new
+ * one, taken after the invalidations accepted so far, never the statement's
+ * or (REPEATABLE READ) the transaction's.  An invalidation is sent only
+ * once its transaction shows as committed, so a read under a snapshot taken
+ * after the invalidation was accepted sees the change it announced: a
+ * revoke or a suspend is never answered from a snapshot older than itself,
+ * and never cached so.  A catalog snapshot rather than a transaction
+ * snapshot, so that a later SET TRANSACTION ISOLATION LEVEL still works and
+ * parallel mode allows it.
  */
-static bool
+static void
 push_lookup_snapshot(void)
 {
-	if (ActiveSnapshotSet())
-		return false;
-	if (FirstSnapshotSet)
-		PushActiveSnapshot(GetTransactionSnapshot());
-	else
-		PushActiveSnapshot(GetCatalogSnapshot(tenancy_catalog_tenant_table()));
-	return true;
+	InvalidateCatalogSnapshot();
+	PushActiveSnapshot(GetCatalogSnapshot(tenancy_catalog_tenant_table()));
 }
 
 /*
@@ -146,7 +144,6 @@ lookup_tenant(const char *id, TenantRecord *rec, MemoryContext members_cxt,
 	PrivilegeScope scope;
 	Datum		values[1];
 	bool		found;
-	bool		pushed;
 	int			rc;
 
 	values[0] = CStringGetTextDatum(id);
@@ -167,10 +164,9 @@ lookup_tenant(const char *id, TenantRecord *rec, MemoryContext members_cxt,
 		AtEOXact_GUC(false, nestlevel);
 		lookup_plan = plan;
 	}
-	pushed = push_lookup_snapshot();
+	push_lookup_snapshot();
 	rc = SPI_execute_plan(lookup_plan, values, NULL, true, 1);
-	if (pushed)
-		PopActiveSnapshot();
+	PopActiveSnapshot();
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "tenant lookup failed: %s", SPI_result_code_string(rc));
 	found = SPI_processed > 0;
@@ -197,15 +193,14 @@ lookup_tenant(const char *id, TenantRecord *rec, MemoryContext members_cxt,
 }
 
 /*
- * May the current user use a tenant with these members?  Superusers may
- * use any tenant (as they bypass every permission check); other roles must
- * have the privileges of a role granted the tenant (tenancy.member), which
+ * May "user" use a tenant with these members?  Superusers may use any
+ * tenant (as they bypass every permission check); other roles must have
+ * the privileges of a role granted the tenant (tenancy.member), which
  * includes being a member of it with INHERIT.
  */
 static bool
-may_use(int nmembers, const Oid *members)
+may_use(Oid user, int nmembers, const Oid *members)
 {
-	Oid			user = GetUserId();
 	int			i;
 
 	if (superuser_arg(user))
@@ -220,11 +215,12 @@ may_use(int nmembers, const Oid *members)
  * Looks a tenant up through the backend cache: the routing hot path.  A hit
  * costs one hash probe (and, for roles that are not superusers, a role
  * membership check per member role).  Returns false for an unknown tenant;
- * *permitted says whether the current user may use it.  The caller must be
- * in a transaction.
+ * *permitted says whether the current user may use it, and so may
+ * "selector" (the role that selected it) unless that is InvalidOid.  The
+ * caller must be in a transaction.
  */
 bool
-tenancy_cache_lookup(const char *id, TenantRecord *rec, bool *permitted)
+tenancy_cache_lookup(const char *id, TenantRecord *rec, Oid selector, bool *permitted)
 {
 	int			nmembers;
 	Oid		   *members;
@@ -267,14 +263,16 @@ tenancy_cache_lookup(const char *id, TenantRecord *rec, bool *permitted)
 	{
 		cache_hits++;
 		*rec = entry->rec;
-		*permitted = may_use(entry->nmembers, entry->members);
+		*permitted = may_use(GetUserId(), entry->nmembers, entry->members) &&
+			(!OidIsValid(selector) || may_use(selector, entry->nmembers, entry->members));
 		return true;
 	}
 	cache_misses++;
 
 	if (!lookup_tenant(id, rec, tenant_cache_context, &nmembers, &members))
 		return false;
-	*permitted = may_use(nmembers, members);
+	*permitted = may_use(GetUserId(), nmembers, members) &&
+		(!OidIsValid(selector) || may_use(selector, nmembers, members));
 
 	/* an invalidation may have arrived while reading; only then skip */
 	if (tenant_cache_valid && tenant_cache != NULL)
@@ -352,17 +350,16 @@ tenancy_cache_is_tenant_schema(const char *nspname)
 		PrivilegeScope scope;
 		Oid			types[1] = {TEXTOID};
 		Datum		values[1];
-		bool		pushed = push_lookup_snapshot();
 		bool		is_tenant;
 
 		values[0] = CStringGetTextDatum(nspname);
+		push_lookup_snapshot();
 		tenancy_scope_enter(&scope, tenancy_catalog_owner(), SCOPE_PIN_PATH);
 		tenancy_scope_exec("SELECT 1 FROM tenancy.tenant WHERE schema_name OPERATOR(pg_catalog.=) $1",
 						   1, types, values, NULL, true, SPI_OK_SELECT);
 		is_tenant = SPI_processed > 0;
 		tenancy_scope_leave(&scope);
-		if (pushed)
-			PopActiveSnapshot();
+		PopActiveSnapshot();
 		/* the catalog read may have processed an invalidation: start afresh */
 		if (schema_names_generation != catalog_generation)
 			return is_tenant;

@@ -16,7 +16,7 @@
 #include "tenancy.h"
 
 extern void tenancy_cache_init(void);
-extern bool tenancy_cache_lookup(const char *id, TenantRecord *rec, bool *permitted);
+extern bool tenancy_cache_lookup(const char *id, TenantRecord *rec, Oid selector, bool *permitted);
 extern uint64 tenancy_cache_generation(void);
 extern bool tenancy_cache_is_tenant_schema(const char *nspname);
 

@@ -21,6 +21,7 @@
 
 #include <limits.h>
 
+#include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
@@ -39,12 +40,25 @@ char	   *tenancy_fault_injection = NULL;
 bool		tenancy_strict_local = false;
 
 /*
- * The local transaction in which tenancy.current last changed value (set,
- * reset, or restored at the end of a transaction).  With
- * tenancy.strict_local, a selection made in another transaction is refused:
- * behind a transaction pooler it may belong to another client.
+ * Who made the selection tenancy.current holds, and when: the local
+ * transaction in which its value was SET (or taken from a default at
+ * connection), and the role that was the current user then.  Both travel
+ * with the value as the GUC's "extra" (SelectionStamp), so a value restored
+ * by ROLLBACK [TO SAVEPOINT] or at the end of a transaction comes back with
+ * its own stamp, never with the time of the restore.  With
+ * tenancy.strict_local, a selection made in another transaction is refused
+ * (behind a transaction pooler it may belong to another client); a
+ * selection is used only if the role that made it may use the tenant too
+ * (a SECURITY DEFINER function does not launder a non-member's selection).
  */
 LocalTransactionId tenancy_current_stamp = InvalidLocalTransactionId;
+Oid			tenancy_current_selector = InvalidOid;
+
+typedef struct SelectionStamp
+{
+	LocalTransactionId lxid;
+	Oid			selector;
+} SelectionStamp;
 
 /*
  * The GUC records of tenancy.current and search_path, to tell a SET LOCAL
@@ -91,11 +105,14 @@ tenancy_search_path_is_local(void)
 	return value_is_local(search_path_gconf);
 }
 
-/* Assign hook for tenancy.current: stamps the transaction.  Never throws. */
+/* Assign hook for tenancy.current: the value's stamp.  Never throws. */
 static void
 assign_current(const char *newval, void *extra)
 {
-	tenancy_current_stamp = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+	SelectionStamp *stamp = (SelectionStamp *) extra;
+
+	tenancy_current_stamp = stamp ? stamp->lxid : InvalidLocalTransactionId;
+	tenancy_current_selector = stamp ? stamp->selector : InvalidOid;
 }
 
 /*
@@ -106,11 +123,21 @@ static bool
 check_current(char **newval, void **extra, GucSource source)
 {
 	const char *why;
+	SelectionStamp *stamp;
 
 	if (*newval == NULL || (*newval)[0] == '\0')
 		return true;
 	if (tenancy_name_syntax_ok(*newval, &why))
+	{
+		/* GUC frees the extra with free() */
+		stamp = (SelectionStamp *) malloc(sizeof(SelectionStamp));
+		if (stamp == NULL)
+			return false;
+		stamp->lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+		stamp->selector = OidIsValid(MyDatabaseId) ? GetUserId() : InvalidOid;
+		*extra = stamp;
 		return true;
+	}
 	GUC_check_errdetail("%s", why);
 	GUC_check_errhint("A tenant id matches %s, has no \"--\" and is at most %d bytes; use '' to select no tenant.",
 					  TENANCY_ID_PATTERN, NAMEDATALEN - 1);

@@ -25,6 +25,7 @@ extern int	tenancy_remote_statement_timeout;
 extern char *tenancy_fault_injection;
 extern bool tenancy_strict_local;
 extern LocalTransactionId tenancy_current_stamp;
+extern Oid	tenancy_current_selector;
 
 extern void tenancy_guc_init(void);
 extern bool tenancy_current_is_local(void);

@@ -130,7 +130,7 @@ unusable(const KeptSession *ks, const char *unused)
 
 	if (ks->key.role != GetUserId())
 		return false;			/* checked when that role calls again */
-	return !tenancy_cache_lookup(ks->key.tenant, &rec, &permitted) ||
+	return !tenancy_cache_lookup(ks->key.tenant, &rec, InvalidOid, &permitted) ||
 		!permitted || rec.state != TENANT_STATE_READY;
 }
 

@@ -54,7 +54,7 @@ run_routed(const char *sql, RemoteResult *r, bool want_rows)
 	ErrorContextCallback errcb;
 
 	tenancy_kept_sweep();
-	tenancy_selection_resolve(tenancy_selection_current(TENANCY_SELECT_HINT), &rec);
+	tenancy_selection_resolve_current(TENANCY_SELECT_HINT, &rec);
 
 	errcb.callback = routed_error_callback;
 	errcb.arg = rec.id;

@@ -46,7 +46,7 @@ tenancy_current_tenant(PG_FUNCTION_ARGS)
 {
 	TenantRecord rec;
 
-	tenancy_selection_resolve(tenancy_selection_current(TENANCY_SELECT_HINT), &rec);
+	tenancy_selection_resolve_current(TENANCY_SELECT_HINT, &rec);
 	PG_RETURN_TEXT_P(cstring_to_text(rec.id));
 }
 
@@ -68,7 +68,7 @@ tenancy_current_tenant_id(PG_FUNCTION_ARGS)
 
 	if (tenancy_current == NULL || tenancy_current[0] == '\0')
 		PG_RETURN_NULL();
-	tenancy_selection_resolve(tenancy_selection_current(""), &rec);
+	tenancy_selection_resolve_current("", &rec);
 	PG_RETURN_TEXT_P(cstring_to_text(rec.id));
 }
 
@@ -123,12 +123,12 @@ tenancy_connstr(PG_FUNCTION_ARGS)
 	char	   *tenant;
 
 	if (PG_ARGISNULL(0))
-		tenant = pstrdup(tenancy_selection_current("Pass a tenant, or select one with SET LOCAL tenancy.current = '<tenant>'."));
+		tenancy_selection_resolve_current("Pass a tenant, or select one with SET LOCAL tenancy.current = '<tenant>'.", &rec);
 	else
 	{
 		tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
 		tenancy_name_validate(tenant);
+		tenancy_selection_resolve(tenant, &rec);
 	}
-	tenancy_selection_resolve(tenant, &rec);
 	PG_RETURN_TEXT_P(cstring_to_text(tenancy_isolation(rec.isolation)->connstr(&rec)));
 }

@@ -52,14 +52,16 @@ static uint64 checked_generation = 0;
 /*
  * Looks the tenant up and checks that it may be used now: 42704 if it does
  * not exist, 42501 if the current user may not use it (the setting is a
- * selector, never a credential), 55000 if it is not ready.
+ * selector, never a credential) or, for the selection tenancy.current
+ * holds ("selector" valid), if the role that made it may not, 55000 if it
+ * is not ready.
  */
-void
-tenancy_selection_resolve(const char *tenant, TenantRecord *rec)
+static void
+resolve(const char *tenant, Oid selector, TenantRecord *rec)
 {
 	bool		permitted;
 
-	if (!tenancy_cache_lookup(tenant, rec, &permitted))
+	if (!tenancy_cache_lookup(tenant, rec, InvalidOid, &permitted))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("tenant \"%s\" does not exist", tenant)));
@@ -70,11 +72,36 @@ tenancy_selection_resolve(const char *tenant, TenantRecord *rec)
 				 errdetail("Role \"%s\" has not been granted access to tenant \"%s\".",
 						   GetUserNameFromId(GetUserId(), false), tenant),
 				 errhint("A tenancy admin can grant it with tenancy.grant_access().")));
+	if (OidIsValid(selector) && selector != GetUserId() &&
+		(!tenancy_cache_lookup(tenant, rec, selector, &permitted) || !permitted))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for tenant \"%s\"", tenant),
+				 errdetail("Tenant \"%s\" was selected by role \"%s\", which has not been granted access to it.",
+						   tenant, GetUserNameFromId(selector, false)),
+				 errhint("A selection is used only if the role that made it may use the tenant too: select it as a member.")));
 	if (rec->state != TENANT_STATE_READY)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("tenant \"%s\" is not ready", tenant),
 				 errdetail("Tenant \"%s\" is in state \"%s\".", tenant, tenancy_state_name(rec->state))));
+}
+
+/* resolve() for a tenant named explicitly, by the current user. */
+void
+tenancy_selection_resolve(const char *tenant, TenantRecord *rec)
+{
+	resolve(tenant, InvalidOid, rec);
+}
+
+/*
+ * The selected tenant (tenancy_selection_current), resolved: usable by the
+ * current user and by the role that selected it.
+ */
+void
+tenancy_selection_resolve_current(const char *none_hint, TenantRecord *rec)
+{
+	resolve(tenancy_selection_current(none_hint), tenancy_current_selector, rec);
 }
 
 /*
@@ -111,7 +138,7 @@ usable_schema(const char *tenant, TenantRecord *rec)
 	const char *why;
 
 	if (tenant == NULL || tenant[0] == '\0' || !tenancy_name_syntax_ok(tenant, &why) ||
-		!tenancy_cache_lookup(tenant, rec, &permitted))
+		!tenancy_cache_lookup(tenant, rec, tenancy_current_selector, &permitted))
 		return NULL;
 	if (!permitted || rec->state != TENANT_STATE_READY || rec->isolation != TENANT_ISOLATION_SCHEMA)
 		return NULL;

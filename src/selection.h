@@ -20,6 +20,7 @@
 	"Select one with SET LOCAL tenancy.current = '<tenant>' or SELECT tenancy.use('<tenant>')."
 
 extern void tenancy_selection_resolve(const char *tenant, TenantRecord *rec);
+extern void tenancy_selection_resolve_current(const char *none_hint, TenantRecord *rec);
 extern const char *tenancy_selection_current(const char *none_hint);
 extern char *tenancy_selection_wanted_path(const char **schema, bool *foreign);
 extern void tenancy_selection_sync(bool is_local);

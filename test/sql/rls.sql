@@ -120,6 +120,35 @@ RESET min_parallel_table_scan_size;
 RESET max_parallel_workers_per_gather;
 RESET parallel_leader_participation;
 
+-- A selection cannot be laundered: a non-member that selects a tenant and
+-- calls a SECURITY DEFINER function owned by a member reads nothing
+-- (42501); the role that made the selection must be permitted too.  A
+-- selection the function makes itself is the function owner's.
+CREATE FUNCTION public.rls_count() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+  SET search_path = pg_catalog, public AS 'SELECT count(*) FROM public.rls_item';
+CREATE FUNCTION public.rls_count_of(t text) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = pg_catalog, public AS
+  'BEGIN PERFORM set_config(''tenancy.current'', t, true); RETURN (SELECT count(*) FROM public.rls_item); END';
+ALTER FUNCTION public.rls_count() OWNER TO regress_rls_app;
+ALTER FUNCTION public.rls_count_of(text) OWNER TO regress_rls_app;
+GRANT EXECUTE ON FUNCTION public.rls_count(), public.rls_count_of(text) TO regress_rls_outsider;
+SET ROLE regress_rls_app;
+SET tenancy.current = 'r-acme';
+SELECT public.rls_count() AS member_selected;
+RESET tenancy.current;
+RESET ROLE;
+SET ROLE regress_rls_outsider;
+SET tenancy.current = 'r-acme';
+-- should fail: 42501, selected by the outsider
+SELECT public.rls_count();
+\echo :LAST_ERROR_SQLSTATE
+RESET tenancy.current;
+BEGIN;
+SELECT public.rls_count_of('r-acme') AS owner_selected;
+ROLLBACK;
+RESET ROLE;
+DROP FUNCTION public.rls_count(), public.rls_count_of(text);
+
 -- caveat: superusers and BYPASSRLS roles are never subject to policies
 SELECT count(*) AS superuser_sees_all FROM public.rls_item;
 

@@ -186,6 +186,26 @@ COMMIT;
 SELECT tenancy.current_tenant();
 \echo :LAST_ERROR_SQLSTATE
 RESET tenancy.current;
+-- a value restored by ROLLBACK TO SAVEPOINT comes back with the time it
+-- was made: a leaked session-level selection stays refused (55000)
+SET tenancy.current = 'acme';
+BEGIN;
+SAVEPOINT s;
+SET LOCAL tenancy.current = '';
+ROLLBACK TO SAVEPOINT s;
+SHOW tenancy.current;
+SELECT tenancy.current_tenant();
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+-- and one made in this transaction, restored so, still counts
+BEGIN;
+SET LOCAL tenancy.current = 'globex';
+SAVEPOINT s;
+SET LOCAL tenancy.current = 'acme';
+ROLLBACK TO SAVEPOINT s;
+SELECT tenancy.current_tenant();
+COMMIT;
+RESET tenancy.current;
 -- should fail: an application role cannot turn it off
 CREATE ROLE regress_pooled;
 SET ROLE regress_pooled;

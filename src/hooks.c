@@ -44,6 +44,7 @@
 #include "hooks.h"
 #include "kept.h"
 #include "selection.h"
+#include "try.h"
 
 static ProcessUtility_hook_type prev_process_utility = NULL;
 
@@ -119,14 +120,21 @@ check_selection(bool fix)
 	}
 	PG_END_TRY();
 
-	/* only a selected schema tenant makes a path wrong */
-	if (path == NULL || schema == NULL)
+	/*
+	 * With any selection, another tenant's schema on the path is wrong: with
+	 * a database tenant, or one that cannot be used now (not granted, not
+	 * ready, or under strict_local selected in an earlier transaction), every
+	 * tenant schema is another tenant's.
+	 */
+	if (path == NULL)
 	{
 		tenancy_selection_remember();
 		return;
 	}
 	if (!fix)
 	{
+		if (foreign)
+			(void) tenancy_selection_current("");	/* 55000 if stale */
 		if (foreign)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -189,12 +197,55 @@ tenancy_planner(Query *parse, const char *query_string, int cursorOptions, Param
 	return result;
 }
 
+/*-------------------------------------------------------------------------
+ * A selection a session starts with.
+ *
+ * tenancy.current from ALTER DATABASE/ROLE ... SET or a connection option
+ * is in place before the session's first statement, so search_path must be
+ * too: a session whose first statements fail would otherwise never get the
+ * tenant's schema (nothing would complete to correct it).  It is applied
+ * once, when the session's settings are final: at the commit of the
+ * transaction in which the backend read them (InitPostgres), which loads
+ * session_preload_libraries too.  A failure is a WARNING: the session
+ * starts, and its statements are checked as usual.
+ *-------------------------------------------------------------------------
+ */
+static bool session_started = false;
+
+static void
+apply_session_selection(void *arg)
+{
+	if (tenancy_current == NULL || tenancy_current[0] == '\0' || !tenancy_catalog_installed())
+		return;
+	tenancy_selection_sync(false);
+}
+
+static void
+session_selection(void)
+{
+	ErrorData  *edata;
+
+	session_started = true;
+	if (MyBackendType != B_BACKEND)
+		return;
+	edata = tenancy_try(apply_session_selection, NULL);
+	if (edata != NULL)
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("could not apply the selection of tenant \"%s\" at connection: %s",
+						tenancy_current, edata->message)));
+}
+
 static void
 tenancy_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
+			if (!session_started && IsUnderPostmaster)
+				session_selection();
+			committing = true;
+			break;
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
 			committing = true;
@@ -236,6 +287,14 @@ tenancy_executor_end(QueryDesc *queryDesc)
 		check_selection(true);
 }
 
+/*
+ * After a top-level SELECT has run to completion, the statement-end check
+ * runs at once rather than at executor end: with the extended protocol, an
+ * unnamed portal ends only when the next statement is bound, after that
+ * statement was parsed, so SELECT set_config('tenancy.current', $1, true)
+ * would leave the next statement analysed under the old path.  A SELECT
+ * without data-modifying WITH has no triggers left to fire.
+ */
 static void
 tenancy_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count, bool execute_once)
 {
@@ -252,6 +311,9 @@ tenancy_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count
 		nesting--;
 	}
 	PG_END_TRY();
+	if (nesting == 0 && count == 0 && queryDesc->operation == CMD_SELECT &&
+		!queryDesc->plannedstmt->hasModifyingCTE)
+		check_selection(true);
 }
 
 static void

@@ -32,6 +32,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -44,10 +45,26 @@
 #include "selection.h"
 #include "tenant_id.h"
 
-/* The state last found consistent (tenancy_selection_remember). */
+/*
+ * The state last found consistent (tenancy_selection_remember): the
+ * selection, the path, the catalog's generation, and under strict_local the
+ * transaction (a selection goes stale when the transaction ends).
+ */
 static char *checked_current = NULL;
 static char *checked_path = NULL;
 static uint64 checked_generation = 0;
+static bool checked_strict = false;
+static LocalTransactionId checked_lxid = InvalidLocalTransactionId;
+
+/*
+ * Is the selection from an earlier transaction while tenancy.strict_local
+ * is on?  (A parallel worker cannot tell; its leader has checked.)
+ */
+static bool
+selection_stale(void)
+{
+	return tenancy_strict_local && !IsParallelWorker() && tenancy_current_stamp != MyProc->lxid;
+}
 
 /*
  * Looks the tenant up and checks that it may be used now: 42704 if it does
@@ -118,7 +135,7 @@ tenancy_selection_current(const char *none_hint)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("no tenant is selected"),
 				 errhint("%s", none_hint)));
-	if (tenancy_strict_local && !IsParallelWorker() && tenancy_current_stamp != MyProc->lxid)
+	if (selection_stale())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("tenancy.current was set outside the current transaction"),
@@ -128,8 +145,10 @@ tenancy_selection_current(const char *none_hint)
 }
 
 /*
- * The schema of "tenant" if it is a schema tenant the current user may use
- * now, else NULL.  Never throws for a tenant that cannot be used.
+ * The schema of the selected tenant if it is a schema tenant that may be
+ * used now (by the current user and the role that selected it, and not
+ * stale under strict_local), else NULL.  Never throws for a tenant that
+ * cannot be used.
  */
 static const char *
 usable_schema(const char *tenant, TenantRecord *rec)
@@ -137,7 +156,8 @@ usable_schema(const char *tenant, TenantRecord *rec)
 	bool		permitted;
 	const char *why;
 
-	if (tenant == NULL || tenant[0] == '\0' || !tenancy_name_syntax_ok(tenant, &why) ||
+	if (tenant == NULL || tenant[0] == '\0' || selection_stale() ||
+		!tenancy_name_syntax_ok(tenant, &why) ||
 		!tenancy_cache_lookup(tenant, rec, tenancy_current_selector, &permitted))
 		return NULL;
 	if (!permitted || rec->state != TENANT_STATE_READY || rec->isolation != TENANT_ISOLATION_SCHEMA)
@@ -149,8 +169,10 @@ usable_schema(const char *tenant, TenantRecord *rec)
  * The search_path the selection calls for: the current one without any
  * schema tenant's schema, with the selected tenant's schema (if it is a
  * usable schema tenant) first.  *schema is that schema or NULL; *foreign
- * says whether the current path holds another tenant's schema.  Returns
- * NULL when the current path is already what the selection calls for.
+ * says whether the current path holds another tenant's schema that the
+ * current user could read through it (USAGE: a revoked or suspended
+ * tenant's schema reaches nothing anyway).  Returns NULL when the current
+ * path is already what the selection calls for.
  */
 char *
 tenancy_selection_wanted_path(const char **schema, bool *foreign)
@@ -186,7 +208,13 @@ tenancy_selection_wanted_path(const char **schema, bool *foreign)
 		{
 			same = false;		/* another tenant's schema, or ours elsewhere */
 			if (*schema == NULL || strcmp(nsp, *schema) != 0)
-				*foreign = true;
+			{
+				Oid			nspid = get_namespace_oid(nsp, true);
+
+				if (OidIsValid(nspid) &&
+					pg_namespace_aclcheck(nspid, GetUserId(), ACL_USAGE) == ACLCHECK_OK)
+					*foreign = true;
+			}
 			continue;
 		}
 		if (buf.len > 0)
@@ -229,7 +257,9 @@ tenancy_selection_unchanged(void)
 {
 	return checked_current != NULL && strcmp(checked_current, tenancy_current) == 0 &&
 		strcmp(checked_path, namespace_search_path) == 0 &&
-		checked_generation == tenancy_cache_generation();
+		checked_generation == tenancy_cache_generation() &&
+		checked_strict == tenancy_strict_local &&
+		(!tenancy_strict_local || checked_lxid == MyProc->lxid);
 }
 
 /* Remembers the current selection and path as consistent. */
@@ -243,4 +273,6 @@ tenancy_selection_remember(void)
 	checked_current = MemoryContextStrdup(TopMemoryContext, tenancy_current ? tenancy_current : "");
 	checked_path = MemoryContextStrdup(TopMemoryContext, namespace_search_path);
 	checked_generation = tenancy_cache_generation();
+	checked_strict = tenancy_strict_local;
+	checked_lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
 }

@@ -19,7 +19,7 @@ tenancy_workdir demo
 if [ -z "${KEEP:-}" ]; then
 	trap 'tenancy_stop_cluster; rm -rf "$TENANCY_WORK"' EXIT
 fi
-tenancy_start_cluster "session_preload_libraries = 'tenancy'"
+tenancy_start_cluster	# with shared_preload_libraries = 'tenancy' (test/lib.sh)
 
 sql() { psql -X -v ON_ERROR_STOP=1 --pset=footer=off "$@"; }
 

@@ -86,6 +86,7 @@ tenancy_start_cluster() {
 		echo "unix_socket_directories = '$TENANCY_WORK'"
 		echo "max_connections = 100"
 		echo "max_prepared_transactions = 4"
+		echo "shared_preload_libraries = 'tenancy'"
 		echo "fsync = off"
 		for line in "$@"; do echo "$line"; done
 	} | as_pg tee -a "$TENANCY_WORK/data/postgresql.conf" >/dev/null

@@ -210,6 +210,46 @@ SET tenancy.current = 's-acme';
 SELECT pg_temp.own_path();
 RESET tenancy.current;
 
+-- strict_local means it: a session-level selection left from an earlier
+-- transaction (a pooled connection's previous client) serves nothing, not
+-- even through search_path: an unqualified read is refused (55000), and the
+-- schema leaves the path at the end of the next statement that completes
+SET tenancy.strict_local = on;
+SET tenancy.current = 's-acme';
+-- should fail: 55000
+SELECT count(*) FROM item;
+\echo :LAST_ERROR_SQLSTATE
+SHOW search_path;
+SHOW search_path;
+-- should fail: 42P01, no tenant schema on the path any more
+SELECT count(*) FROM item;
+\echo :LAST_ERROR_SQLSTATE
+RESET tenancy.current;
+RESET tenancy.strict_local;
+RESET search_path;
+
+-- A selection a session starts with (a role default, a connection option)
+-- is on search_path from its first statement, even when the first ones fail
+SELECT current_user AS regress_superuser, current_database() AS regress_db \gset
+CREATE ROLE regress_default_sel LOGIN;
+SELECT tenancy.grant_access('s-acme', 'regress_default_sel');
+ALTER ROLE regress_default_sel SET tenancy.current = 's-acme';
+\c - regress_default_sel
+SELECT 1 / 0;
+SELECT 1 / 0;
+SELECT DISTINCT owner FROM item;
+SHOW search_path;
+\c - :regress_superuser
+\set conn 'dbname=' :regress_db ' options=-ctenancy.current=s-globex'
+\c :conn
+SELECT 1 / 0;
+SELECT DISTINCT owner FROM item;
+\set conn 'dbname=' :regress_db ' user=' :regress_superuser
+\c :conn
+SHOW tenancy.current;
+SELECT tenancy.revoke_access('s-acme', 'regress_default_sel');
+DROP ROLE regress_default_sel;
+
 -- membership is access: grant_access gives USAGE on the schema and DML on
 -- its tables (never its ledger); the setting alone grants nothing
 CREATE ROLE regress_schema_app;

@@ -96,5 +96,28 @@ $node->safe_psql('postgres', q{
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_database WHERE datname LIKE 'regress_tap_%' AND datname <> 'regress_tap_template'}),
 	'0', 'no tenant database left');
 
+# Not preloaded, tenancy refuses to load (55000, with a hint): CREATE
+# EXTENSION, LOAD and every tenancy function.  Without it nothing would keep
+# search_path with a selection made before the library was loaded, and a
+# schema tenant's unqualified writes could land in public.
+$node->adjust_conf('postgresql.conf', 'session_preload_libraries', "''");
+$node->restart;
+$node->safe_psql('postgres', 'CREATE DATABASE regress_not_preloaded');
+($ret, $out, $err) = $node->psql('regress_not_preloaded', 'CREATE EXTENSION tenancy CASCADE');
+like($err, qr/ERROR:  tenancy must be loaded via shared_preload_libraries or session_preload_libraries\n(.*\n)*HINT:  Add tenancy to shared_preload_libraries/,
+	'not preloaded: CREATE EXTENSION is refused, with a hint');
+is($node->safe_psql('regress_not_preloaded', q{SELECT count(*) FROM pg_extension WHERE extname = 'tenancy'}), '0',
+	'and nothing is installed');
+($ret, $out, $err) = $node->psql('postgres', 'SELECT tenancy.current_tenant()', extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/ERROR:  55000: tenancy must be loaded via shared_preload_libraries/,
+	'not preloaded: a tenancy function is refused (55000)');
+($ret, $out, $err) = $node->psql('postgres', q{SET tenancy.current = 'acme'; SELECT tenancy.provision('late')});
+like($err, qr/tenancy must be loaded via/, 'not preloaded: provisioning is refused');
+($ret, $out, $err) = $node->psql('postgres', q{LOAD 'tenancy'});
+like($err, qr/tenancy must be loaded via/, 'not preloaded: LOAD is refused');
+$node->adjust_conf('postgresql.conf', 'session_preload_libraries', "'tenancy'");
+$node->restart;
+is($node->safe_psql('postgres', q{SELECT count(*) FROM tenancy.tenant}), '0', 'preloaded again, tenancy works');
+
 $node->stop;
 done_testing();

@@ -22,6 +22,7 @@ foreach my $node ($node1, $node2)
 {
 	$node->init;
 	$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'tenancy'
 tenancy.database_prefix = 'regress_fl_'
 log_connections = on
 # a migration's round trip starts with tenancy's own checks: room to see it

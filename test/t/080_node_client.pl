@@ -155,6 +155,66 @@ is_deeply({ map { $_ => $in_db{$_} } qw(acme globex initech umbrella) }, $s->{fi
 	'per tenant row counts in the table are those the app answered');
 is("$in_db{hooli}/$in_db{soylent}", '2/2', 'the non-member and the suspended tenant got no rows');
 
+# A selection made the way some drivers and ORMs make it, with set_config()
+# and a bind parameter (the extended protocol), on schema tenants whose
+# tables the next statements name unqualified: in a pool of 4, each of 200
+# requests must read its own tenant's row, through a simple-protocol query
+# and an extended-protocol one alike.  (Before 0.2.0 every one failed with
+# 42P01: the path moved only once the portal was dropped, after the next
+# statement had been parsed.)
+$node->safe_psql('postgres', q{
+	SELECT tenancy.provision('nb-one', isolation => 'schema');
+	SELECT tenancy.provision('nb-two', isolation => 'schema');
+	CREATE TABLE "tenant_nb-one".notes AS SELECT 'nb-one'::text AS tenant;
+	CREATE TABLE "tenant_nb-two".notes AS SELECT 'nb-two'::text AS tenant;
+	SELECT tenancy.grant_access('nb-one', 'example_app');
+	SELECT tenancy.grant_access('nb-two', 'example_app');
+});
+my $set_config_js = q{
+const { Pool } = require('pg');
+const pool = new Pool({ max: 4 });
+(async () => {
+  const tally = { requests: 0, ok: 0, wrong: 0, errors: {} };
+  await Promise.all(Array.from({ length: 200 }, async (_, i) => {
+    const tenant = i % 2 ? 'nb-two' : 'nb-one';
+    const c = await pool.connect();
+    tally.requests++;
+    try {
+      await c.query('BEGIN');
+      await c.query("SELECT set_config('tenancy.current', $1, true)", [tenant]);
+      const simple = await c.query('SELECT tenant FROM notes');
+      const extended = await c.query('SELECT tenant FROM notes WHERE $1::int = 1', [1]);
+      if (simple.rows.length === 1 && simple.rows[0].tenant === tenant &&
+          extended.rows.length === 1 && extended.rows[0].tenant === tenant) tally.ok++;
+      else tally.wrong++;
+      await c.query('COMMIT');
+    } catch (e) {
+      tally.errors[e.code] = (tally.errors[e.code] || 0) + 1;
+      await c.query('ROLLBACK').catch(() => {});
+    } finally {
+      c.release();
+    }
+  }));
+  console.log(JSON.stringify(tally));
+  await pool.end();
+})();
+};
+{
+	local $ENV{PGHOST} = $node->host;
+	local $ENV{PGPORT} = $node->port;
+	local $ENV{PGUSER} = 'example_app';
+	local $ENV{PGDATABASE} = 'postgres';
+	local $ENV{NODE_PATH} = "$app_dir/node_modules";
+	my ($out, $err) = ('', '');
+	my $ok = IPC::Run::run([ 'node', '-e', $set_config_js ], '>', \$out, '2>', \$err, IPC::Run::timeout(120));
+	ok($ok, 'the set_config() client ran') or diag("$out\n$err");
+	my $t = eval { decode_json($out) } // {};
+	is($t->{requests}, 200, '200 requests through a pool of 4');
+	is($t->{ok}, 200, 'each read its own tenant\'s row right after set_config($1), simple and extended protocol')
+	  or diag($out);
+	is($t->{wrong}, 0, 'none read another tenant\'s row');
+}
+
 # SIGTERM: the app drains, closes its pool and exits 0
 $app->signal('TERM');
 my $timer = IPC::Run::timer(20);

@@ -347,3 +347,51 @@ BEGIN
   END LOOP;
 END
 $dblink$;
+
+-------------------------------------------------------------------------------
+-- Routed SQL without string building (0.2.0)
+-------------------------------------------------------------------------------
+
+-- exec() and query() with bind parameters: values after the SQL are sent as
+-- $1, $2, ... (each with its type), never spliced into the SQL.  Executable
+-- by PUBLIC like the one-argument forms: the selected tenant is checked.
+CREATE FUNCTION tenancy.exec(sql text, VARIADIC params "any")
+RETURNS text
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_exec';
+COMMENT ON FUNCTION tenancy.exec(text, "any") IS 'tenancy: runs one statement in the selected tenant''s database (kept connection, as the calling role) or schema, with the arguments after the SQL bound to $1, $2, ...; returns its command status';
+
+CREATE FUNCTION tenancy.query(sql text, VARIADIC params "any")
+RETURNS SETOF record
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_query';
+COMMENT ON FUNCTION tenancy.query(text, "any") IS 'tenancy: runs a query in the selected tenant''s database (kept connection, as the calling role) or schema, with the arguments after the SQL bound to $1, $2, ...; rows typed by the column definition list';
+
+-- connstr() gains format => 'keyword' (libpq's key=value form, the default)
+-- or 'uri' (postgresql://host:port/database?options=..., which node-postgres
+-- and TypeORM accept).  The new signature replaces the 0.1.0 one (both
+-- would make connstr() ambiguous); its grants carry over.
+CREATE FUNCTION tenancy.connstr_v2_tmp(tenant text DEFAULT NULL, format text DEFAULT 'keyword')
+RETURNS text
+LANGUAGE C STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'tenancy_connstr';
+DO $carry$
+DECLARE
+  g record;
+BEGIN
+  IF NOT pg_catalog.has_function_privilege('public', 'tenancy.connstr(text)', 'EXECUTE') THEN
+    REVOKE ALL ON FUNCTION tenancy.connstr_v2_tmp(text, text) FROM PUBLIC;
+  END IF;
+  FOR g IN SELECT a.grantee FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+            WHERE p.oid OPERATOR(pg_catalog.=) 'tenancy.connstr(text)'::pg_catalog.regprocedure
+              AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+              AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+              AND a.grantee OPERATOR(pg_catalog.<>) 0 LOOP
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION tenancy.connstr_v2_tmp(text, text) TO %s',
+                              g.grantee::pg_catalog.regrole);
+  END LOOP;
+END
+$carry$;
+DROP FUNCTION tenancy.connstr(text);
+ALTER FUNCTION tenancy.connstr_v2_tmp(text, text) RENAME TO connstr;
+COMMENT ON FUNCTION tenancy.connstr(text, text) IS 'tenancy: how an application connects to a tenant directly (host, port, database; no user, no password), default the selected tenant; format ''keyword'' (libpq key=value) or ''uri'' (postgresql://)';

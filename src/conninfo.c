@@ -41,6 +41,8 @@
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 
+#include "libpq-fe.h"
+
 #include "conninfo.h"
 #include "guc.h"
 
@@ -344,6 +346,74 @@ tenancy_conninfo_public(const char *server, const char *dbname, const char *sear
 		append_conninfo(&buf, "options", opt.data);
 	}
 	buf.data[--buf.len] = '\0'; /* drop the trailing space */
+	return buf.data;
+}
+
+/* Appends "s" percent-encoded (RFC 3986: all but unreserved characters). */
+static void
+append_percent_encoded(StringInfo buf, const char *s)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *) s; *p; p++)
+	{
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+			*p == '-' || *p == '.' || *p == '_' || *p == '~')
+			appendStringInfoChar(buf, *p);
+		else
+			appendStringInfo(buf, "%%%02X", *p);
+	}
+}
+
+/*
+ * A connection string of tenancy_conninfo_public() as a URI:
+ * postgresql://host:port/dbname?key=value..., every part percent-encoded
+ * (a socket directory as host too, which libpq and node-postgres decode).
+ */
+char *
+tenancy_conninfo_uri(const char *conninfo)
+{
+	char	   *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+	PQconninfoOption *o;
+	StringInfoData buf;
+	const char *host = NULL;
+	const char *port = NULL;
+	const char *dbname = NULL;
+	bool		first = true;
+
+	if (opts == NULL)
+		elog(ERROR, "could not parse a connection string: %s", err ? err : "out of memory");
+	for (o = opts; o->keyword != NULL; o++)
+	{
+		if (o->val == NULL)
+			continue;
+		if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "port") == 0)
+			port = o->val;
+		else if (strcmp(o->keyword, "dbname") == 0)
+			dbname = o->val;
+	}
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "postgresql://");
+	if (host != NULL)
+		append_percent_encoded(&buf, host);
+	if (port != NULL)
+		appendStringInfo(&buf, ":%s", port);
+	appendStringInfoChar(&buf, '/');
+	if (dbname != NULL)
+		append_percent_encoded(&buf, dbname);
+	for (o = opts; o->keyword != NULL; o++)
+	{
+		if (o->val == NULL || strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "port") == 0 ||
+			strcmp(o->keyword, "dbname") == 0)
+			continue;
+		appendStringInfo(&buf, "%s%s=", first ? "?" : "&", o->keyword);
+		append_percent_encoded(&buf, o->val);
+		first = false;
+	}
+	PQconninfoFree(opts);
 	return buf.data;
 }
 

@@ -75,8 +75,8 @@ typedef struct IsolationModel
 	 * runs an application's SQL in the tenant (tenancy.exec, query); raises
 	 * its errors
 	 */
-	void		(*run_sql) (const TenantRecord *rec, const char *sql, bool want_rows,
-							RemoteResult *r);
+	void		(*run_sql) (const TenantRecord *rec, const char *sql,
+							const StatementParams *params, bool want_rows, RemoteResult *r);
 	/* total size of its tables, when known here without a connection, else -1 */
 	int64		(*local_size) (const TenantRecord *rec);
 } IsolationModel;

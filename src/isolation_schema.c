@@ -224,8 +224,8 @@ connstr(const TenantRecord *rec)
 }
 
 /*
- * Runs an application's SQL for a schema tenant (tenancy.exec and
- * tenancy.query): here, in the caller's transaction, as the caller, with
+ * Runs an application's SQL (with its bind parameters, if any) for a schema
+ * tenant (tenancy.exec and tenancy.query): here, in the caller's transaction, as the caller, with
  * the tenant's schema first on search_path (then the caller's path).
  * Every setting the SQL changes is undone afterwards.  Fills *r: a command
  * status in the style of the protocol's, and, when the last statement
@@ -233,7 +233,8 @@ connstr(const TenantRecord *rec)
  * refused (0A000).
  */
 static void
-run_sql(const TenantRecord *rec, const char *sql, bool want_rows, RemoteResult *r)
+run_sql(const TenantRecord *rec, const char *sql, const StatementParams *params, bool want_rows,
+		RemoteResult *r)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	int			nestlevel = NewGUCNestLevel();
@@ -249,7 +250,11 @@ run_sql(const TenantRecord *rec, const char *sql, bool want_rows, RemoteResult *
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute(sql, false, 0);
+	if (params != NULL && params->n > 0)
+		rc = SPI_execute_with_args(sql, params->n, params->types, params->values, params->nulls,
+								   false, 0);
+	else
+		rc = SPI_execute(sql, false, 0);
 	if (rc == SPI_ERROR_TRANSACTION || rc == SPI_ERROR_COPY)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -284,7 +289,9 @@ run_sql(const TenantRecord *rec, const char *sql, bool want_rows, RemoteResult *
 			status = NULL;
 			break;
 	}
-	r->status = MemoryContextStrdup(cxt, status ? psprintf("%s " UINT64_FORMAT, status, n) : "OK");
+	/* an empty query (only ';' or comments) has no command tag, as remotely */
+	r->status = MemoryContextStrdup(cxt, status ? psprintf("%s " UINT64_FORMAT, status, n) :
+									rc == 0 ? "" : "OK");
 	if (want_rows && SPI_tuptable != NULL)
 	{
 		TupleDesc	desc = SPI_tuptable->tupdesc;

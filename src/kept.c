@@ -145,14 +145,16 @@ tenancy_kept_sweep(void)
 }
 
 /*
- * Runs "sql" on the kept session of database tenant "rec" for the current
- * user, opening it if needed, and fills *r.  Raises the remote error (its
+ * Runs "sql" (with "params", if not NULL, as bind parameters) on the kept
+ * session of database tenant "rec" for the current user, opening it if
+ * needed, and fills *r.  Raises the remote error (its
  * SQLSTATE, detail and hint), or 25000 if the SQL left a transaction open
  * (rolled back first).  Any failure other than a plain remote error closes
  * the session.
  */
 void
-tenancy_kept_run(const TenantRecord *rec, const char *sql, bool want_rows, RemoteResult *r)
+tenancy_kept_run(const TenantRecord *rec, const char *sql, const StatementParams *params,
+				 bool want_rows, RemoteResult *r)
 {
 	KeptKey		key;
 	KeptSession *ks;
@@ -184,7 +186,10 @@ tenancy_kept_run(const TenantRecord *rec, const char *sql, bool want_rows, Remot
 
 	PG_TRY();
 	{
-		tenancy_remote_call(ks->session, sql, 0, NULL, want_rows, r);
+		if (params != NULL && params->n > 0)
+			tenancy_remote_call_params(ks->session, sql, params, want_rows, r);
+		else
+			tenancy_remote_call(ks->session, sql, 0, NULL, want_rows, r);
 		if (r->in_transaction)
 		{
 			RemoteResult rb;

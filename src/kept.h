@@ -16,8 +16,8 @@
 
 #include "remote.h"
 
-extern void tenancy_kept_run(const TenantRecord *rec, const char *sql, bool want_rows,
-							 RemoteResult *r);
+extern void tenancy_kept_run(const TenantRecord *rec, const char *sql,
+							 const StatementParams *params, bool want_rows, RemoteResult *r);
 extern void tenancy_kept_sweep(void);
 extern void tenancy_kept_forget(const char *tenant);
 

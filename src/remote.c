@@ -43,6 +43,7 @@
  */
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "access/xact.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -362,9 +363,9 @@ tenancy_remote_close_all(void)
  * $1..$n (NULL elements for SQL NULL).  Returns false with *error set (a
  * lost connection) if it could not be sent.
  */
-bool
-tenancy_remote_send(RemoteSession *session, const char *sql, int nparams,
-					const char *const *params, RemoteError **error)
+static bool
+send_typed(RemoteSession *session, const char *sql, int nparams, const Oid *types,
+		   const char *const *params, RemoteError **error)
 {
 	int			ok;
 
@@ -372,7 +373,7 @@ tenancy_remote_send(RemoteSession *session, const char *sql, int nparams,
 	if (nparams == 0)
 		ok = PQsendQuery(session->conn, sql);
 	else
-		ok = PQsendQueryParams(session->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+		ok = PQsendQueryParams(session->conn, sql, nparams, types, params, NULL, NULL, 0);
 	if (!ok)
 	{
 		*error = lost_connection(PQerrorMessage(session->conn));
@@ -380,6 +381,13 @@ tenancy_remote_send(RemoteSession *session, const char *sql, int nparams,
 	}
 	session->busy = true;
 	return true;
+}
+
+bool
+tenancy_remote_send(RemoteSession *session, const char *sql, int nparams,
+					const char *const *params, RemoteError **error)
+{
+	return send_typed(session, sql, nparams, NULL, params, error);
 }
 
 /* Can the session be read without blocking (a result, or it broke)? */
@@ -526,15 +534,15 @@ tenancy_remote_collect(RemoteSession *session, bool want_rows, RemoteResult *r)
  * caller must then close the session (that cancels the remote statement).
  * Fills *r as tenancy_remote_collect does; never raises a remote error.
  */
-void
-tenancy_remote_call(RemoteSession *session, const char *sql, int nparams,
-					const char *const *params, bool want_rows, RemoteResult *r)
+static void
+call_typed(RemoteSession *session, const char *sql, int nparams, const Oid *types,
+		   const char *const *params, bool want_rows, RemoteResult *r)
 {
 	RemoteError *error;
 
 	memset(r, 0, sizeof(*r));
 	r->nfields = -1;
-	if (!tenancy_remote_send(session, sql, nparams, params, &error))
+	if (!send_typed(session, sql, nparams, types, params, &error))
 	{
 		r->error = error;
 		r->broken = true;
@@ -547,6 +555,30 @@ tenancy_remote_call(RemoteSession *session, const char *sql, int nparams,
 		if (tenancy_remote_collect(session, want_rows, r))
 			break;
 	}
+}
+
+void
+tenancy_remote_call(RemoteSession *session, const char *sql, int nparams,
+					const char *const *params, bool want_rows, RemoteResult *r)
+{
+	call_typed(session, sql, nparams, NULL, params, want_rows, r);
+}
+
+/*
+ * tenancy_remote_call() of one statement with an application's bind
+ * parameters, in text.  Built-in types are sent as such (their OIDs are the
+ * same on every server); others as unknown, for the server to infer.
+ */
+void
+tenancy_remote_call_params(RemoteSession *session, const char *sql,
+						   const StatementParams *params, bool want_rows, RemoteResult *r)
+{
+	Oid		   *types = palloc(sizeof(Oid) * Max(params->n, 1));
+	int			i;
+
+	for (i = 0; i < params->n; i++)
+		types[i] = params->types[i] < FirstGenbkiObjectId ? params->types[i] : InvalidOid;
+	call_typed(session, sql, params->n, types, params->text, want_rows, r);
 }
 
 /* Runs a remote command; a remote failure is raised. */

@@ -41,6 +41,21 @@ typedef struct RemoteResult
 	bool		in_transaction; /* left inside a transaction block */
 } RemoteResult;
 
+/*
+ * Bind parameters of an application's statement (tenancy.exec() and
+ * tenancy.query() with arguments after the SQL): each one's type, its
+ * value as a datum (what SPI takes) and as text (what libpq sends; NULL for
+ * SQL NULL).
+ */
+typedef struct StatementParams
+{
+	int			n;
+	Oid		   *types;
+	Datum	   *values;
+	char	   *nulls;			/* SPI's: 'n' for NULL, ' ' otherwise */
+	const char **text;
+} StatementParams;
+
 extern void tenancy_remote_init(void);
 
 /* opening and closing */
@@ -61,6 +76,9 @@ extern void tenancy_remote_wait(RemoteSession **sessions, int n, long timeout_ms
 extern bool tenancy_remote_collect(RemoteSession *session, bool want_rows, RemoteResult *r);
 
 /* waiting for one */
+extern void tenancy_remote_call_params(RemoteSession *session, const char *sql,
+									   const StatementParams *params, bool want_rows,
+									   RemoteResult *r);
 extern void tenancy_remote_call(RemoteSession *session, const char *sql, int nparams,
 								const char *const *params, bool want_rows, RemoteResult *r);
 extern void tenancy_remote_exec(RemoteSession *session, const char *sql);

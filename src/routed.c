@@ -26,11 +26,16 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "isolation.h"
 #include "kept.h"
 #include "selection.h"
+
+/* the protocol counts bind parameters in 16 bits */
+#define MAX_STATEMENT_PARAMS 65535
 
 PG_FUNCTION_INFO_V1(tenancy_exec);
 PG_FUNCTION_INFO_V1(tenancy_query);
@@ -43,12 +48,62 @@ routed_error_callback(void *arg)
 }
 
 /*
+ * The bind parameters of a call with arguments after the SQL (VARIADIC
+ * "any": each keeps its type), or NULL.  Each value is also put through
+ * its type's output function, for a remote server.
+ */
+static StatementParams *
+statement_params(FunctionCallInfo fcinfo)
+{
+	StatementParams *p;
+	Datum	   *values;
+	Oid		   *types;
+	bool	   *nulls;
+	int			n;
+	int			i;
+
+	if (PG_NARGS() < 2)
+		return NULL;
+	n = extract_variadic_args(fcinfo, 1, true, &values, &types, &nulls);
+	if (n <= 0)
+		return NULL;
+	if (n > MAX_STATEMENT_PARAMS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many parameters: %d", n),
+				 errdetail("At most %d are allowed.", MAX_STATEMENT_PARAMS)));
+	p = palloc(sizeof(StatementParams));
+	p->n = n;
+	p->types = types;
+	p->values = values;
+	p->nulls = palloc(n);
+	p->text = palloc(sizeof(char *) * n);
+	for (i = 0; i < n; i++)
+	{
+		Oid			out;
+		bool		varlena;
+
+		if (types[i] == UNKNOWNOID)
+			types[i] = TEXTOID; /* a literal: text, as for any bind value */
+		p->nulls[i] = nulls[i] ? 'n' : ' ';
+		if (nulls[i])
+		{
+			p->text[i] = NULL;
+			continue;
+		}
+		getTypeOutputInfo(types[i], &out, &varlena);
+		p->text[i] = OidOutputFunctionCall(out, values[i]);
+	}
+	return p;
+}
+
+/*
  * Closes kept connections that can no longer be used, resolves the
  * selected tenant (checked as current_tenant() does), then runs "sql" in
- * it.
+ * it, with "params" (may be NULL).
  */
 static void
-run_routed(const char *sql, RemoteResult *r, bool want_rows)
+run_routed(const char *sql, const StatementParams *params, RemoteResult *r, bool want_rows)
 {
 	TenantRecord rec;
 	ErrorContextCallback errcb;
@@ -60,7 +115,7 @@ run_routed(const char *sql, RemoteResult *r, bool want_rows)
 	errcb.arg = rec.id;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
-	tenancy_isolation(rec.isolation)->run_sql(&rec, sql, want_rows, r);
+	tenancy_isolation(rec.isolation)->run_sql(&rec, sql, params, want_rows, r);
 	error_context_stack = errcb.previous;
 }
 
@@ -86,24 +141,26 @@ sql_argument(FunctionCallInfo fcinfo)
 }
 
 /*
- * tenancy.exec(sql text) RETURNS text
+ * tenancy.exec(sql text [, VARIADIC params "any"]) RETURNS text
  *
  * Runs one or more statements in the selected tenant's database and
- * returns the command status of the last one ("INSERT 0 1").
+ * returns the command status of the last one ("INSERT 0 1"); with
+ * parameters, one statement, with $1, $2, ... bound to them.
  */
 Datum
 tenancy_exec(PG_FUNCTION_ARGS)
 {
 	char	   *sql = sql_argument(fcinfo);
+	StatementParams *params = statement_params(fcinfo);
 	RemoteResult r;
 
 	memset(&r, 0, sizeof(r));
-	run_routed(sql, &r, false);
+	run_routed(sql, params, &r, false);
 	PG_RETURN_TEXT_P(cstring_to_text(r.status ? r.status : ""));
 }
 
 /*
- * tenancy.query(sql text) RETURNS SETOF record
+ * tenancy.query(sql text [, VARIADIC params "any"]) RETURNS SETOF record
  *
  * Runs a query in the selected tenant's database and returns its rows,
  * typed by the caller's column definition list: SELECT * FROM
@@ -121,10 +178,12 @@ tenancy_query(PG_FUNCTION_ARGS)
 	AttInMetadata *attinmeta;
 	ListCell   *lc;
 
+	StatementParams *params = statement_params(fcinfo);
+
 	InitMaterializedSRF(fcinfo, 0);
 	desc = rsinfo->setDesc;
 	memset(&r, 0, sizeof(r));
-	run_routed(sql, &r, true);
+	run_routed(sql, params, &r, true);
 	if (r.nfields < 0)
 		return (Datum) 0;		/* a command without rows: no rows */
 	if (r.nfields != desc->natts)

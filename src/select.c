@@ -27,6 +27,7 @@
 #include "utils/guc.h"
 
 #include "guc.h"
+#include "conninfo.h"
 #include "isolation.h"
 #include "names.h"
 #include "selection.h"
@@ -121,7 +122,14 @@ tenancy_connstr(PG_FUNCTION_ARGS)
 {
 	TenantRecord rec;
 	char	   *tenant;
+	char	   *format = PG_NARGS() > 1 && !PG_ARGISNULL(1) ? text_to_cstring(PG_GETARG_TEXT_PP(1)) : "keyword";
+	char	   *conninfo;
 
+	if (strcmp(format, "keyword") != 0 && strcmp(format, "uri") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid connection string format \"%s\"", format),
+				 errhint("Use 'keyword' (key=value, libpq's) or 'uri' (postgresql://).")));
 	if (PG_ARGISNULL(0))
 		tenancy_selection_resolve_current("Pass a tenant, or select one with SET LOCAL tenancy.current = '<tenant>'.", &rec);
 	else
@@ -130,5 +138,8 @@ tenancy_connstr(PG_FUNCTION_ARGS)
 		tenancy_name_validate(tenant);
 		tenancy_selection_resolve(tenant, &rec);
 	}
-	PG_RETURN_TEXT_P(cstring_to_text(tenancy_isolation(rec.isolation)->connstr(&rec)));
+	conninfo = tenancy_isolation(rec.isolation)->connstr(&rec);
+	if (strcmp(format, "uri") == 0)
+		conninfo = tenancy_conninfo_uri(conninfo);
+	PG_RETURN_TEXT_P(cstring_to_text(conninfo));
 }

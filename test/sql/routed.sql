@@ -152,6 +152,33 @@ SELECT tenancy.exec('SELECT * FROM missing_table');
 \echo :LAST_ERROR_SQLSTATE
 RESET tenancy.current;
 
+-- Bind parameters: values after the SQL are sent as $1, $2, ... with their
+-- types, never spliced into it (a value that looks like SQL stays a value);
+-- NULL is NULL.  Database and schema tenants alike.
+SET tenancy.current = 'q-acme';
+SELECT tenancy.exec('CREATE TABLE param_item (id int, name text)');
+SELECT tenancy.exec('INSERT INTO param_item VALUES ($1, $2)', 1, 'one');
+SELECT tenancy.exec('INSERT INTO param_item VALUES ($1, $2)', 2, 'x''); DROP TABLE param_item; --');
+SELECT tenancy.exec('INSERT INTO param_item VALUES ($1, $2)', 3, NULL::text);
+SELECT * FROM tenancy.query('SELECT id, name FROM param_item WHERE id >= $1 ORDER BY id', 1) AS t(id int, name text);
+SELECT * FROM tenancy.query('SELECT $1::date + $2', date '2026-12-01', 2) AS t(d date);
+-- should fail: a value of another type than its column (42804), one statement only with
+-- parameters (42601)
+SELECT tenancy.exec('INSERT INTO param_item VALUES ($1)', 'not a number');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.exec('SELECT $1; SELECT 2', 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.exec('DROP TABLE param_item');
+-- an empty query (only ';' or comments) returns what PostgreSQL returns:
+-- no command tag, no rows
+SELECT tenancy.exec(';') AS empty_status, tenancy.exec('-- a comment') AS comment_status;
+SELECT count(*) AS empty_rows FROM tenancy.query(';') AS t(x int);
+SET tenancy.current = 'q-schema';
+SELECT tenancy.exec('INSERT INTO note VALUES ($1, $2)', 2, 'x''); DROP TABLE note; --');
+SELECT * FROM tenancy.query('SELECT id, body FROM note WHERE id = $1', 2) AS t(id int, body text);
+SELECT tenancy.exec(';') AS empty_status;
+RESET tenancy.current;
+
 -- deprovision closes this session's kept connection first, so it needs no force
 SET tenancy.current = 'q-globex';
 SELECT tenancy.exec('SELECT 1');

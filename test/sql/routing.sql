@@ -228,6 +228,12 @@ SELECT pg_temp.masked(tenancy.connstr());
 COMMIT;
 -- it works: connect with it
 SELECT * FROM dblink(tenancy.connstr('acme'), 'SELECT current_database()') AS t(db name);
+-- as a URI (postgresql://, percent-encoded: node-postgres and TypeORM take
+-- it), which works too; should fail: an unknown format (22023)
+SELECT regexp_replace(tenancy.connstr('acme', format => 'uri'), '^postgresql://[^/]*/', 'postgresql://HOST:PORT/') AS uri;
+SELECT * FROM dblink(tenancy.connstr('acme', format => 'uri'), 'SELECT current_database()') AS t(db name);
+SELECT tenancy.connstr('acme', format => 'url');
+\echo :LAST_ERROR_SQLSTATE
 -- should fail: unknown, malformed
 SELECT tenancy.connstr('ghost');
 \echo :LAST_ERROR_SQLSTATE

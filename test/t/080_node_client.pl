@@ -215,6 +215,26 @@ const pool = new Pool({ max: 4 });
 	is($t->{wrong}, 0, 'none read another tenant\'s row');
 }
 
+# connstr(format => 'uri'): node-postgres takes it as a connection string
+# (it rejects the keyword form) and reaches the tenant's database with it
+my $uri = $node->safe_psql('postgres', q{SELECT tenancy.connstr('acme', format => 'uri')},
+	extra_params => [ '-U', 'example_app' ]);
+like($uri, qr{^postgresql://[^/]+:\d+/example_acme$}, "connstr(format => 'uri') is a postgresql:// URI");
+{
+	local $ENV{PGUSER} = 'example_app';
+	local $ENV{NODE_PATH} = "$app_dir/node_modules";
+	my ($out, $err) = ('', '');
+	my $js = q{
+const { Client } = require('pg');
+const c = new Client({ connectionString: process.argv[1] });
+c.connect().then(() => c.query('SELECT current_database() AS db')).then((r) => {
+  console.log(r.rows[0].db); return c.end();
+}).catch((e) => { console.error(e.message); process.exit(1); });
+};
+	IPC::Run::run([ 'node', '-e', $js, $uri ], '>', \$out, '2>', \$err, IPC::Run::timeout(60));
+	is($out =~ s/\s+$//r, 'example_acme', 'node-postgres connects to the tenant database with the URI') or diag($err);
+}
+
 # SIGTERM: the app drains, closes its pool and exits 0
 $app->signal('TERM');
 my $timer = IPC::Run::timer(20);

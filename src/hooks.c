@@ -79,6 +79,24 @@ static ProcessUtility_hook_type prev_process_utility = NULL;
  *-------------------------------------------------------------------------
  */
 static int	nesting = 0;		/* executor, planner and utility depth */
+
+/*
+ * The hooks count their depth without PG_TRY (its sigjmp_buf would cost
+ * every level of a deep recursion, executor run and finish being on its
+ * path): an error unwinding through them leaves the count too high, and the
+ * transaction callbacks put it back, to 0 when the transaction aborts and,
+ * when a subtransaction aborts (an exception block caught the error), to
+ * what it was when the subtransaction started.
+ */
+typedef struct NestingAtSubxact
+{
+	SubTransactionId subid;
+	int			nesting;
+} NestingAtSubxact;
+
+static NestingAtSubxact *subxact_nesting = NULL;
+static int	subxact_depth = 0;
+static int	subxact_size = 0;
 static bool checking = false;	/* inside check_selection() */
 static bool committing = false; /* deferred triggers may run */
 
@@ -179,21 +197,14 @@ tenancy_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate
 static PlannedStmt *
 tenancy_planner(Query *parse, const char *query_string, int cursorOptions, ParamListInfo boundParams)
 {
-	PlannedStmt *volatile result = NULL;
+	PlannedStmt *result;
 
 	nesting++;					/* the planner may run functions */
-	PG_TRY();
-	{
-		if (prev_planner)
-			result = prev_planner(parse, query_string, cursorOptions, boundParams);
-		else
-			result = standard_planner(parse, query_string, cursorOptions, boundParams);
-	}
-	PG_FINALLY();
-	{
-		nesting--;
-	}
-	PG_END_TRY();
+	if (prev_planner)
+		result = prev_planner(parse, query_string, cursorOptions, boundParams);
+	else
+		result = standard_planner(parse, query_string, cursorOptions, boundParams);
+	nesting--;
 	return result;
 }
 
@@ -252,6 +263,41 @@ tenancy_xact_callback(XactEvent event, void *arg)
 			break;
 		default:
 			committing = false;
+			nesting = 0;
+			subxact_depth = 0;
+			break;
+	}
+}
+
+static void
+tenancy_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	switch (event)
+	{
+		case SUBXACT_EVENT_START_SUB:
+			if (subxact_depth == subxact_size)
+			{
+				subxact_size = Max(16, subxact_size * 2);
+				subxact_nesting = subxact_nesting == NULL ?
+					MemoryContextAlloc(TopMemoryContext, sizeof(NestingAtSubxact) * subxact_size) :
+					repalloc(subxact_nesting, sizeof(NestingAtSubxact) * subxact_size);
+			}
+			subxact_nesting[subxact_depth].subid = mySubid;
+			subxact_nesting[subxact_depth].nesting = nesting;
+			subxact_depth++;
+			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+		case SUBXACT_EVENT_ABORT_SUB:
+			while (subxact_depth > 0 && subxact_nesting[subxact_depth - 1].subid >= mySubid)
+			{
+				subxact_depth--;
+				if (event == SUBXACT_EVENT_ABORT_SUB &&
+					subxact_nesting[subxact_depth].subid == mySubid)
+					nesting = subxact_nesting[subxact_depth].nesting;
+			}
+			break;
+		default:
 			break;
 	}
 }
@@ -299,18 +345,11 @@ static void
 tenancy_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count, bool execute_once)
 {
 	nesting++;
-	PG_TRY();
-	{
-		if (prev_executor_run)
-			prev_executor_run(queryDesc, direction, count, execute_once);
-		else
-			standard_ExecutorRun(queryDesc, direction, count, execute_once);
-	}
-	PG_FINALLY();
-	{
-		nesting--;
-	}
-	PG_END_TRY();
+	if (prev_executor_run)
+		prev_executor_run(queryDesc, direction, count, execute_once);
+	else
+		standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	nesting--;
 	if (nesting == 0 && count == 0 && queryDesc->operation == CMD_SELECT &&
 		!queryDesc->plannedstmt->hasModifyingCTE)
 		check_selection(true);
@@ -320,18 +359,11 @@ static void
 tenancy_executor_finish(QueryDesc *queryDesc)
 {
 	nesting++;
-	PG_TRY();
-	{
-		if (prev_executor_finish)
-			prev_executor_finish(queryDesc);
-		else
-			standard_ExecutorFinish(queryDesc);
-	}
-	PG_FINALLY();
-	{
-		nesting--;
-	}
-	PG_END_TRY();
+	if (prev_executor_finish)
+		prev_executor_finish(queryDesc);
+	else
+		standard_ExecutorFinish(queryDesc);
+	nesting--;
 }
 
 /*
@@ -360,37 +392,17 @@ tenancy_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOn
 	else if (IsA(parsetree, DiscardStmt))
 		reset_all = ((DiscardStmt *) parsetree)->target == DISCARD_ALL;
 	nesting++;
-	PG_TRY();
-	{
-		if (prev_process_utility)
-			prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
-								 queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-									queryEnv, dest, qc);
-	}
-	PG_FINALLY();
-	{
-		nesting--;
-	}
-	PG_END_TRY();
-	if (selection || reset_all)
-	{
-		nesting++;				/* tenancy's own catalog reads are not checked */
-		PG_TRY();
-		{
-			if (selection)
-				tenancy_selection_sync(is_local);
-			if (reset_all)
-				tenancy_kept_forget(NULL);	/* a pooler's next client starts
-											 * afresh */
-		}
-		PG_FINALLY();
-		{
-			nesting--;
-		}
-		PG_END_TRY();
-	}
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
+							 queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+	if (selection)				/* tenancy's own catalog reads are not checked */
+		tenancy_selection_sync(is_local);
+	if (reset_all)
+		tenancy_kept_forget(NULL);	/* a pooler's next client starts afresh */
+	nesting--;
 	if (nesting == 0)
 		check_selection(true);
 }
@@ -414,4 +426,5 @@ tenancy_hooks_init(void)
 	prev_planner = planner_hook;
 	planner_hook = tenancy_planner;
 	RegisterXactCallback(tenancy_xact_callback, NULL);
+	RegisterSubXactCallback(tenancy_subxact_callback, NULL);
 }

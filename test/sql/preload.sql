@@ -32,3 +32,26 @@ SELECT tenancy.current_tenant();
 COMMIT;
 SHOW tenancy.current;
 SELECT tenancy.deprovision('early');
+
+-- Loading tenancy costs no stack: its hooks keep small frames (no PG_TRY
+-- on the executor's path), so a recursion as deep as works without tenancy
+-- (about 7,200 levels of this function at max_stack_depth = 2MB; 4,900
+-- with 0.1.0's hooks) still runs
+SET max_stack_depth = '2MB';
+CREATE FUNCTION pg_temp.recurse(n int) RETURNS int LANGUAGE sql AS
+  'SELECT CASE WHEN n <= 0 THEN 0 ELSE pg_temp.recurse(n - 1) + 1 END';
+SELECT pg_temp.recurse(6000) AS depth;
+-- an error deep inside, caught by an exception block, leaves the hooks'
+-- bookkeeping as it was: the next top-level statement that moves
+-- search_path away from a selected schema tenant is still corrected
+SELECT id FROM tenancy.provision('deep', isolation => 'schema');
+SET tenancy.current = 'deep';
+BEGIN;
+DO $$BEGIN PERFORM pg_temp.recurse(100000); EXCEPTION WHEN statement_too_complex THEN RAISE NOTICE 'too deep, caught'; END$$;
+SELECT set_config('search_path', 'public', false) AS moved;
+SHOW search_path;
+COMMIT;
+RESET tenancy.current;
+RESET search_path;
+SELECT tenancy.deprovision('deep');
+RESET max_stack_depth;

@@ -27,6 +27,8 @@
 
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 
 #include "conninfo.h"
@@ -80,6 +82,59 @@ tenancy_ddl_database_exists(const char *server, const char *dbname)
 	if (server == NULL)
 		return OidIsValid(get_database_oid(dbname, true));
 	return tenancy_ddl_databases_existing(server, list_make1((char *) dbname)) != NIL;
+}
+
+/*
+ * Whether database "dbname" exists on "server" (NULL: this cluster), and in
+ * *comment its COMMENT (NULL if none): one query, on a session of its own
+ * for another server.
+ */
+bool
+tenancy_ddl_database_comment(const char *server, const char *dbname, char **comment)
+{
+	const char *sql = "SELECT pg_catalog.shobj_description(d.oid, 'pg_database') "
+	"FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) $1";
+	bool		exists;
+
+	*comment = NULL;
+	if (server == NULL)
+	{
+		PrivilegeScope scope;
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1] = {CStringGetTextDatum(dbname)};
+
+		tenancy_scope_enter(&scope, GetUserId(), SCOPE_PIN_PATH);
+		exists = tenancy_scope_exec(sql, 1, types, values, NULL, true, SPI_OK_SELECT) > 0;
+		if (exists)
+		{
+			char	   *c = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+			*comment = c ? MemoryContextStrdup(scope.caller_context, c) : NULL;
+		}
+		tenancy_scope_leave(&scope);
+	}
+	else
+	{
+		RemoteSession *session = tenancy_remote_open(CONNINFO_SERVICE, server, NULL, "tenancy/check");
+		RemoteResult r;
+		const char *params[1] = {dbname};
+
+		PG_TRY();
+		{
+			tenancy_remote_call(session, sql, 1, params, true, &r);
+			if (r.error != NULL)
+				tenancy_remote_raise(r.error);
+		}
+		PG_FINALLY();
+		{
+			tenancy_remote_close(session);
+		}
+		PG_END_TRY();
+		exists = r.nfields == 1 && list_length(r.rows) == 1;
+		if (exists && ((char **) linitial(r.rows))[0] != NULL)
+			*comment = pstrdup(((char **) linitial(r.rows))[0]);
+	}
+	return exists;
 }
 
 /*

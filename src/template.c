@@ -23,6 +23,11 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
 #include "catalog.h"
 #include "database_ddl.h"
 #include "engine.h"
@@ -43,6 +48,43 @@ typedef struct TemplateJob
 } TemplateJob;
 
 /*
+ * What tenancy's template says about who built it (its COMMENT): this
+ * catalog, by the cluster's system identifier and the admin database.  Two
+ * catalogs with the same tenancy.database_prefix on one server would share
+ * the template name: one's migrations (and grants) would reach the other's
+ * tenants.
+ */
+static char *
+template_marker(void)
+{
+	return psprintf("tenancy template of the catalog " UINT64_FORMAT "/%u (database %s)",
+					GetSystemIdentifier(), MyDatabaseId,
+					quote_identifier(get_database_name(MyDatabaseId)));
+}
+
+/*
+ * Does a template's marker name a catalog of this cluster whose database is
+ * gone (its template is then this catalog's to take over)?
+ */
+static bool
+built_by_dropped_catalog(const char *marker)
+{
+	uint64		sysid;
+	unsigned int dboid;
+
+	if (sscanf(marker, "tenancy template of the catalog " UINT64_FORMAT "/%u", &sysid, &dboid) != 2)
+		return false;
+	return sysid == GetSystemIdentifier() && get_database_name((Oid) dboid) == NULL;
+}
+
+static char *
+comment_sql(const char *template_db)
+{
+	return psprintf("COMMENT ON DATABASE %s IS %s", quote_identifier(template_db),
+					quote_literal_cstr(template_marker()));
+}
+
+/*
  * Builds tenancy's template afresh: dropped if it exists, created from
  * template0, closed to PUBLIC, given the ledger and every registered
  * migration by the migration engine, then closed to connections.
@@ -55,9 +97,10 @@ build_steps(void *arg)
 	MigrationRun run;
 
 	tenancy_remote_run(tj->server, NULL, tj->appname,
-					   list_make3(tenancy_ddl_drop_database(tj->template_db, true),
+					   list_make4(tenancy_ddl_drop_database(tj->template_db, true),
 								  tenancy_ddl_create_database(tj->template_db, "template0", true),
-								  tenancy_ddl_revoke_public(tj->template_db)));
+								  tenancy_ddl_revoke_public(tj->template_db),
+								  comment_sql(tj->template_db)));
 	memset(&target, 0, sizeof(target));
 	target.label = psprintf("template database \"%s\"", tj->template_db);
 	target.server = tj->server;
@@ -98,6 +141,8 @@ tenancy_template_prepare(const char *server, const char *appname, int64 *version
 	char	   *tpl = tenancy_name_template(&managed);
 	char	   *built_from;
 	char	   *wanted;
+	char	   *comment;
+	bool		exists;
 	TemplateJob tj = {server, tpl, appname, 0, NULL};
 
 	*version = -1;
@@ -108,8 +153,18 @@ tenancy_template_prepare(const char *server, const char *appname, int64 *version
 	tenancy_lock_template(server, true);
 	built_from = tenancy_catalog_template_fingerprint(server, &tj.version);
 	wanted = tenancy_catalog_migration_fingerprint(&tj.versions);
-	if (built_from == NULL || strcmp(built_from, wanted) != 0 ||
-		!tenancy_ddl_database_exists(server, tpl))
+	exists = tenancy_ddl_database_comment(server, tpl, &comment);
+	if (exists && comment != NULL && strcmp(comment, template_marker()) != 0 &&
+		!built_by_dropped_catalog(comment))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_DATABASE),
+				 errmsg("template database \"%s\" belongs to another tenant catalog", tpl),
+				 errdetail("Its comment says: %s.", comment),
+				 errhint("Give each catalog on a server its own tenancy.database_prefix: it names the template and every tenant database.")));
+	if (exists && (comment == NULL || strcmp(comment, template_marker()) != 0))
+		tenancy_remote_run(server, NULL, appname, list_make1(comment_sql(tpl)));	/* unmarked, or a
+																					 * dropped catalog's */
+	if (built_from == NULL || strcmp(built_from, wanted) != 0 || !exists)
 	{
 		tenancy_try_or_undo(build_steps, build_undo, &tj);
 		tenancy_catalog_set_template(server, tpl, tj.version, wanted);

@@ -170,3 +170,32 @@ SELECT id, state FROM tenancy.provision('acme');
 SELECT tenancy.deprovision('acme');
 SELECT count(*) AS tenant_databases FROM pg_database WHERE datname LIKE 'regress_tn_%' AND datname <> 'regress_tn_template';
 SELECT dblink_get_connections() AS open_connections;
+
+-- One catalog's migrations never reach another's tenants: a second catalog
+-- on this cluster with the same prefix would share regress_tn_template; it
+-- is refused (42P04, naming the catalog that built it) and creates nothing
+SELECT shobj_description(oid, 'pg_database') ~ ('^tenancy template of the catalog [0-9]+/[0-9]+ \(database ' || quote_ident(current_database()) || '\)$') AS template_marked
+  FROM pg_database WHERE datname = 'regress_tn_template';
+CREATE DATABASE regress_second_catalog;
+\set second 'host=' :sockdir ' port=' :port ' dbname=regress_second_catalog'
+SELECT dblink_exec(:'second', 'CREATE EXTENSION tenancy CASCADE');
+SELECT dblink_exec(:'second', 'ALTER DATABASE regress_second_catalog SET tenancy.database_prefix = ''regress_tn_''');
+SELECT * FROM dblink(:'second', 'SELECT tenancy.add_migration(1, ''CREATE TABLE public.other_catalog (id int)'')::text') AS t(r text);
+-- should fail: 42P04 (terse: the DETAIL names this cluster's system identifier)
+\set VERBOSITY terse
+SELECT * FROM dblink(:'second', $$SELECT id FROM tenancy.provision('intruder')$$) AS t(id text);
+\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS intruder_databases FROM pg_database WHERE datname LIKE 'regress_tn_%intruder%';
+SELECT * FROM dblink(:'second', 'SELECT count(*) FROM tenancy.tenant') AS t(n bigint);
+-- this catalog's template is untouched and still serves it
+SELECT id, state FROM tenancy.provision('after-intruder');
+SELECT * FROM dblink(format('host=%s port=%s dbname=regress_tn_after-intruder', :'sockdir', :'port'),
+                     $$SELECT count(*) FROM pg_class WHERE relname = 'other_catalog'$$) AS t(n bigint);
+SELECT tenancy.deprovision('after-intruder');
+-- with a prefix of its own, the second catalog works
+SELECT dblink_exec(:'second', 'ALTER DATABASE regress_second_catalog SET tenancy.database_prefix = ''regress_tn2_''');
+SELECT * FROM dblink(:'second', $$SELECT id || ' ' || database_name FROM tenancy.provision('other')$$) AS t(r text);
+SELECT * FROM dblink(:'second', $$SELECT tenancy.deprovision('other')::text$$) AS t(r text);
+DROP DATABASE regress_second_catalog;
+DROP DATABASE regress_tn2_template;

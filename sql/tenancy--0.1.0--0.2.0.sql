@@ -56,6 +56,9 @@ SET search_path = pg_catalog, pg_temp
 AS $configure$
 DECLARE
   r pg_catalog.pg_roles;
+  orphans bigint;
+  orphan_list text;
+  stale_template pg_catalog.name;
 BEGIN
   IF service_role IS NULL OR loopback_server IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'service_role and loopback_server must not be null';
@@ -89,6 +92,40 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '42704',
       MESSAGE = format('user mapping for "%s" on server "%s" does not exist', r.rolname, loopback_server),
       HINT = 'Create it with CREATE USER MAPPING FOR ... SERVER ... OPTIONS (user ..., password ...).';
+  END IF;
+
+  -- an existing fleet must already be the service role's: tenants made
+  -- before (as a superuser, or by another service role) would be
+  -- unreachable or unmigratable by it; refused up front, saying what to do
+  SELECT pg_catalog.count(*), pg_catalog.string_agg(x.id, ', ' ORDER BY x.id)
+    INTO orphans, orphan_list
+    FROM (SELECT t.id FROM tenancy.tenant t
+            JOIN pg_catalog.pg_database d ON d.datname OPERATOR(pg_catalog.=) t.database_name
+           WHERE t.isolation OPERATOR(pg_catalog.=) 'database' AND t.server IS NULL
+             AND d.datdba OPERATOR(pg_catalog.<>) service_role
+          UNION ALL
+          SELECT t.id FROM tenancy.tenant t
+            JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) t.schema_name
+           WHERE t.isolation OPERATOR(pg_catalog.=) 'schema'
+             AND n.nspowner OPERATOR(pg_catalog.<>) service_role
+          UNION ALL
+          SELECT t.id FROM tenancy.tenant t
+           WHERE t.server IS NOT NULL
+             AND NOT EXISTS (SELECT FROM tenancy.config c
+                              WHERE c.service_role OPERATOR(pg_catalog.=) configure.service_role)) x;
+  IF orphans > 0 THEN
+    RAISE EXCEPTION USING ERRCODE = '55000',
+      MESSAGE = format('%s tenant(s) do not belong to service role "%s"', orphans, r.rolname),
+      DETAIL = format('Tenants provisioned before it was configured (or under another service role): %s. Tenants on other servers cannot be checked from here.', orphan_list),
+      HINT = format('Hand each over first (ALTER DATABASE ... OWNER TO %1$I and REASSIGN OWNED in it, or ALTER SCHEMA ... OWNER TO %1$I and its tables), drop the template database (it is rebuilt), or deprovision them; then run configure() again.', r.rolname);
+  END IF;
+  SELECT d.datname INTO stale_template FROM pg_catalog.pg_database d
+   WHERE d.datname OPERATOR(pg_catalog.=) (pg_catalog.current_setting('tenancy.database_prefix') OPERATOR(pg_catalog.||) 'template')
+     AND d.datdba OPERATOR(pg_catalog.<>) service_role;
+  IF FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = '55000',
+      MESSAGE = format('template database "%s" does not belong to service role "%s"', stale_template, r.rolname),
+      HINT = format('DROP DATABASE %I (tenancy rebuilds it on the next provisioning), then run configure() again.', stale_template);
   END IF;
 
   -- the service role must not read its own password: pg_user_mappings shows

@@ -96,6 +96,23 @@ SELECT tenancy.configure('regress_svc', 'regress_loop');
 -- nothing was configured or granted
 SELECT count(*) AS configured FROM tenancy.config;
 SELECT has_table_privilege('regress_svc', 'tenancy.tenant', 'INSERT') AS svc_can_write;
+-- Switching an existing fleet to a service role is refused up front
+-- (55000) while its tenants or template belong to another role (here the
+-- superuser that provisioned them), saying what to do; nothing changes
+SELECT id FROM tenancy.provision('sec-old');
+SELECT id FROM tenancy.provision('sec-old-s', isolation => 'schema');
+CREATE USER MAPPING FOR regress_svc SERVER regress_loop OPTIONS (user 'regress_svc', password 'unused');
+-- should fail: 55000
+SELECT tenancy.configure('regress_svc', 'regress_loop');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS configured FROM tenancy.config;
+SELECT tenancy.deprovision('sec-old');
+SELECT tenancy.deprovision('sec-old-s');
+-- should fail: 55000, the template still belongs to the superuser
+SELECT tenancy.configure('regress_svc', 'regress_loop');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS configured FROM tenancy.config;
+DROP USER MAPPING FOR regress_svc SERVER regress_loop;
 -- should fail: only superusers configure
 CREATE ROLE regress_not_super;
 SET ROLE regress_not_super;

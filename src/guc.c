@@ -35,6 +35,7 @@ char	   *tenancy_template_database = NULL;
 char	   *tenancy_loopback_host = NULL;
 int			tenancy_connect_timeout = 10;
 int			tenancy_remote_lock_timeout = 5000;
+int			tenancy_lock_wait_timeout = 60000;
 int			tenancy_remote_statement_timeout = 0;
 char	   *tenancy_fault_injection = NULL;
 bool		tenancy_strict_local = false;
@@ -265,6 +266,15 @@ tenancy_guc_init(void)
 							10, 1, 3600,
 							PGC_SUSET,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenancy.lock_wait_timeout",
+							"Sets how long a tenancy operation waits for another one on the same tenant.",
+							"Zero waits without limit. A migration that calls back into tenancy for its own tenant would otherwise wait forever.",
+							&tenancy_lock_wait_timeout,
+							60000, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("tenancy.remote_lock_timeout",

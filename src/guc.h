@@ -21,6 +21,7 @@ extern char *tenancy_template_database;
 extern char *tenancy_loopback_host;
 extern int	tenancy_connect_timeout;
 extern int	tenancy_remote_lock_timeout;
+extern int	tenancy_lock_wait_timeout;
 extern int	tenancy_remote_statement_timeout;
 extern char *tenancy_fault_injection;
 extern bool tenancy_strict_local;

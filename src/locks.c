@@ -25,7 +25,10 @@
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
+#include "utils/guc.h"
 
+#include "guc.h"
 #include "locks.h"
 
 /* The tag of "key"'s lock in "class". */
@@ -37,22 +40,60 @@ lock_tag(LOCKTAG *tag, uint32 class, const char *key)
 	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, class, hash, TENANCY_LOCK_FIELD4);
 }
 
+/* The refusal of a tenant lock held by another operation. */
+static void
+tenant_busy(const char *id, bool waited)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+			 errmsg("could not obtain lock on tenant \"%s\"", id),
+			 errdetail("Another tenancy operation on this tenant is in progress%s.",
+					   waited ? psprintf(" (waited tenancy.lock_wait_timeout, %d ms)", tenancy_lock_wait_timeout) : ""),
+			 waited ? errhint("A migration that calls tenancy for its own tenant (through dblink) waits for itself: it is stopped this way.") : 0));
+}
+
 /*
  * Takes the per-tenant transaction-level lock that serialises
  * provisioning, migration and deprovisioning of one tenant.  With nowait,
- * raises 55P03 instead of waiting.
+ * raises 55P03 instead of waiting; otherwise waits at most
+ * tenancy.lock_wait_timeout (lock_timeout, if shorter, stands), then
+ * raises 55P03: a migration that calls back into tenancy for its own
+ * tenant waits on the lock its own caller holds, across sessions where no
+ * deadlock detector sees it.
  */
 void
 tenancy_lock_tenant(const char *id, bool nowait)
 {
 	LOCKTAG		tag;
+	MemoryContext cxt = CurrentMemoryContext;
+	int			nestlevel;
 
 	lock_tag(&tag, TENANCY_LOCK_CLASS, id);
-	if (LockAcquire(&tag, ExclusiveLock, false, nowait) == LOCKACQUIRE_NOT_AVAIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-				 errmsg("could not obtain lock on tenant \"%s\"", id),
-				 errdetail("Another tenancy operation on this tenant is in progress.")));
+	if (LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+		return;
+	if (nowait)
+		tenant_busy(id, false);
+	nestlevel = NewGUCNestLevel();
+	if (tenancy_lock_wait_timeout > 0 && (LockTimeout == 0 || LockTimeout > tenancy_lock_wait_timeout))
+		(void) set_config_option("lock_timeout", psprintf("%d", tenancy_lock_wait_timeout),
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	PG_TRY();
+	{
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			PG_RE_THROW();
+		FlushErrorState();
+		tenant_busy(id, true);
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(true, nestlevel);
 }
 
 /*

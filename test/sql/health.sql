@@ -13,6 +13,14 @@ SELECT dblink_exec(format('host=%s port=%s dbname=regress_tn_drifted', :'sockdir
                    $$UPDATE tenancy.applied_migration SET checksum = repeat('0', 64)$$);
 DROP DATABASE regress_tn_lost;
 SELECT tenancy.add_migration(2, 'CREATE INDEX ON public.item (id)');
+-- the backend that served dblink_exec exits asynchronously: wait for it
+DO $$BEGIN
+  FOR i IN 1..100 LOOP
+    EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity WHERE datname = 'regress_tn_drifted');
+    PERFORM pg_sleep(0.05);
+    PERFORM pg_stat_clear_snapshot();
+  END LOOP;
+END$$;
 
 SELECT tenant, state, reachable, applied_version, latest_version, ledger_version, drift,
        database_size > 1000000 AS has_size, connections, allow_connections, xid_age >= 0 AS has_age,

@@ -177,6 +177,28 @@ SELECT t.id, t.applied_version,
                              'SELECT max(version) FROM tenancy.applied_migration') AS l(v bigint)) AS ledger_version
   FROM tenancy.tenant t ORDER BY t.id;
 
+-- A migration that calls back into tenancy for its own tenant (through
+-- dblink) would wait forever for the lock its own caller holds: the inner
+-- call waits at most tenancy.lock_wait_timeout (here 1s) and fails (55P03),
+-- the migration fails with it, nothing is applied and nothing is left open
+SELECT tenancy.add_migration(max(version) + 1, 'CREATE EXTENSION IF NOT EXISTS dblink SCHEMA public') FROM tenancy.migration;
+SELECT tenant, status FROM tenancy.migrate('acme');
+SELECT tenancy.add_migration(max(version) + 1,
+  format('SELECT * FROM public.dblink(%L, %L) AS t(s text)',
+         format('host=%s port=%s dbname=%s options=-ctenancy.lock_wait_timeout=1s', :'sockdir', :'port', current_database()),
+         $$SELECT status FROM tenancy.migrate('acme')$$))
+  FROM tenancy.migration;
+SELECT max(version) AS callback_version FROM tenancy.migration \gset
+-- should fail: 55P03
+\set VERBOSITY terse
+SELECT * FROM tenancy.migrate('acme');
+\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
+SELECT applied_version < :callback_version AS not_applied FROM tenancy.tenant WHERE id = 'acme';
+SELECT count(*) AS sessions_left FROM pg_stat_activity
+ WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND state <> 'idle';
+SELECT tenancy.remove_migration(:callback_version);
+
 SELECT tenancy.deprovision('acme');
 SELECT tenancy.deprovision('globex');
 DELETE FROM tenancy.migration;

@@ -640,6 +640,11 @@ next_statement(MigrationRun *run)
 		run->step = ENGINE_STATEMENT;
 		return ((MigrationStatement *) list_nth(statements, run->statement++))->sql;
 	}
+	if (run->target.schema != NULL)
+	{
+		run->step = ENGINE_CHECK;
+		return psprintf("SELECT %s", tenancy_guard_expr_code(run->target.schema));
+	}
 	run->step = ENGINE_POST;
 	return post_query(run);
 }
@@ -677,7 +682,8 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 			return fail(run, last->error);
 		if (run->step == ENGINE_STATEMENT)
 			return statement_failed(run, last->error);
-		if ((run->step == ENGINE_PRE || run->step == ENGINE_GUARD) && !run->m->transactional)
+		if ((run->step == ENGINE_PRE || run->step == ENGINE_GUARD || run->step == ENGINE_CHECK) &&
+			!run->m->transactional)
 			return fail(run, last->error);
 		return fail_in_transaction(run, last->error);
 	}
@@ -776,6 +782,18 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 																NULL));
 			}
 			return next_statement(run);
+
+		case ENGINE_CHECK:
+			row = list_length(last->rows) == 1 ? (char **) linitial(last->rows) : NULL;
+			if (last->nfields != 1 || row == NULL || row[0] != NULL)
+			{
+				error = row != NULL && last->nfields == 1 ?
+					tenancy_guard_refusal(GUARD_CODE, psprintf("%s %s", sql_name(run->m->version, run->down), row[0])) :
+					tenancy_remote_error("08P01", "unexpected answer to a migration guard", NULL, NULL);
+				return run->m->transactional ? fail_in_transaction(run, error) : fail(run, error);
+			}
+			run->step = ENGINE_POST;
+			return post_query(run);
 
 		case ENGINE_POST:
 			if (run->m->transactional && list_length(last->rows) != 1)

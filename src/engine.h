@@ -40,6 +40,7 @@ typedef enum EngineStep
 	ENGINE_PRE,					/* BEGIN, settings, locks, xid, suspect? */
 	ENGINE_GUARD,				/* if suspect: the guards' refusals */
 	ENGINE_STATEMENT,			/* the migration's (or down's) statements */
+	ENGINE_CHECK,				/* a schema tenant's schema: no code in it */
 	ENGINE_POST,				/* the ledger row, if still in its transaction */
 	ENGINE_COMMIT,				/* COMMIT */
 	ENGINE_CLEANUP,				/* after a failure: ROLLBACK, prepared? */

@@ -173,10 +173,42 @@ tenancy_guard_expr_path(const char *path)
 					array);
 }
 
+/*
+ * After a schema tenant's migration (or down), before its ledger row:
+ * whether the tenant's schema now holds code, which a role selecting the
+ * tenant (a superuser, say) would resolve through search_path and run with
+ * its own privileges: a function or procedure in a language other than
+ * internal or C (the service role can create neither), or an operator (it
+ * can shadow one of pg_catalog's by an exact type match).  An SQL
+ * expression, the rest of the refusal's message or NULL.
+ */
+char *
+tenancy_guard_expr_code(const char *schema)
+{
+	const char *nsp = quote_literal_cstr(schema);
+
+	return psprintf("(SELECT pg_catalog.format('created %%s %%s in the schema of a schema tenant', x.kind, x.name) FROM ("
+					"SELECT 'function' AS kind, p.oid::pg_catalog.regprocedure::pg_catalog.text AS name "
+					"FROM pg_catalog.pg_proc p "
+					"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
+					"JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang "
+					"WHERE n.nspname OPERATOR(pg_catalog.=) %s "
+					"AND l.lanname OPERATOR(pg_catalog.<>) ALL (ARRAY['internal', 'c']) "
+					"UNION ALL SELECT 'operator', o.oid::pg_catalog.regoperator::pg_catalog.text "
+					"FROM pg_catalog.pg_operator o "
+					"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) o.oprnamespace "
+					"WHERE n.nspname OPERATOR(pg_catalog.=) %s) x LIMIT 1)",
+					nsp, nsp);
+}
+
 /* The refusal (42501) of a check that found "message". */
 RemoteError *
 tenancy_guard_refusal(GuardCheck check, const char *message)
 {
+	if (check == GUARD_CODE)
+		return tenancy_remote_error("42501", message,
+									"Code in a tenant's schema runs with the privileges of whoever selects the tenant and resolves it, a superuser included.",
+									"Schema tenants hold tables, views, sequences, indexes and types; keep functions and operators in a schema only the service role's admins control, or use database tenants.");
 	if (check == GUARD_TRIGGERS)
 		return tenancy_remote_error("42501", message, NULL,
 									"Migrations refuse to run other roles' trigger functions: drop the trigger, or create it in a migration; never grant TRIGGER on tenant tables.");

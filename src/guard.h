@@ -20,12 +20,14 @@
 typedef enum GuardCheck
 {
 	GUARD_TRIGGERS,
-	GUARD_PATH
+	GUARD_PATH,
+	GUARD_CODE
 } GuardCheck;
 
 extern char *tenancy_guard_expr_suspect(const char *schema, const char *path);
 extern char *tenancy_guard_expr_triggers(const char *schema);
 extern char *tenancy_guard_expr_path(const char *path);
+extern char *tenancy_guard_expr_code(const char *schema);
 extern RemoteError *tenancy_guard_refusal(GuardCheck check, const char *message);
 
 #endif							/* TENANCY_GUARD_H */

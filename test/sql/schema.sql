@@ -388,6 +388,24 @@ REVOKE ALL ON SCHEMA "regress_tn_s-acme" FROM regress_schema_planter;
 DROP ROLE regress_schema_planter;
 SELECT tenant, to_version, status FROM tenancy.migrate_all(1) WHERE tenant LIKE 's-%' ORDER BY tenant;
 
+-- Selecting a schema tenant cannot run planted code: a migration that
+-- leaves a function (here the varchar = a superuser's comparison would
+-- resolve to) or an operator in a tenant's schema is refused (42501) before
+-- its ledger row, and rolled back
+SELECT tenancy.add_migration(7, $m$CREATE FUNCTION veq(varchar, varchar) RETURNS boolean LANGUAGE sql AS 'SELECT true'$m$);
+-- should fail: 42501
+SELECT tenancy.migrate('s-acme');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.remove_migration(7);
+SELECT tenancy.add_migration(7, 'CREATE OPERATOR === (LEFTARG = text, RIGHTARG = text, FUNCTION = texteq)');
+-- should fail: 42501
+SET client_min_messages = warning;
+SELECT tenant, status, sqlstate, error FROM tenancy.migrate_all(1) WHERE tenant = 's-acme';
+RESET client_min_messages;
+SELECT (SELECT count(*) FROM pg_proc WHERE pronamespace = 'regress_tn_s-acme'::regnamespace) AS functions,
+       (SELECT count(*) FROM pg_operator WHERE oprnamespace = 'regress_tn_s-acme'::regnamespace) AS operators;
+SELECT tenancy.remove_migration(7);
+
 -- should fail: drift in a schema ledger (XX001)
 UPDATE "regress_tn_s-globex".tenancy_applied_migration SET checksum = 'tampered' WHERE version = 1;
 SELECT tenancy.migrate('s-globex');

@@ -30,6 +30,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "foreign/foreign.h"
@@ -193,11 +195,20 @@ tenancy_conninfo_check_server(const char *server)
 void
 tenancy_conninfo_check_caller(const char *server)
 {
-	ForeignServer *fs = GetForeignServerByName(server, false);
-	AclResult	aclresult;
-
 	if (loopback_server != NULL && strcmp(server, loopback_server) == 0)
 		return;
+	tenancy_conninfo_check_usage(server);
+}
+
+/*
+ * Checks that the current user holds USAGE on foreign server "server", as
+ * dblink requires to connect through it: 42704 or 42501.
+ */
+void
+tenancy_conninfo_check_usage(const char *server)
+{
+	ForeignServer *fs = GetForeignServerByName(server, false);
+	AclResult	aclresult;
 
 	aclresult = pg_foreign_server_aclcheck(fs->serverid, GetUserId(), ACL_USAGE);
 	if (aclresult != ACLCHECK_OK)
@@ -291,7 +302,10 @@ tenancy_conninfo_build(ConninfoKind kind, const char *server, const char *dbname
 					 "%s-c standard_conforming_strings=on -c lock_timeout=%d -c statement_timeout=%d "
 					 "-c idle_in_transaction_session_timeout=%d "
 					 "-c client_connection_check_interval=1000",
-					 kind == CONNINFO_SERVICE ? "-c search_path= " : "",
+					 kind == CONNINFO_SERVICE ? "-c search_path= " :
+					 tenancy_kept_idle_timeout > 0 ?
+					 psprintf("-c idle_session_timeout=%d ",
+							  tenancy_kept_idle_timeout > INT_MAX - 10000 ? INT_MAX : tenancy_kept_idle_timeout + 10000) : "",
 					 tenancy_remote_lock_timeout, tenancy_remote_statement_timeout,
 					 Max(tenancy_remote_statement_timeout, 60000));
 	append_conninfo(&buf, "options", opts.data);

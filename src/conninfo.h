@@ -27,6 +27,7 @@ extern void tenancy_conninfo_set_identity(Oid role, const char *loopback_server)
 extern Oid	tenancy_conninfo_service_role(void);
 extern void tenancy_conninfo_check_server(const char *server);
 extern void tenancy_conninfo_check_caller(const char *server);
+extern void tenancy_conninfo_check_usage(const char *server);
 extern char *tenancy_conninfo_uri(const char *conninfo);
 extern char *tenancy_conninfo_build(ConninfoKind kind, const char *server,
 									const char *dbname, const char *appname);

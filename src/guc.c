@@ -36,6 +36,8 @@ char	   *tenancy_loopback_host = NULL;
 int			tenancy_connect_timeout = 10;
 int			tenancy_remote_lock_timeout = 5000;
 int			tenancy_lock_wait_timeout = 60000;
+int			tenancy_max_kept_connections = 8;
+int			tenancy_kept_idle_timeout = 60000;
 int			tenancy_remote_statement_timeout = 0;
 char	   *tenancy_fault_injection = NULL;
 bool		tenancy_strict_local = false;
@@ -266,6 +268,24 @@ tenancy_guc_init(void)
 							10, 1, 3600,
 							PGC_SUSET,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenancy.max_kept_connections",
+							"Sets how many routed connections one backend keeps open.",
+							"Opening one more closes the least recently used.",
+							&tenancy_max_kept_connections,
+							8, 1, 1000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenancy.kept_idle_timeout",
+							"Sets how long a routed connection may stay idle before it is closed.",
+							"Zero keeps it until the backend exits. The remote server closes it 10 seconds later on its own.",
+							&tenancy_kept_idle_timeout,
+							60000, 0, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("tenancy.lock_wait_timeout",

@@ -22,6 +22,8 @@ extern char *tenancy_loopback_host;
 extern int	tenancy_connect_timeout;
 extern int	tenancy_remote_lock_timeout;
 extern int	tenancy_lock_wait_timeout;
+extern int	tenancy_max_kept_connections;
+extern int	tenancy_kept_idle_timeout;
 extern int	tenancy_remote_statement_timeout;
 extern char *tenancy_fault_injection;
 extern bool tenancy_strict_local;

@@ -16,7 +16,18 @@
  *		left busy or in an unknown state;
  *	  - on DISCARD ALL and RESET ALL (what poolers send between clients), so
  *		that nothing a client SET on a kept session reaches the next one;
+ *	  - when the backend would keep more than tenancy.max_kept_connections:
+ *		the least recently used goes first, so a pool of N connections
+ *		reaching M tenants holds at most N times the budget;
+ *	  - when it has been idle longer than tenancy.kept_idle_timeout: at the
+ *		next call, and by the remote server itself (idle_session_timeout,
+ *		a little later) if the backend never calls again;
  *	  - at backend exit.
+ * Settings made through a kept session (SET statement_timeout,
+ * application_name, ROLE) end with the local transaction that made them:
+ * the first call of a later transaction starts with RESET ALL and RESET
+ * ROLE, in the same round trip when it can.  Opening one needs USAGE on
+ * the foreign server it goes through, as dblink's would.
  * A call that leaves the remote session inside a transaction block (a
  * BEGIN without COMMIT) is rolled back there and fails with 25000: a kept
  * session is never idle in transaction between calls.  Statements run in
@@ -33,12 +44,15 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/timestamp.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
 #include "cache.h"
 #include "catalog.h"
 #include "conninfo.h"
+#include "guc.h"
 #include "kept.h"
 
 typedef struct KeptKey
@@ -52,7 +66,12 @@ typedef struct KeptSession
 	KeptKey		key;			/* hash key */
 	RemoteSession *session;
 	int64		uses;
+	TimestampTz last_used;
+	LocalTransactionId used_in; /* the local transaction of the last call */
 } KeptSession;
+
+#define RESET_SETTINGS "RESET ALL; RESET ROLE"
+
 
 static HTAB *kept = NULL;
 
@@ -134,14 +153,49 @@ unusable(const KeptSession *ks, const char *unused)
 		!permitted || rec.state != TENANT_STATE_READY;
 }
 
+/* Has it been idle longer than tenancy.kept_idle_timeout? */
+static bool
+idle_too_long(const KeptSession *ks)
+{
+	return tenancy_kept_idle_timeout > 0 &&
+		TimestampDifferenceExceeds(ks->last_used, GetCurrentTimestamp(), tenancy_kept_idle_timeout);
+}
+
+static bool
+unusable_or_idle(const KeptSession *ks, const char *unused)
+{
+	return unusable(ks, unused) || idle_too_long(ks);
+}
+
 /*
- * Closes kept sessions whose tenant its role may no longer use: gone, not
- * ready, or no longer granted.  A cache probe per kept session.
+ * Closes kept sessions whose tenant its role may no longer use (gone, not
+ * ready, or no longer granted) and those idle too long.  A cache probe per
+ * kept session.
  */
 void
 tenancy_kept_sweep(void)
 {
-	close_where(unusable, NULL);
+	close_where(unusable_or_idle, NULL);
+}
+
+/* Closes the least recently used kept sessions until one more fits. */
+static void
+make_room(void)
+{
+	while (hash_get_num_entries(kept_table()) >= tenancy_max_kept_connections)
+	{
+		HASH_SEQ_STATUS seq;
+		KeptSession *ks;
+		KeptSession *oldest = NULL;
+
+		hash_seq_init(&seq, kept);
+		while ((ks = (KeptSession *) hash_seq_search(&seq)) != NULL)
+			if (oldest == NULL || ks->last_used < oldest->last_used)
+				oldest = ks;
+		if (oldest == NULL)
+			return;
+		close_entry(oldest);
+	}
 }
 
 /*
@@ -159,15 +213,25 @@ tenancy_kept_run(const TenantRecord *rec, const char *sql, const StatementParams
 	KeptKey		key;
 	KeptSession *ks;
 	bool		found;
+	bool		reset;
 
 	memset(&key, 0, sizeof(key));
 	strlcpy(key.tenant, rec->id, NAMEDATALEN);
 	key.role = GetUserId();
+	if (hash_search(kept_table(), &key, HASH_FIND, NULL) == NULL)
+	{
+		const char *server = rec->server[0] ? rec->server : tenancy_catalog_loopback_server();
+
+		if (server != NULL)
+			tenancy_conninfo_check_usage(server);
+		make_room();
+	}
 	ks = (KeptSession *) hash_search(kept_table(), &key, HASH_ENTER, &found);
 	if (!found)
 	{
 		ks->session = NULL;
 		ks->uses = 0;
+		ks->used_in = MyProc->lxid;
 		PG_TRY();
 		{
 			const char *server = rec->server[0] ? rec->server : tenancy_catalog_loopback_server();
@@ -184,12 +248,25 @@ tenancy_kept_run(const TenantRecord *rec, const char *sql, const StatementParams
 		PG_END_TRY();
 	}
 
+	/* settings made in an earlier local transaction end with it */
+	reset = ks->used_in != MyProc->lxid;
+	ks->used_in = MyProc->lxid;
+	ks->last_used = GetCurrentTimestamp();
 	PG_TRY();
 	{
-		if (params != NULL && params->n > 0)
+		if (reset && params != NULL && params->n > 0)
+		{
+			tenancy_remote_call(ks->session, RESET_SETTINGS, 0, NULL, false, r);
+			if (r->error != NULL)
+				r->broken = true;
+		}
+		if (reset && params != NULL && params->n > 0 && r->broken)
+			;					/* the session cannot be trusted: closed below */
+		else if (params != NULL && params->n > 0)
 			tenancy_remote_call_params(ks->session, sql, params, want_rows, r);
 		else
-			tenancy_remote_call(ks->session, sql, 0, NULL, want_rows, r);
+			tenancy_remote_call(ks->session, reset ? psprintf(RESET_SETTINGS "; %s", sql) : sql,
+								0, NULL, want_rows, r);
 		if (r->in_transaction)
 		{
 			RemoteResult rb;

@@ -179,6 +179,33 @@ SELECT * FROM tenancy.query('SELECT id, body FROM note WHERE id = $1', 2) AS t(i
 SELECT tenancy.exec(';') AS empty_status;
 RESET tenancy.current;
 
+-- Kept connections have a budget: at most tenancy.max_kept_connections
+-- per backend, the least recently used closed first
+SET tenancy.max_kept_connections = 1;
+SET tenancy.current = 'q-acme';
+SELECT tenancy.exec('SELECT 1');
+SET tenancy.current = 'q-globex';
+SELECT tenancy.exec('SELECT 1');
+SELECT public.regress_sessions_of('tenancy/q-acme') AS acme_sessions;
+SELECT count(*) AS globex_sessions FROM pg_stat_activity WHERE application_name = 'tenancy/q-globex';
+RESET tenancy.max_kept_connections;
+-- settings made through a kept connection end with the local transaction
+-- that made them
+BEGIN;
+SELECT tenancy.exec('SET statement_timeout = ''1234ms''');
+SELECT * FROM tenancy.query('SHOW statement_timeout') AS t(v text);
+COMMIT;
+SELECT * FROM tenancy.query('SHOW statement_timeout') AS t(v text);
+SELECT tenancy.exec('SET application_name = ''not tenancy''');
+SELECT * FROM tenancy.query('SELECT current_setting($1)', 'application_name') AS t(v text);
+-- and an idle one is closed after tenancy.kept_idle_timeout
+SET tenancy.kept_idle_timeout = '200ms';
+SELECT pid AS first_pid FROM tenancy.query('SELECT pg_backend_pid()') AS t(pid int) \gset
+SELECT pg_sleep(0.4);
+SELECT pid <> :first_pid AS reconnected FROM tenancy.query('SELECT pg_backend_pid()') AS t(pid int);
+RESET tenancy.kept_idle_timeout;
+RESET tenancy.current;
+
 -- deprovision closes this session's kept connection first, so it needs no force
 SET tenancy.current = 'q-globex';
 SELECT tenancy.exec('SELECT 1');

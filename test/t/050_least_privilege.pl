@@ -141,6 +141,13 @@ $node->safe_psql('postgres', qq{
 	$node->reload;
 }
 $node->safe_psql('postgres', q{SELECT tenancy.grant_access('acme', 'regress_web')}, @dba);
+# a kept connection goes through the loopback server: USAGE on it is needed,
+# as dblink would need it (42501 otherwise)
+($ret, $out, $err) = $node->psql('postgres', q{
+	SET ROLE regress_web; SET tenancy.current = 'acme'; SELECT tenancy.exec('SELECT 1')});
+like($err, qr/permission denied for foreign server tenancy_loopback/,
+	'a routed call without USAGE on the foreign server is refused');
+$node->safe_psql('postgres', 'GRANT USAGE ON FOREIGN SERVER tenancy_loopback TO regress_web');
 is($node->safe_psql('postgres', q{
 	SET ROLE regress_web; SET tenancy.current = 'acme';
 	SELECT u || ' ' || db FROM tenancy.query('SELECT current_user, current_database()') AS t(u name, db name)}),
@@ -158,6 +165,7 @@ like($err, qr/permission denied for tenant "rotated"/, 'a tenant the caller was 
 $node->safe_psql('postgres', q{
 	CREATE ROLE regress_nopw LOGIN;
 	CREATE USER MAPPING FOR regress_nopw SERVER tenancy_loopback OPTIONS (user 'regress_provisioner');
+	GRANT USAGE ON FOREIGN SERVER tenancy_loopback TO regress_nopw;
 });
 $node->safe_psql('postgres', q{SELECT tenancy.grant_access('acme', 'regress_nopw')}, @dba);
 ($ret, $out, $err) = $node->psql('postgres', q{

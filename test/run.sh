@@ -2,7 +2,8 @@
 # test/run.sh: checks the C formatting (test/pgindent.sh --check) and the
 # layering of src/ (test/layers.sh), builds
 # tenancy and runs every test suite (pg_regress, isolation, TAP) against a
-# throwaway PostgreSQL 15 cluster.  Run as root on a fresh
+# throwaway PostgreSQL 15 cluster, then PostgreSQL's own regression suite
+# with and without tenancy preloaded (test/core_regress.sh).  Run as root on a fresh
 # Debian 12 machine: it installs what is missing, runs PostgreSQL as the
 # "postgres" OS user in a temporary directory, prints regression.diffs and
 # server logs on failure, stops the cluster and exits non-zero on any failure.
@@ -74,8 +75,17 @@ failed=$(grep -cE '\.\.\. FAILED|\.pl \.+ (Dubious|Failed|not ok)' "$log" || tru
 if [ $status -ne 0 ] && [ "$failed" -eq 0 ]; then
 	failed=1	# make failed before a test could report (build, server, harness)
 fi
+# PostgreSQL's own regression suite, with and without tenancy preloaded
+# (test/core_regress.sh, clusters of its own): one test
+tenancy_stop_cluster
+echo "== PostgreSQL's core regression suite with and without tenancy (test/core_regress.sh)"
+if TENANCY_BUILT=1 bash "$TENANCY_ROOT/test/core_regress.sh"; then
+	core_failed=0
+else
+	core_failed=1
+fi
 # ... and the formatting and layering checks count as one test each
-for check_failed in $format_failed $layers_failed; do
+for check_failed in $format_failed $layers_failed $core_failed; do
 	if [ "$check_failed" -ne 0 ]; then
 		status=1
 		failed=$((failed + 1))

@@ -37,11 +37,12 @@ OBJS = \
 	src/access.o \
 	src/select.o \
 	src/routed.o \
+	src/servers.o \
 	src/hooks.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
-REGRESS = init guc names catalog provision reconcile migrate guard migrate_all migrations health fuzz routing security schema rls routed preload cleanup
+REGRESS = init guc names catalog provision reconcile migrate guard migrate_all migrations health fuzz routing security schema rls routed servers preload cleanup
 REGRESS_OPTS = --inputdir=test --load-extension=dblink
 
 ISOLATION = concurrent_provision concurrent_migrate concurrent_remove current_per_session revoke_mid_session routed_suspend revoke_snapshot

@@ -157,10 +157,12 @@ BEGIN
                    'tenancy.migrate_all(integer, boolean, text[], integer, boolean, bigint), '
                    'tenancy.bootstrap(integer, boolean), '
                    'tenancy.grant_access(text, regrole), tenancy.revoke_access(text, regrole), '
-                   'tenancy.health(text) TO %s',
+                   'tenancy.health(text), tenancy.add_server(name, integer, integer), '
+                   'tenancy.drain_server(name), tenancy.server_status(), tenancy.tenant_stats() TO %s',
                    admin_role);
     EXECUTE format('GRANT SELECT ON tenancy.tenant, tenancy.migration, tenancy.migration_status, '
-                   'tenancy.member, tenancy.pending_cleanup, tenancy.template, tenancy.migration_progress TO %s',
+                   'tenancy.member, tenancy.pending_cleanup, tenancy.template, tenancy.migration_progress, '
+                   'tenancy.server TO %s',
                    admin_role);
   END IF;
 
@@ -432,3 +434,76 @@ $carry$;
 DROP FUNCTION tenancy.connstr(text);
 ALTER FUNCTION tenancy.connstr_v2_tmp(text, text) RENAME TO connstr;
 COMMENT ON FUNCTION tenancy.connstr(text, text) IS 'tenancy: how an application connects to a tenant directly (host, port, database; no user, no password), default the selected tenant; format ''keyword'' (libpq key=value) or ''uri'' (postgresql://)';
+
+-------------------------------------------------------------------------------
+-- Servers and placement (0.2.0)
+-------------------------------------------------------------------------------
+
+-- The servers tenancy places new database tenants on: dblink foreign
+-- servers (this cluster by its loopback server's name), each with a weight
+-- and a budget of sessions for fleet work.
+CREATE TABLE tenancy.server (
+    server       name PRIMARY KEY,
+    weight       integer NOT NULL DEFAULT 1
+                 CONSTRAINT server_weight_check CHECK (weight OPERATOR(pg_catalog.>) 0),
+    max_sessions integer NOT NULL DEFAULT 4
+                 CONSTRAINT server_max_sessions_check CHECK (max_sessions OPERATOR(pg_catalog.>) 0),
+    accepting    boolean NOT NULL DEFAULT true,
+    added_at     timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE tenancy.server IS 'tenancy: dblink foreign servers that are homes for new database tenants (provision() without a server places tenants among the accepting ones)';
+COMMENT ON COLUMN tenancy.server.server IS 'a dblink_fdw foreign server; this cluster by its loopback server''s name';
+COMMENT ON COLUMN tenancy.server.weight IS 'share of new tenants: placement picks the fewest tenants per unit of weight';
+COMMENT ON COLUMN tenancy.server.max_sessions IS 'sessions fleet work may open on the server at once';
+COMMENT ON COLUMN tenancy.server.accepting IS 'false once drained: no new tenant is placed there';
+COMMENT ON COLUMN tenancy.server.added_at IS 'when add_server() registered it';
+SELECT pg_catalog.pg_extension_config_dump('tenancy.server', '');
+
+CREATE FUNCTION tenancy.add_server(server name, weight integer DEFAULT 1, max_sessions integer DEFAULT 4)
+RETURNS tenancy.server
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_add_server';
+COMMENT ON FUNCTION tenancy.add_server(name, integer, integer) IS 'tenancy: registers a dblink foreign server as a home for new database tenants (again: changes its weight and budget and accepts tenants again)';
+
+CREATE FUNCTION tenancy.drain_server(server name)
+RETURNS tenancy.server
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_drain_server';
+COMMENT ON FUNCTION tenancy.drain_server(name) IS 'tenancy: stops placing new tenants on a registered server (its tenants stay)';
+
+CREATE FUNCTION tenancy.server_status()
+RETURNS TABLE (server name, weight integer, max_sessions integer, accepting boolean, tenants bigint,
+               total_size bigint, sessions integer, reachable boolean, error text)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_server_status';
+COMMENT ON FUNCTION tenancy.server_status() IS 'tenancy: per registered server, its tenants, their total size and sessions, whether it answers and accepts tenants; one query per server';
+
+CREATE FUNCTION tenancy.tenant_stats()
+RETURNS TABLE (tenant text, server name, transactions bigint, rows_read bigint, rows_written bigint,
+               blocks_read bigint, blocks_hit bigint, size bigint, sessions integer,
+               last_activity timestamptz, error text)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_tenant_stats';
+COMMENT ON FUNCTION tenancy.tenant_stats() IS 'tenancy: per tenant, transactions, rows read and written, blocks read and hit, size, sessions and last activity from the statistics of its server (one query per server), for finding the hot tenant';
+
+REVOKE ALL ON FUNCTION tenancy.add_server(name, integer, integer), tenancy.drain_server(name),
+                       tenancy.server_status(), tenancy.tenant_stats()
+  FROM PUBLIC;
+
+-- roles that may provision (configure()'s admin_role) may manage servers too
+DO $carry$
+DECLARE
+  g record;
+BEGIN
+  FOR g IN SELECT a.grantee FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+            WHERE p.oid OPERATOR(pg_catalog.=) 'tenancy.provision(text, text, name, jsonb)'::pg_catalog.regprocedure
+              AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+              AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+              AND a.grantee OPERATOR(pg_catalog.<>) 0 LOOP
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION tenancy.add_server(name, integer, integer), '
+                              'tenancy.drain_server(name), tenancy.server_status(), tenancy.tenant_stats() TO %s',
+                              g.grantee::pg_catalog.regrole);
+    EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.server TO %s', g.grantee::pg_catalog.regrole);
+  END LOOP;
+END
+$carry$;

@@ -916,6 +916,48 @@ tenancy_catalog_loopback_server(void)
 }
 
 /*
+ * Where provision() without a server puts a new database tenant: NULL (this
+ * cluster) when no server is registered; else the accepting registered
+ * server with the fewest database tenants per unit of weight (ties: by
+ * name), NULL if that is the loopback server.  55000 when servers are
+ * registered but none accepts tenants.
+ */
+char *
+tenancy_catalog_place_tenant(void)
+{
+	PrivilegeScope scope;
+	char	   *loopback = tenancy_catalog_loopback_server();
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(loopback ? loopback : "")};
+	bool		registered;
+	char	   *server = NULL;
+
+	tenancy_scope_enter(&scope, tenancy_catalog_owner(), SCOPE_PIN_PATH);
+	registered = tenancy_scope_exec("SELECT FROM tenancy.server LIMIT 1", 0, NULL, NULL, NULL, true,
+									SPI_OK_SELECT) > 0;
+	if (registered &&
+		tenancy_scope_exec("SELECT s.server::pg_catalog.text FROM tenancy.server s "
+						   "WHERE s.accepting ORDER BY "
+						   "(SELECT pg_catalog.count(*) FROM tenancy.tenant t "
+						   "WHERE t.isolation OPERATOR(pg_catalog.=) 'database' "
+						   "AND COALESCE(t.server, $1::pg_catalog.name) OPERATOR(pg_catalog.=) s.server)::pg_catalog.float8 "
+						   "OPERATOR(pg_catalog./) s.weight, s.server LIMIT 1",
+						   1, types, values, NULL, true, SPI_OK_SELECT) > 0)
+		server = MemoryContextStrdup(scope.caller_context,
+									 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	tenancy_scope_leave(&scope);
+	if (registered && server == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no registered server accepts new tenants"),
+				 errdetail("Every server in tenancy.server has been drained."),
+				 errhint("Register one with tenancy.add_server(), or pass server => ... to provision().")));
+	if (server != NULL && loopback != NULL && strcmp(server, loopback) == 0)
+		return NULL;
+	return server;
+}
+
+/*
  * Tells the remote layer who remote work runs as: the configured service role
  * through the loopback server, or (unconfigured) the calling superuser.
  * Called at the start of every operation that does remote work.

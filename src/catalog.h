@@ -82,6 +82,7 @@ extern void tenancy_catalog_record_from_tuple(HeapTuple tup, TupleDesc desc, Ten
 extern void tenancy_catalog_apply_config(void);
 extern void tenancy_catalog_check_version(void);
 extern char *tenancy_catalog_loopback_server(void);
+extern char *tenancy_catalog_place_tenant(void);
 extern Oid	tenancy_catalog_service_role(void);
 
 /* tenants */

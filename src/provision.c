@@ -276,6 +276,13 @@ tenancy_provision(PG_FUNCTION_ARGS)
 		tenancy_conninfo_check_caller(server);
 		tenancy_conninfo_check_server(server);
 	}
+	else if (!model->transactional)
+	{
+		/* no server named: placed by the policy (tenancy.server) */
+		server = tenancy_catalog_place_tenant();
+		if (server != NULL)
+			tenancy_conninfo_check_server(server);
+	}
 	if (!PG_ARGISNULL(3))
 	{
 		metadata = PG_GETARG_JSONB_P(3);

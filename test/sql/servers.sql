@@ -1,0 +1,89 @@
+--
+-- servers: dblink foreign servers registered as homes for new database
+-- tenants (add_server, drain_server), placement by provision() without a
+-- server, and the fleet's statistics (server_status, tenant_stats), one
+-- query per server.  Two "servers" here both reach this cluster.
+--
+SELECT current_setting('unix_socket_directories') AS sockdir,
+       current_setting('port') AS port \gset
+SET client_min_messages = warning;
+CREATE SERVER regress_here FOREIGN DATA WRAPPER dblink_fdw
+  OPTIONS (host :'sockdir', port :'port', dbname :'DBNAME');
+CREATE SERVER regress_there FOREIGN DATA WRAPPER dblink_fdw
+  OPTIONS (host :'sockdir', port :'port', dbname :'DBNAME');
+CREATE SERVER regress_down FOREIGN DATA WRAPPER dblink_fdw
+  OPTIONS (host :'sockdir', port '1', dbname :'DBNAME');
+CREATE USER MAPPING FOR CURRENT_USER SERVER regress_here;
+CREATE USER MAPPING FOR CURRENT_USER SERVER regress_there;
+CREATE USER MAPPING FOR CURRENT_USER SERVER regress_down;
+CREATE FOREIGN DATA WRAPPER regress_other_fdw;
+CREATE SERVER regress_not_dblink FOREIGN DATA WRAPPER regress_other_fdw;
+RESET client_min_messages;
+SELECT tenancy.add_migration(1, 'CREATE TABLE public.item (id int)');
+
+-- should fail: 22004, 42704, 42809, 22023 (weight, budget); nothing registered
+SELECT tenancy.add_server(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.add_server('regress_nowhere');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.add_server('regress_not_dblink');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.add_server('regress_here', weight => 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.add_server('regress_here', max_sessions => -1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS registered FROM tenancy.server;
+-- should fail: not for applications (42501)
+CREATE ROLE regress_server_app;
+SET ROLE regress_server_app;
+SELECT tenancy.add_server('regress_here');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM tenancy.server_status();
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP ROLE regress_server_app;
+
+-- registered: placement picks the fewest tenants per unit of weight among
+-- the accepting servers (ties by name); schema tenants stay here
+SELECT server, weight, max_sessions, accepting FROM tenancy.add_server('regress_here', weight => 2);
+SELECT server, weight, max_sessions, accepting FROM tenancy.add_server('regress_there', max_sessions => 2);
+SELECT id, server FROM tenancy.provision('p1');
+SELECT id, server FROM tenancy.provision('p2');
+SELECT id, server FROM tenancy.provision('p3');
+SELECT id, server FROM tenancy.provision('p-schema', isolation => 'schema');
+-- a drained server gets no new tenant; its tenants stay
+SELECT server, accepting FROM tenancy.drain_server('regress_here');
+SELECT id, server FROM tenancy.provision('p4');
+-- should fail: none accepts (55000), nothing created; unknown server (42704)
+SELECT tenancy.drain_server('regress_there') IS NOT NULL AS drained;
+SELECT tenancy.provision('p5');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS p5_databases FROM pg_database WHERE datname = 'regress_tn_p5';
+SELECT tenancy.drain_server('regress_nowhere');
+\echo :LAST_ERROR_SQLSTATE
+-- registered again: accepts again, with the new weight and budget
+SELECT server, weight, max_sessions, accepting FROM tenancy.add_server('regress_here', weight => 3, max_sessions => 8);
+SELECT id, server FROM tenancy.provision('p5');
+
+-- server_status(): one row per server; a server that does not answer is a
+-- row with its error, not a failed call
+SELECT tenancy.add_server('regress_down') IS NOT NULL AS added_down;
+SELECT server, weight, max_sessions, accepting, tenants, total_size > 0 AS has_size,
+       sessions >= 0 AS has_sessions, reachable, split_part(error, ':', 1) AS sqlstate
+  FROM tenancy.server_status() ORDER BY server;
+-- tenant_stats(): every tenant, from its server's statistics
+SELECT tenant, server, transactions >= 0 AS has_transactions, size > 0 AS has_size,
+       rows_read >= 0 AS has_reads, error
+  FROM tenancy.tenant_stats() ORDER BY tenant;
+
+-- the catalog keeps servers through pg_dump
+SELECT 'tenancy.server'::regclass::oid = ANY (extconfig) AS server_table_dumped FROM pg_extension WHERE extname = 'tenancy';
+
+SELECT tenancy.deprovision(id) FROM tenancy.tenant ORDER BY id;
+DELETE FROM tenancy.server;
+DELETE FROM tenancy.template WHERE server IS NOT NULL;
+DELETE FROM tenancy.migration;
+SET client_min_messages = warning;
+DROP SERVER regress_here, regress_there, regress_down, regress_not_dblink CASCADE;
+DROP FOREIGN DATA WRAPPER regress_other_fdw;
+RESET client_min_messages;

@@ -916,6 +916,55 @@ tenancy_catalog_loopback_server(void)
 }
 
 /*
+ * The session budgets of the registered servers, for a fleet run: a List
+ * of ServerBudget, the loopback server's under NULL (this cluster).
+ */
+List *
+tenancy_catalog_budgets(void)
+{
+	PrivilegeScope scope;
+	char	   *loopback = tenancy_catalog_loopback_server();
+	List	   *budgets = NIL;
+	uint64		i;
+
+	tenancy_scope_enter(&scope, tenancy_catalog_owner(), SCOPE_PIN_PATH);
+	tenancy_scope_exec("SELECT server::pg_catalog.text, max_sessions FROM tenancy.server", 0, NULL, NULL,
+					   NULL, true, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(scope.caller_context);
+		ServerBudget *b = palloc0(sizeof(ServerBudget));
+		bool		isnull;
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+
+		b->server = (loopback != NULL && strcmp(name, loopback) == 0) ? NULL : name;
+		b->budget.max = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		budgets = lappend(budgets, b);
+		MemoryContextSwitchTo(old);
+	}
+	tenancy_scope_leave(&scope);
+	return budgets;
+}
+
+/* The budget of "server" (NULL: this cluster) in "budgets", or NULL. */
+FleetBudget *
+tenancy_catalog_budget(List *budgets, const char *server)
+{
+	ListCell   *lc;
+
+	if (server != NULL && server[0] == '\0')
+		server = NULL;
+	foreach(lc, budgets)
+	{
+		ServerBudget *b = (ServerBudget *) lfirst(lc);
+
+		if (b->server == NULL ? server == NULL : (server != NULL && strcmp(b->server, server) == 0))
+			return &b->budget;
+	}
+	return NULL;
+}
+
+/*
  * Where provision() without a server puts a new database tenant: NULL (this
  * cluster) when no server is registered; else the accepting registered
  * server with the fewest database tenants per unit of weight (ties: by

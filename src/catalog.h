@@ -18,6 +18,7 @@
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 
+#include "fleet.h"
 #include "remote.h"
 #include "tenancy.h"
 
@@ -68,6 +69,13 @@ typedef struct ProgressRow
 	const char *applied;		/* the ledger's versions ("{1,2}"), or NULL */
 } ProgressRow;
 
+/* A registered server's session budget (tenancy_catalog_budgets). */
+typedef struct ServerBudget
+{
+	char	   *server;			/* NULL: this cluster */
+	FleetBudget budget;
+} ServerBudget;
+
 /* The columns tenancy_catalog_record_from_tuple() reads, in order. */
 #define TENANCY_TENANT_COLUMNS \
 	"id, isolation, database_name, schema_name, server, state, applied_version, last_error IS NOT NULL"
@@ -83,6 +91,8 @@ extern void tenancy_catalog_apply_config(void);
 extern void tenancy_catalog_check_version(void);
 extern char *tenancy_catalog_loopback_server(void);
 extern char *tenancy_catalog_place_tenant(void);
+extern List *tenancy_catalog_budgets(void);
+extern FleetBudget *tenancy_catalog_budget(List *budgets, const char *server);
 extern Oid	tenancy_catalog_service_role(void);
 
 /* tenants */

@@ -7,7 +7,9 @@
  * Each task is a conversation with one database: a session is started
  * asynchronously, then the caller's next() says what to send, result by
  * result, until it says nothing more.  At most "parallel" sessions are
- * open at once; one task's failure (cannot connect, lost connection) ends
+ * open at once, and at most a server's budget on that server: a free slot
+ * takes the first waiting task whose server has room, so a slow or
+ * saturated server does not hold the others back; one task's failure (cannot connect, lost connection) ends
  * that task only.  Waiting goes through the latch, so a cancel stops the
  * run, and every session is closed on every exit path (here, and by
  * remote.c at the end of the transaction).  What a task allocates while
@@ -50,6 +52,8 @@ end_task(const FleetOps *ops, void *arg, FleetTask *t, const RemoteError *error)
 {
 	tenancy_remote_close(t->session);
 	t->session = NULL;
+	if (t->budget != NULL)
+		t->budget->running--;
 	ops->finish(arg, t, error);
 	MemoryContextDelete(t->cxt);
 	t->cxt = NULL;
@@ -143,23 +147,35 @@ tenancy_fleet_run(FleetTask **tasks, int ntasks, int parallel, const FleetOps *o
 	FleetTask **slots = palloc0(sizeof(FleetTask *) * parallel);
 	bool	   *connecting = palloc0(sizeof(bool) * parallel);
 	RemoteSession **busy = palloc(sizeof(RemoteSession *) * parallel);
-	int			next = 0;
+	bool	   *taken = palloc0(sizeof(bool) * Max(ntasks, 1));
+	int			first = 0;		/* no task before it is waiting */
 
 	PG_TRY();
 	{
 		for (;;)
 		{
 			int			active = 0;
+			bool		started_any = false;
 			int			i;
 
 			for (i = 0; i < parallel; i++)
 			{
-				while (slots[i] == NULL && next < ntasks)
-				{
-					FleetTask  *t = tasks[next++];
+				int			k;
 
+				while (first < ntasks && taken[first])
+					first++;
+				for (k = first; slots[i] == NULL && k < ntasks; k++)
+				{
+					FleetTask  *t = tasks[k];
+
+					if (taken[k] || (t->budget != NULL && t->budget->running >= t->budget->max))
+						continue;
+					taken[k] = true;
+					started_any = true;
 					if (ops->begin != NULL && !ops->begin(arg, t))
 						continue;
+					if (t->budget != NULL)
+						t->budget->running++;
 					if (start_task(ops, arg, t))
 					{
 						slots[i] = t;
@@ -170,7 +186,15 @@ tenancy_fleet_run(FleetTask **tasks, int ntasks, int parallel, const FleetOps *o
 					busy[active++] = slots[i]->session;
 			}
 			if (active == 0)
-				break;
+			{
+				while (first < ntasks && taken[first])
+					first++;
+				if (first >= ntasks)
+					break;
+				if (!started_any)
+					elog(ERROR, "fleet run stalled with %d tasks waiting", ntasks - first);
+				continue;		/* tasks that ended at start freed a budget */
+			}
 			tenancy_remote_wait(busy, active, FLEET_TICK_MS);
 			for (i = 0; i < parallel; i++)
 			{

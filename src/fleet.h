@@ -17,12 +17,23 @@
 #include "remote.h"
 
 /*
+ * How many sessions a run may open on one server at once (its
+ * tenancy.server.max_sessions), shared by the tasks of that server.
+ */
+typedef struct FleetBudget
+{
+	int			max;
+	int			running;		/* the runner's */
+} FleetBudget;
+
+/*
  * One conversation: a session to "dbname" on "server", queries sent one
  * after another.  Callers embed it as the first member of their own task.
  */
 typedef struct FleetTask
 {
 	/* set by the caller */
+	FleetBudget *budget;		/* its server's session budget, or NULL */
 	const char *server;			/* NULL: this cluster */
 	const char *dbname;			/* NULL: the server's maintenance database */
 	const char *appname;

@@ -114,11 +114,13 @@ static void
 run_tasks(HealthTask *tasks, int n)
 {
 	FleetTask **list = palloc(sizeof(FleetTask *) * Max(n, 1));
+	List	   *budgets = tenancy_catalog_budgets();
 	int			i;
 
 	for (i = 0; i < n; i++)
 	{
 		tasks[i].result.nfields = -1;
+		tasks[i].task.budget = tenancy_catalog_budget(budgets, tasks[i].task.server);
 		list[i] = &tasks[i].task;
 	}
 	tenancy_fleet_run(list, n, Min(Max(n, 1), HEALTH_PARALLEL), &health_ops, CurrentMemoryContext);

@@ -296,6 +296,7 @@ check_ledgers_lack(int64 version)
 {
 	List	   *tenants = tenancy_catalog_tenants();
 	FleetTask **tasks = palloc(sizeof(FleetTask *) * Max(list_length(tenants), 1));
+	List	   *budgets = tenancy_catalog_budgets();
 	int			ntasks = 0;
 	ListCell   *lc;
 	int			i;
@@ -315,6 +316,7 @@ check_ledgers_lack(int64 version)
 		c->task.server = target.server;
 		c->task.dbname = target.dbname;
 		c->task.appname = target.appname;
+		c->task.budget = tenancy_catalog_budget(budgets, target.server);
 		tasks[ntasks++] = &c->task;
 	}
 	if (ntasks > 0)
@@ -792,6 +794,7 @@ tenancy_migrate_all_v2(PG_FUNCTION_ARGS)
 	FleetTask **tasks;
 	int			ntasks = 0;
 	ListCell   *lc;
+	List	   *budgets;
 
 	if (PG_ARGISNULL(0) || PG_GETARG_INT32(0) < 1 || PG_GETARG_INT32(0) > 64)
 		ereport(ERROR,
@@ -838,6 +841,7 @@ tenancy_migrate_all_v2(PG_FUNCTION_ARGS)
 	run.total = ids ? list_length(ids) : list_length(plans);
 	run.next_notice = Max(1, run.total / 10);
 	tasks = palloc(sizeof(FleetTask *) * Max(run.total, 1));
+	budgets = tenancy_catalog_budgets();	/* at most max_sessions per server */
 
 	foreach(lc, plans)
 	{
@@ -869,6 +873,7 @@ tenancy_migrate_all_v2(PG_FUNCTION_ARGS)
 			t->task.server = t->target.server;
 			t->task.dbname = t->target.dbname;
 			t->task.appname = t->target.appname;
+			t->task.budget = tenancy_catalog_budget(budgets, t->target.server);
 			tasks[ntasks++] = &t->task;
 		}
 	}

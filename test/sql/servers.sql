@@ -79,6 +79,22 @@ SELECT tenant, server, transactions >= 0 AS has_transactions, size > 0 AS has_si
 -- the catalog keeps servers through pg_dump
 SELECT 'tenancy.server'::regclass::oid = ANY (extconfig) AS server_table_dumped FROM pg_extension WHERE extname = 'tenancy';
 
+-- Session budgets: fleet work opens at most max_sessions sessions on a
+-- server at once, whatever its parallel.  Each migration records how many
+-- sessions the tenants of regress_here have at that moment (it sleeps, so
+-- that runs in parallel would overlap): with a budget of 1, never more.
+SELECT tenancy.add_server('regress_here', weight => 3, max_sessions => 1) IS NOT NULL AS budget_of_one;
+SELECT tenancy.add_migration(2, $m$CREATE TABLE seen AS SELECT count(*) AS sessions FROM pg_catalog.pg_stat_activity
+  WHERE datname IN ('regress_tn_p1', 'regress_tn_p3', 'regress_tn_p5'); SELECT pg_catalog.pg_sleep(0.3)$m$);
+SET client_min_messages = warning;
+SELECT tenant, status FROM tenancy.migrate_all(4) ORDER BY tenant;
+RESET client_min_messages;
+SELECT max(n) AS most_sessions_on_regress_here FROM (
+  SELECT (SELECT s FROM dblink(format('host=%s port=%s dbname=regress_tn_%s', :'sockdir', :'port', t),
+                               'SELECT sessions FROM public.seen') AS x(s bigint)) AS n
+    FROM unnest(ARRAY['p1', 'p3', 'p5']) t) m;
+SELECT count(*) AS health_rows FROM tenancy.health();
+
 SELECT tenancy.deprovision(id) FROM tenancy.tenant ORDER BY id;
 DELETE FROM tenancy.server;
 DELETE FROM tenancy.template WHERE server IS NOT NULL;

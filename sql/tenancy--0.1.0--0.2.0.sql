@@ -157,7 +157,8 @@ BEGIN
                    'tenancy.migrate_all(integer, boolean, text[], integer, boolean, bigint), '
                    'tenancy.bootstrap(integer, boolean), '
                    'tenancy.grant_access(text, regrole), tenancy.revoke_access(text, regrole), '
-                   'tenancy.health(text), tenancy.add_server(name, integer, integer), '
+                   'tenancy.health(text), tenancy.provision_many(text[], integer, text, name), '
+                   'tenancy.add_server(name, integer, integer), '
                    'tenancy.drain_server(name), tenancy.server_status(), tenancy.tenant_stats() TO %s',
                    admin_role);
     EXECUTE format('GRANT SELECT ON tenancy.tenant, tenancy.migration, tenancy.migration_status, '
@@ -504,6 +505,30 @@ BEGIN
                               'tenancy.drain_server(name), tenancy.server_status(), tenancy.tenant_stats() TO %s',
                               g.grantee::pg_catalog.regrole);
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.server TO %s', g.grantee::pg_catalog.regrole);
+  END LOOP;
+END
+$carry$;
+
+-- Many tenants at once: each atomic on its own, CREATE DATABASE on up to
+-- "parallel" sessions within each server's budget, one row per tenant.
+CREATE FUNCTION tenancy.provision_many(tenants text[], parallel integer DEFAULT 4,
+                                       isolation text DEFAULT 'database', server name DEFAULT NULL)
+RETURNS TABLE (tenant text, status text, server name, error text, sqlstate text)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_provision_many';
+COMMENT ON FUNCTION tenancy.provision_many(text[], integer, text, name) IS 'tenancy: provisions many tenants, each atomic on its own, their databases created on up to parallel sessions at once within each server''s budget; one row per tenant (provisioned, exists or failed with its error), one failure does not stop the others';
+REVOKE ALL ON FUNCTION tenancy.provision_many(text[], integer, text, name) FROM PUBLIC;
+DO $carry$
+DECLARE
+  g record;
+BEGIN
+  FOR g IN SELECT a.grantee FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+            WHERE p.oid OPERATOR(pg_catalog.=) 'tenancy.provision(text, text, name, jsonb)'::pg_catalog.regprocedure
+              AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+              AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+              AND a.grantee OPERATOR(pg_catalog.<>) 0 LOOP
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION tenancy.provision_many(text[], integer, text, name) TO %s',
+                              g.grantee::pg_catalog.regrole);
   END LOOP;
 END
 $carry$;

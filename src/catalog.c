@@ -967,8 +967,9 @@ tenancy_catalog_budget(List *budgets, const char *server)
 /*
  * Where provision() without a server puts a new database tenant: NULL (this
  * cluster) when no server is registered; else the accepting registered
- * server with the fewest database tenants per unit of weight (ties: by
- * name), NULL if that is the loopback server.  55000 when servers are
+ * server with the fewest database tenants per unit of weight (tenants
+ * being provisioned, which have a cleanup record, count; ties: by name),
+ * NULL if that is the loopback server.  55000 when servers are
  * registered but none accepts tenants.
  */
 char *
@@ -987,11 +988,16 @@ tenancy_catalog_place_tenant(void)
 	if (registered &&
 		tenancy_scope_exec("SELECT s.server::pg_catalog.text FROM tenancy.server s "
 						   "WHERE s.accepting ORDER BY "
-						   "(SELECT pg_catalog.count(*) FROM tenancy.tenant t "
+						   "((SELECT pg_catalog.count(*) FROM tenancy.tenant t "
 						   "WHERE t.isolation OPERATOR(pg_catalog.=) 'database' "
-						   "AND COALESCE(t.server, $1::pg_catalog.name) OPERATOR(pg_catalog.=) s.server)::pg_catalog.float8 "
+						   "AND COALESCE(t.server, $1::pg_catalog.name) OPERATOR(pg_catalog.=) s.server) "
+						   "OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM tenancy.pending_cleanup c "
+						   "WHERE c.isolation OPERATOR(pg_catalog.=) 'database' "
+						   "AND COALESCE(c.server, $1::pg_catalog.name) OPERATOR(pg_catalog.=) s.server))::pg_catalog.float8 "
 						   "OPERATOR(pg_catalog./) s.weight, s.server LIMIT 1",
-						   1, types, values, NULL, true, SPI_OK_SELECT) > 0)
+						   1, types, values, NULL, false, SPI_OK_SELECT) > 0)	/* a new snapshot:
+																				 * cleanup rows just
+																				 * committed count */
 		server = MemoryContextStrdup(scope.caller_context,
 									 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	tenancy_scope_leave(&scope);

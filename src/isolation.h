@@ -53,6 +53,8 @@ typedef struct IsolationModel
 							char **versions);
 	void		(*create) (const char *server, const char *name, const char *source,
 						   int64 operation_id, const char *appname, bool open);
+	/* what create() sends to the server, for fleet runs; NULL: not remote */
+	List	   *(*create_statements) (const char *name, const char *source, bool open);
 	void		(*rename) (const char *server, const char *from, const char *to);
 
 	/*

@@ -55,13 +55,18 @@ prepare(const char *server, const char *appname, char **source, char **versions)
  * session: a superuser or the service role connected to it would make the
  * rename fail (55006).
  */
+static List *
+create_statements(const char *name, const char *source, bool open)
+{
+	return list_make2(tenancy_ddl_create_database(name, source, open),
+					  tenancy_ddl_revoke_public(name));
+}
+
 static void
 create(const char *server, const char *name, const char *source, int64 operation_id,
 	   const char *appname, bool open)
 {
-	tenancy_remote_run(server, NULL, appname,
-					   list_make2(tenancy_ddl_create_database(name, source, open),
-								  tenancy_ddl_revoke_public(name)));
+	tenancy_remote_run(server, NULL, appname, create_statements(name, source, open));
 }
 
 /* The rename, and the database opened, in one transaction where local. */
@@ -135,5 +140,6 @@ const IsolationModel tenancy_database_model = {
 	.migration_target = migration_target,
 	.connstr = connstr,
 	.run_sql = tenancy_kept_run,
+	.create_statements = create_statements,
 	.local_size = local_size,
 };

@@ -59,8 +59,11 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
@@ -68,6 +71,7 @@
 #include "conninfo.h"
 #include "engine.h"
 #include "fault.h"
+#include "fleet.h"
 #include "isolation.h"
 #include "kept.h"
 #include "locks.h"
@@ -80,6 +84,7 @@ PG_FUNCTION_INFO_V1(tenancy_deprovision);
 PG_FUNCTION_INFO_V1(tenancy_suspend);
 PG_FUNCTION_INFO_V1(tenancy_resume);
 PG_FUNCTION_INFO_V1(tenancy_create_tenant_schema);
+PG_FUNCTION_INFO_V1(tenancy_provision_many);
 
 /* What the error context callback reports. */
 typedef struct OperationContext
@@ -144,31 +149,31 @@ typedef struct ProvisionJob
 	CleanupRecord cleanup;		/* operation id, temporary name */
 	bool		recorded;		/* cleanup row committed */
 	bool		renamed;		/* rename committed on a tenant server */
+	/* what the template step found */
+	char	   *source;			/* what the object is copied from */
+	char	   *versions;		/* the versions it holds */
+	int64		version;		/* -1: migrations must be applied */
 } ProvisionJob;
 
-/* The steps of provision() from "template" to "register". */
+/* provision()'s steps "template" and "record". */
 static void
-provision_steps(void *arg)
+before_create(ProvisionJob *job)
 {
-	ProvisionJob *job = (ProvisionJob *) arg;
-	const IsolationModel *model = job->model;
-	char	   *source;
-	char	   *versions;
-	int64		version;
-
 	job->ctx->step = "template";
-	version = model->prepare(job->server, job->appname, &source, &versions);
+	job->version = job->model->prepare(job->server, job->appname, &job->source, &job->versions);
 
 	job->ctx->step = "record";
 	tenancy_fault("before_cleanup_record");
 	tenancy_catalog_record_cleanup(&job->cleanup);
 	job->recorded = true;
 	tenancy_fault("after_cleanup_record");
+}
 
-	job->ctx->step = psprintf("create %s", model->name);
-	model->create(job->server, job->cleanup.temporary_name, source, job->cleanup.operation_id,
-				  job->appname, version < 0);
-	tenancy_fault("after_remote_create");
+/* provision()'s steps "migrate", "rename" and "register". */
+static void
+after_create(ProvisionJob *job)
+{
+	const IsolationModel *model = job->model;
 
 	/*
 	 * A copy of tenancy's own template already has exactly the registered
@@ -178,8 +183,8 @@ provision_steps(void *arg)
 	 * ledger and every migration.
 	 */
 	job->ctx->step = "migrate";
-	if (version >= 0)
-		job->rec.applied_version = version;
+	if (job->version >= 0)
+		job->rec.applied_version = job->version;
 	else
 	{
 		MigrationTarget target;
@@ -191,7 +196,7 @@ provision_steps(void *arg)
 		target.create_ledger = true;
 		tenancy_engine_migrate(&target, tenancy_catalog_migrations(), -1, &run);
 		job->rec.applied_version = run.to_version;
-		versions = tenancy_engine_applied(&run);
+		job->versions = tenancy_engine_applied(&run);
 	}
 	tenancy_fault("after_bootstrap");
 
@@ -202,8 +207,22 @@ provision_steps(void *arg)
 	tenancy_fault("after_rename");
 
 	job->ctx->step = "register";
-	tenancy_catalog_register_ready(&job->rec, job->metadata, job->cleanup.operation_id, versions);
+	tenancy_catalog_register_ready(&job->rec, job->metadata, job->cleanup.operation_id, job->versions);
 	tenancy_fault("after_local_record");
+}
+
+/* The steps of provision() from "template" to "register". */
+static void
+provision_steps(void *arg)
+{
+	ProvisionJob *job = (ProvisionJob *) arg;
+
+	before_create(job);
+	job->ctx->step = psprintf("create %s", job->model->name);
+	job->model->create(job->server, job->cleanup.temporary_name, job->source,
+					   job->cleanup.operation_id, job->appname, job->version < 0);
+	tenancy_fault("after_remote_create");
+	after_create(job);
 }
 
 /*
@@ -226,6 +245,70 @@ provision_undo(void *arg)
 }
 
 /*
+ * Provisioning's steps "lock" and "check" for "tenant", and the job they
+ * lead to (operation id and temporary name taken): false if the tenant is
+ * ready already.  Raises for a tenant or an object in the way.
+ */
+static bool
+provision_setup(ProvisionJob *job, OperationContext *ctx, const char *tenant,
+				const IsolationModel *model, const char *server, Jsonb *metadata)
+{
+	TenantRecord existing;
+	ListCell   *lc;
+	RepairReport quiet = {false, NULL, NULL};
+
+	memset(job, 0, sizeof(*job));
+	job->ctx = ctx;
+	job->model = model;
+	job->final_name = model->object_name(tenant);
+
+	ctx->step = "lock";
+	tenancy_lock_tenant(tenant, false);
+
+	ctx->step = "check";
+	foreach(lc, tenancy_catalog_cleanup_records(tenant))
+		tenancy_repair_cleanup((CleanupRecord *) lfirst(lc), &quiet);
+	if (tenancy_catalog_fetch(tenant, &existing))
+	{
+		if (existing.state == TENANT_STATE_READY)
+			return false;
+		if (existing.state != TENANT_STATE_FAILED || tenancy_repair_object_exists(&existing))
+			not_in_state_error(&existing, "Deprovision the tenant, or run tenancy.reconcile().");
+	}
+	if (model->exists(server, job->final_name))
+		model->refuse_existing(job->final_name);
+
+	strlcpy(job->rec.id, tenant, NAMEDATALEN);
+	job->rec.isolation = model->isolation;
+	strlcpy(model->transactional ? job->rec.schema_name : job->rec.database_name,
+			job->final_name, NAMEDATALEN);
+	if (server)
+		strlcpy(job->rec.server, server, NAMEDATALEN);
+	job->rec.state = TENANT_STATE_READY;
+	job->server = server;
+	job->metadata = metadata;
+	job->appname = tenancy_conninfo_appname(tenant);
+	strlcpy(job->cleanup.tenant, tenant, NAMEDATALEN);
+	job->cleanup.isolation = model->isolation;
+	if (server)
+		strlcpy(job->cleanup.server, server, NAMEDATALEN);
+	strlcpy(job->cleanup.final_name, job->final_name, NAMEDATALEN);
+
+	/*
+	 * Operation ids never repeat within one catalog, but an object left by an
+	 * earlier catalog (the extension dropped and created again) may hold the
+	 * name: skip such ids rather than fail.
+	 */
+	do
+	{
+		job->cleanup.operation_id = tenancy_catalog_next_operation();
+		strlcpy(job->cleanup.temporary_name, tenancy_name_temporary(job->cleanup.operation_id),
+				NAMEDATALEN);
+	} while (model->exists(server, job->cleanup.temporary_name));
+	return true;
+}
+
+/*
  * tenancy.provision(tenant text, isolation text, server name, metadata jsonb)
  * RETURNS tenancy.tenant
  *
@@ -239,15 +322,12 @@ Datum
 tenancy_provision(PG_FUNCTION_ARGS)
 {
 	OperationContext ctx;
-	TenantRecord existing;
 	ProvisionJob job;
 	char	   *tenant;
 	char	   *isolation;
 	const IsolationModel *model;
 	const char *server = NULL;
 	Jsonb	   *metadata = NULL;
-	ListCell   *lc;
-	RepairReport quiet = {false, NULL, NULL};
 
 	tenant = tenancy_name_argument(fcinfo, 0);
 	begin_operation(&ctx, "provisioning", tenant);
@@ -294,59 +374,13 @@ tenancy_provision(PG_FUNCTION_ARGS)
 	else
 		metadata = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 
-	memset(&job, 0, sizeof(job));
-	job.ctx = &ctx;
-	job.model = model;
-	job.final_name = model->object_name(tenant);
-
-	ctx.step = "lock";
-	tenancy_lock_tenant(tenant, false);
-
-	ctx.step = "check";
-	foreach(lc, tenancy_catalog_cleanup_records(tenant))
-		tenancy_repair_cleanup((CleanupRecord *) lfirst(lc), &quiet);
-	if (tenancy_catalog_fetch(tenant, &existing))
+	if (!provision_setup(&job, &ctx, tenant, model, server, metadata))
 	{
-		if (existing.state == TENANT_STATE_READY)
-		{
-			ereport(NOTICE,
-					(errmsg("tenant \"%s\" already exists, skipping", tenant)));
-			end_operation(&ctx);
-			PG_RETURN_DATUM(tenancy_catalog_row(tenant));
-		}
-		if (existing.state != TENANT_STATE_FAILED || tenancy_repair_object_exists(&existing))
-			not_in_state_error(&existing, "Deprovision the tenant, or run tenancy.reconcile().");
+		ereport(NOTICE,
+				(errmsg("tenant \"%s\" already exists, skipping", tenant)));
+		end_operation(&ctx);
+		PG_RETURN_DATUM(tenancy_catalog_row(tenant));
 	}
-	if (model->exists(server, job.final_name))
-		model->refuse_existing(job.final_name);
-
-	strlcpy(job.rec.id, tenant, NAMEDATALEN);
-	job.rec.isolation = model->isolation;
-	strlcpy(model->transactional ? job.rec.schema_name : job.rec.database_name,
-			job.final_name, NAMEDATALEN);
-	if (server)
-		strlcpy(job.rec.server, server, NAMEDATALEN);
-	job.rec.state = TENANT_STATE_READY;
-	job.server = server;
-	job.metadata = metadata;
-	job.appname = tenancy_conninfo_appname(tenant);
-	strlcpy(job.cleanup.tenant, tenant, NAMEDATALEN);
-	job.cleanup.isolation = model->isolation;
-	if (server)
-		strlcpy(job.cleanup.server, server, NAMEDATALEN);
-	strlcpy(job.cleanup.final_name, job.final_name, NAMEDATALEN);
-
-	/*
-	 * Operation ids never repeat within one catalog, but an object left by an
-	 * earlier catalog (the extension dropped and created again) may hold the
-	 * name: skip such ids rather than fail.
-	 */
-	do
-	{
-		job.cleanup.operation_id = tenancy_catalog_next_operation();
-		strlcpy(job.cleanup.temporary_name, tenancy_name_temporary(job.cleanup.operation_id),
-				NAMEDATALEN);
-	} while (model->exists(server, job.cleanup.temporary_name));
 	tenancy_try_or_undo(provision_steps, provision_undo, &job);
 
 	end_operation(&ctx);
@@ -557,4 +591,271 @@ tenancy_create_tenant_schema(PG_FUNCTION_ARGS)
 	}
 	tenancy_schema_create_local(c.temporary_name, OidIsValid(service) ? service : caller);
 	PG_RETURN_VOID();
+}
+
+/*-------------------------------------------------------------------------
+ * provision_many: many tenants at once.
+ *
+ * Each tenant goes through provision()'s steps and is atomic on its own:
+ * "validate" to "record" one tenant after another (each in a
+ * subtransaction), then the "create" statements of every database on up to
+ * "parallel" sessions at once within each server's budget (the slow part:
+ * CREATE DATABASE), then "migrate" to "register" one after another.  A
+ * tenant that fails at any step is undone alone and reported; the others
+ * go on.
+ *-------------------------------------------------------------------------
+ */
+typedef struct ManyTenant
+{
+	FleetTask	task;			/* first: the runner's view */
+	OperationContext ctx;
+	ProvisionJob job;
+	const IsolationModel *model;
+	const char *tenant;
+	const char *server_arg;		/* server => ..., or NULL: placed */
+	List	   *statements;		/* what "create" sends; NIL: created already */
+	int			sent;
+	bool		exists;			/* ready already: nothing done */
+	ErrorData  *error;			/* why it failed, or NULL */
+	RemoteError *remote_error;	/* the create step's, from the fleet run */
+} ManyTenant;
+
+static void
+many_setup_step(void *arg)
+{
+	ManyTenant *m = (ManyTenant *) arg;
+	const char *server = m->server_arg;
+	TenantRecord existing;
+
+	begin_operation(&m->ctx, "provisioning", m->tenant);
+	tenancy_name_validate(m->tenant);
+	if (tenancy_catalog_fetch(m->tenant, &existing) && existing.state == TENANT_STATE_READY)
+	{
+		m->exists = true;		/* nothing to place, nothing to connect to */
+		end_operation(&m->ctx);
+		return;
+	}
+	if (server != NULL)
+	{
+		tenancy_conninfo_check_caller(server);
+		tenancy_conninfo_check_server(server);
+	}
+	else if (!m->model->transactional)
+	{
+		server = tenancy_catalog_place_tenant();
+		if (server != NULL)
+			tenancy_conninfo_check_server(server);
+	}
+	if (!provision_setup(&m->job, &m->ctx, m->tenant, m->model, server,
+						 DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")))))
+	{
+		m->exists = true;
+		end_operation(&m->ctx);
+		return;
+	}
+	before_create(&m->job);
+	m->ctx.step = psprintf("create %s", m->model->name);
+	if (m->model->create_statements != NULL)
+		m->statements = m->model->create_statements(m->job.cleanup.temporary_name, m->job.source,
+													m->job.version < 0);
+	else
+		m->model->create(m->job.server, m->job.cleanup.temporary_name, m->job.source,
+						 m->job.cleanup.operation_id, m->job.appname, m->job.version < 0);
+	end_operation(&m->ctx);
+}
+
+static void
+many_finish_step(void *arg)
+{
+	ManyTenant *m = (ManyTenant *) arg;
+
+	begin_operation(&m->ctx, "provisioning", m->tenant);
+	tenancy_fault("after_remote_create");
+	after_create(&m->job);
+	end_operation(&m->ctx);
+}
+
+static void
+many_undo_step(void *arg)
+{
+	provision_undo(&((ManyTenant *) arg)->job);
+}
+
+/* Undoes what a failed tenant left (a failure of that is a WARNING: reconcile() finishes). */
+static void
+many_undo(ManyTenant *m)
+{
+	ErrorData  *edata;
+
+	if (!m->job.recorded)
+		return;
+	edata = tenancy_try(many_undo_step, m);
+	if (edata != NULL)
+		ereport(WARNING,
+				(errmsg("could not undo provisioning tenant \"%s\": %s", m->tenant, edata->message),
+				 errhint("Run tenancy.reconcile().")));
+}
+
+static const char *
+many_next(void *arg, FleetTask *task, const RemoteResult *last)
+{
+	ManyTenant *m = (ManyTenant *) task;
+
+	if (last != NULL && last->error != NULL)
+	{
+		m->remote_error = last->error;
+		return NULL;
+	}
+	if (m->sent < list_length(m->statements))
+		return (const char *) list_nth(m->statements, m->sent++);
+	return NULL;
+}
+
+static void
+many_finish(void *arg, FleetTask *task, const RemoteError *error)
+{
+	ManyTenant *m = (ManyTenant *) task;
+
+	if (error != NULL && m->remote_error == NULL)
+		m->remote_error = (RemoteError *) error;
+}
+
+static const FleetOps many_ops = {NULL, many_next, many_finish, NULL};
+
+/* A RemoteError as an ErrorData, for the result row. */
+static ErrorData *
+remote_error_data(const RemoteError *e)
+{
+	ErrorData  *edata = palloc0(sizeof(ErrorData));
+
+	edata->sqlerrcode = MAKE_SQLSTATE(e->sqlstate[0], e->sqlstate[1], e->sqlstate[2],
+									  e->sqlstate[3], e->sqlstate[4]);
+	edata->message = e->message ? pstrdup(e->message) : "";
+	return edata;
+}
+
+/*
+ * tenancy.provision_many(tenants text[], parallel int, isolation text,
+ * server name) RETURNS TABLE (tenant, status, server, error, sqlstate)
+ *
+ * One row per tenant, in the order given: status "provisioned", "exists"
+ * (ready already; nothing done) or "failed" (with the error and its
+ * SQLSTATE; what it had created is undone).  Bad arguments are refused
+ * before anything runs: NULL array (22004), parallel outside 1..64, an id
+ * given twice, an unknown isolation (22023).
+ */
+Datum
+tenancy_provision_many(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ArrayType  *array;
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			n;
+	int			parallel;
+	const IsolationModel *model;
+	ManyTenant *many;
+	FleetTask **tasks;
+	int			ntasks = 0;
+	List	   *budgets;
+	int			i;
+	int			j;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenants must not be null")));
+	parallel = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1);
+	if (parallel < 1 || parallel > 64)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("parallel must be between 1 and 64")));
+	model = tenancy_isolation_by_name(PG_ARGISNULL(2) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	if (model == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid isolation \"%s\"", PG_ARGISNULL(2) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(2))),
+				 errhint("Use 'database' or 'schema'.")));
+	if (!PG_ARGISNULL(3) && model->transactional)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("schema tenants cannot have a server"),
+				 errhint("Pass server => NULL, or use isolation => 'database'.")));
+	array = PG_GETARG_ARRAYTYPE_P(0);
+	deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls, &n);
+	for (i = 0; i < n; i++)
+	{
+		if (elem_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("tenants must not contain NULL")));
+		for (j = 0; j < i; j++)
+			if (!elem_nulls[j] && strcmp(TextDatumGetCString(elems[i]), TextDatumGetCString(elems[j])) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("tenant \"%s\" is given twice", TextDatumGetCString(elems[i]))));
+	}
+	tenancy_catalog_apply_config();
+
+	/* "validate" to "record", one tenant after another */
+	many = palloc0(sizeof(ManyTenant) * Max(n, 1));
+	tasks = palloc(sizeof(FleetTask *) * Max(n, 1));
+	budgets = tenancy_catalog_budgets();
+	for (i = 0; i < n; i++)
+	{
+		ManyTenant *m = &many[i];
+
+		m->tenant = TextDatumGetCString(elems[i]);
+		m->model = model;
+		m->server_arg = PG_ARGISNULL(3) ? NULL : pstrdup(NameStr(*PG_GETARG_NAME(3)));
+		m->error = tenancy_try(many_setup_step, m);
+		if (m->error != NULL)
+			many_undo(m);
+		else if (!m->exists && m->statements != NIL)
+		{
+			m->task.server = m->job.server;
+			m->task.dbname = NULL;
+			m->task.appname = m->job.appname;
+			m->task.budget = tenancy_catalog_budget(budgets, m->job.server);
+			tasks[ntasks++] = &m->task;
+		}
+	}
+
+	/* "create", in parallel within each server's budget */
+	if (ntasks > 0)
+		tenancy_fleet_run(tasks, ntasks, parallel, &many_ops, NULL);
+
+	/* "migrate" to "register", one after another; one row each */
+	for (i = 0; i < n; i++)
+	{
+		ManyTenant *m = &many[i];
+		Datum		values[5];
+		bool		nulls[5] = {false, false, true, true, true};
+
+		if (m->error == NULL && !m->exists)
+		{
+			if (m->remote_error != NULL)
+				m->error = remote_error_data(m->remote_error);
+			else
+				m->error = tenancy_try(many_finish_step, m);
+			if (m->error != NULL)
+				many_undo(m);
+		}
+		values[0] = CStringGetTextDatum(m->tenant);
+		values[1] = CStringGetTextDatum(m->error ? "failed" : m->exists ? "exists" : "provisioned");
+		if (m->error == NULL && !m->exists && m->job.server != NULL)
+		{
+			values[2] = DirectFunctionCall1(namein, CStringGetDatum(m->job.server));
+			nulls[2] = false;
+		}
+		if (m->error != NULL)
+		{
+			values[3] = CStringGetTextDatum(m->error->message ? m->error->message : "");
+			values[4] = CStringGetTextDatum(unpack_sql_state(m->error->sqlerrcode));
+			nulls[3] = nulls[4] = false;
+		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

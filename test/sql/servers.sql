@@ -95,6 +95,36 @@ SELECT max(n) AS most_sessions_on_regress_here FROM (
     FROM unnest(ARRAY['p1', 'p3', 'p5']) t) m;
 SELECT count(*) AS health_rows FROM tenancy.health();
 
+-- provision_many: each tenant atomic on its own, placed like provision(),
+-- created within each server's budget (regress_here's is 1), one row each;
+-- a bad id and a ready tenant do not stop the others
+SELECT tenancy.drain_server('regress_down') IS NOT NULL AS drained_down;
+SELECT tenant, status, server, error, sqlstate
+  FROM tenancy.provision_many(ARRAY['m1', 'Bad', 'p1', 'm2'], parallel => 3);
+-- a server that does not answer: its tenants fail (08001), nothing is left
+SELECT tenant, status, left(error, 30) AS error, sqlstate
+  FROM tenancy.provision_many(ARRAY['m3', 'm4'], server => 'regress_down');
+SELECT id, state, server FROM tenancy.tenant WHERE id LIKE 'm%' ORDER BY id;
+SELECT count(*) AS pending_cleanup FROM tenancy.pending_cleanup;
+SELECT count(*) AS temporary_databases FROM pg_database WHERE datname LIKE 'regress_tn_tmp_%';
+-- schema tenants too; here migration 1 (CREATE TABLE public.item) fails
+-- for them, since p-schema's run made public.item: each fails alone, undone
+SELECT tenant, status, server, error FROM tenancy.provision_many(ARRAY['ms1', 'ms2'], isolation => 'schema');
+SELECT count(*) AS ms_schemas FROM pg_namespace WHERE nspname LIKE 'regress_tn_ms%' OR nspname LIKE 'regress_tn_tmp_%';
+-- should fail before anything runs: 22004, 22023 (parallel, an id twice,
+-- isolation, a server for schema tenants)
+SELECT * FROM tenancy.provision_many(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM tenancy.provision_many(ARRAY['x1'], parallel => 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM tenancy.provision_many(ARRAY['x1', 'x1']);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM tenancy.provision_many(ARRAY['x1'], isolation => 'cluster');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM tenancy.provision_many(ARRAY['x1'], isolation => 'schema', server => 'regress_here');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS x_tenants FROM tenancy.tenant WHERE id LIKE 'x%';
+
 SELECT tenancy.deprovision(id) FROM tenancy.tenant ORDER BY id;
 DELETE FROM tenancy.server;
 DELETE FROM tenancy.template WHERE server IS NOT NULL;

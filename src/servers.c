@@ -315,13 +315,17 @@ tenancy_server_status(PG_FUNCTION_ARGS)
 		ServerEntry *e = (ServerEntry *) lfirst(lc);
 		Datum		values[9];
 		bool		nulls[9] = {false};
-		ServerQuery q = {e->remote,
-			"SELECT COALESCE(pg_catalog.sum(pg_catalog.pg_database_size(d.oid)), 0)::pg_catalog.text, "
+		ServerQuery q;
+		char	   *error;
+
+		memset(&q, 0, sizeof(q));
+		q.remote = e->remote;
+		q.sql = "SELECT COALESCE(pg_catalog.sum(pg_catalog.pg_database_size(d.oid)), 0)::pg_catalog.text, "
 			"(SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity a "
 			"WHERE a.datname OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.name[]))::pg_catalog.text "
-			"FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.name[])",
-		database_array(e->tenants)};
-		char	   *error = run_server_query(&q);
+			"FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.name[])";
+		q.param = database_array(e->tenants);
+		error = run_server_query(&q);
 
 		values[0] = DirectFunctionCall1(namein, CStringGetDatum(e->server));
 		values[1] = Int32GetDatum(e->weight);

@@ -26,6 +26,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "executor/executor.h"
+#include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -261,9 +262,16 @@ tenancy_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_PREPARE:
 			committing = true;
 			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			committing = false;
+			/* an error unwound the hooks; a procedure's ROLLBACK did not */
+			if (!SPI_inside_nonatomic_context())
+				nesting = 0;
+			subxact_depth = 0;
+			break;
 		default:
 			committing = false;
-			nesting = 0;
 			subxact_depth = 0;
 			break;
 	}

@@ -25,8 +25,8 @@
  *	  - at backend exit.
  * Settings made through a kept session (SET statement_timeout,
  * application_name, ROLE) end with the local transaction that made them:
- * the first call of a later transaction starts with RESET ALL and RESET
- * ROLE, in the same round trip when it can.  Opening one needs USAGE on
+ * the first call of a later transaction sends RESET ALL and RESET ROLE
+ * first, when a call may have set something.  Opening one needs USAGE on
  * the foreign server it goes through, as dblink's would.
  * A call that leaves the remote session inside a transaction block (a
  * BEGIN without COMMIT) is rolled back there and fails with 25000: a kept
@@ -68,9 +68,22 @@ typedef struct KeptSession
 	int64		uses;
 	TimestampTz last_used;
 	LocalTransactionId used_in; /* the local transaction of the last call */
+	bool		dirty;			/* a call may have changed its settings */
 } KeptSession;
 
 #define RESET_SETTINGS "RESET ALL; RESET ROLE"
+
+/* Does "sql" say "set" anywhere (any case)? */
+static bool
+mentions_set(const char *sql)
+{
+	const char *p;
+
+	for (p = sql; *p; p++)
+		if (pg_strncasecmp(p, "set", 3) == 0)
+			return true;
+	return false;
+}
 
 
 static HTAB *kept = NULL;
@@ -232,6 +245,7 @@ tenancy_kept_run(const TenantRecord *rec, const char *sql, const StatementParams
 		ks->session = NULL;
 		ks->uses = 0;
 		ks->used_in = MyProc->lxid;
+		ks->dirty = false;
 		PG_TRY();
 		{
 			const char *server = rec->server[0] ? rec->server : tenancy_catalog_loopback_server();
@@ -248,25 +262,34 @@ tenancy_kept_run(const TenantRecord *rec, const char *sql, const StatementParams
 		PG_END_TRY();
 	}
 
-	/* settings made in an earlier local transaction end with it */
-	reset = ks->used_in != MyProc->lxid;
-	ks->used_in = MyProc->lxid;
+	/*
+	 * Settings made in an earlier local transaction end with it: if a call
+	 * then may have made some (its SQL says "set" anywhere: SET, RESET,
+	 * set_config()), the first call of a later transaction resets them, in a
+	 * round trip of its own (prefixed, it would put the SQL in an implicit
+	 * transaction block).
+	 */
+	reset = ks->dirty && ks->used_in != MyProc->lxid;
 	ks->last_used = GetCurrentTimestamp();
 	PG_TRY();
 	{
-		if (reset && params != NULL && params->n > 0)
+		if (reset)
 		{
 			tenancy_remote_call(ks->session, RESET_SETTINGS, 0, NULL, false, r);
 			if (r->error != NULL)
 				r->broken = true;
+			else
+				ks->dirty = false;
 		}
-		if (reset && params != NULL && params->n > 0 && r->broken)
+		if (r->broken && reset)
 			;					/* the session cannot be trusted: closed below */
 		else if (params != NULL && params->n > 0)
 			tenancy_remote_call_params(ks->session, sql, params, want_rows, r);
 		else
-			tenancy_remote_call(ks->session, reset ? psprintf(RESET_SETTINGS "; %s", sql) : sql,
-								0, NULL, want_rows, r);
+			tenancy_remote_call(ks->session, sql, 0, NULL, want_rows, r);
+		ks->used_in = MyProc->lxid;
+		if (mentions_set(sql))
+			ks->dirty = true;
 		if (r->in_transaction)
 		{
 			RemoteResult rb;

@@ -703,7 +703,12 @@ many_next(void *arg, FleetTask *task, const RemoteResult *last)
 
 	if (last != NULL && last->error != NULL)
 	{
-		m->remote_error = last->error;
+		/* the task's memory goes when it ends: keep a copy in the run's */
+		MemoryContext old = MemoryContextSwitchTo((MemoryContext) arg);
+
+		m->remote_error = tenancy_remote_error(last->error->sqlstate, last->error->message,
+											   last->error->detail, last->error->hint);
+		MemoryContextSwitchTo(old);
 		return NULL;
 	}
 	if (m->sent < list_length(m->statements))
@@ -717,7 +722,13 @@ many_finish(void *arg, FleetTask *task, const RemoteError *error)
 	ManyTenant *m = (ManyTenant *) task;
 
 	if (error != NULL && m->remote_error == NULL)
-		m->remote_error = (RemoteError *) error;
+	{
+		MemoryContext old = MemoryContextSwitchTo((MemoryContext) arg);
+
+		m->remote_error = tenancy_remote_error(error->sqlstate, error->message, error->detail,
+											   error->hint);
+		MemoryContextSwitchTo(old);
+	}
 }
 
 static const FleetOps many_ops = {NULL, many_next, many_finish, NULL};
@@ -824,7 +835,7 @@ tenancy_provision_many(PG_FUNCTION_ARGS)
 
 	/* "create", in parallel within each server's budget */
 	if (ntasks > 0)
-		tenancy_fleet_run(tasks, ntasks, parallel, &many_ops, NULL);
+		tenancy_fleet_run(tasks, ntasks, parallel, &many_ops, CurrentMemoryContext);
 
 	/* "migrate" to "register", one after another; one row each */
 	for (i = 0; i < n; i++)

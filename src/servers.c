@@ -385,10 +385,11 @@ stats_row(ReturnSetInfo *rsinfo, const char *tenant, const char *server, char **
 		}
 		if (!nulls[8])
 			values[8] = Int32GetDatum((int32) Min(DatumGetInt64(values[8]), PG_INT32_MAX));
-		if (row[7] != NULL)
+		/* microseconds since the Unix epoch: no DateStyle to agree on */
+		if (row[7] != NULL && tenancy_remote_is_number(row[7]))
 		{
-			values[9] = DirectFunctionCall3(timestamptz_in, CStringGetDatum(row[7]),
-											ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+			values[9] = TimestampTzGetDatum(strtoi64(row[7], NULL, 10) -
+											(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
 			nulls[9] = false;
 		}
 	}
@@ -460,7 +461,8 @@ tenancy_tenant_stats(PG_FUNCTION_ARGS)
 			"(s.tup_inserted OPERATOR(pg_catalog.+) s.tup_updated OPERATOR(pg_catalog.+) s.tup_deleted)::pg_catalog.text, "
 			"s.blks_read::pg_catalog.text, s.blks_hit::pg_catalog.text, "
 			"pg_catalog.pg_database_size(d.oid)::pg_catalog.text, s.numbackends::pg_catalog.text, "
-			"(SELECT pg_catalog.max(a.state_change) FROM pg_catalog.pg_stat_activity a "
+			"(SELECT (pg_catalog.date_part('epoch', pg_catalog.max(a.state_change)) "
+			"OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8 FROM pg_catalog.pg_stat_activity a "
 			"WHERE a.datid OPERATOR(pg_catalog.=) d.oid)::pg_catalog.text "
 			"FROM pg_catalog.pg_database d JOIN pg_catalog.pg_stat_database s ON s.datid OPERATOR(pg_catalog.=) d.oid "
 			"WHERE d.datname OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.name[])";

@@ -63,18 +63,25 @@ template_marker(void)
 }
 
 /*
- * Does a template's marker name a catalog of this cluster whose database is
- * gone (its template is then this catalog's to take over)?
+ * Is a template whose marker is not exactly ours still this catalog's to
+ * take over?  On this cluster (same system identifier): if the marker names
+ * this database (renamed since) or a database that is gone.  From another
+ * system identifier (this cluster after pg_upgrade or a restore): if it
+ * names a database of the same name.  Otherwise another catalog built it.
  */
 static bool
-built_by_dropped_catalog(const char *marker)
+ours_to_take(const char *marker)
 {
 	uint64		sysid;
 	unsigned int dboid;
+	int			pos = 0;
 
-	if (sscanf(marker, "tenancy template of the catalog " UINT64_FORMAT "/%u", &sysid, &dboid) != 2)
+	if (sscanf(marker, "tenancy template of the catalog " UINT64_FORMAT "/%u (database %n",
+			   &sysid, &dboid, &pos) != 2 || pos == 0)
 		return false;
-	return sysid == GetSystemIdentifier() && get_database_name((Oid) dboid) == NULL;
+	if (sysid == GetSystemIdentifier())
+		return (Oid) dboid == MyDatabaseId || get_database_name((Oid) dboid) == NULL;
+	return strcmp(marker + pos, psprintf("%s)", quote_identifier(get_database_name(MyDatabaseId)))) == 0;
 }
 
 static char *
@@ -155,7 +162,7 @@ tenancy_template_prepare(const char *server, const char *appname, int64 *version
 	wanted = tenancy_catalog_migration_fingerprint(&tj.versions);
 	exists = tenancy_ddl_database_comment(server, tpl, &comment);
 	if (exists && comment != NULL && strcmp(comment, template_marker()) != 0 &&
-		!built_by_dropped_catalog(comment))
+		!ours_to_take(comment))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_DATABASE),
 				 errmsg("template database \"%s\" belongs to another tenant catalog", tpl),

@@ -13,6 +13,7 @@
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 
@@ -43,7 +44,9 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
-	if (!process_shared_preload_libraries_in_progress && IsNormalProcessingMode())
+	if (!process_shared_preload_libraries_in_progress && IsNormalProcessingMode() &&
+		!InitializingParallelWorker)	/* a worker loads its leader's
+										 * libraries */
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("tenancy must be loaded via shared_preload_libraries or session_preload_libraries"),

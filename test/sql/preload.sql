@@ -51,6 +51,17 @@ DO $$BEGIN PERFORM pg_temp.recurse(100000); EXCEPTION WHEN statement_too_complex
 SELECT set_config('search_path', 'public', false) AS moved;
 SHOW search_path;
 COMMIT;
+-- a procedure's COMMIT is not an error: the statements after it are still
+-- nested (no correction of search_path in the middle of the CALL), and the
+-- CALL's end corrects it
+CREATE PROCEDURE pg_temp.commit_then_move() LANGUAGE plpgsql AS $$
+BEGIN
+  COMMIT;
+  PERFORM set_config('search_path', 'public', false);
+  RAISE NOTICE 'inside the CALL: %', current_setting('search_path');
+END$$;
+CALL pg_temp.commit_then_move();
+SHOW search_path;
 RESET tenancy.current;
 RESET search_path;
 SELECT tenancy.deprovision('deep');

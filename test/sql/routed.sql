@@ -198,6 +198,14 @@ COMMIT;
 SELECT * FROM tenancy.query('SHOW statement_timeout') AS t(v text);
 SELECT tenancy.exec('SET application_name = ''not tenancy''');
 SELECT * FROM tenancy.query('SELECT current_setting($1)', 'application_name') AS t(v text);
+-- a statement that cannot run in a transaction block works in a later
+-- transaction too (the reset, when needed, is a round trip of its own)
+SELECT tenancy.exec('CREATE TABLE vac_t (id int)');
+SELECT tenancy.exec('VACUUM vac_t');
+SELECT tenancy.exec('SET work_mem = ''2MB''');
+SELECT tenancy.exec('VACUUM vac_t');
+SELECT * FROM tenancy.query('SHOW work_mem') AS t(v text);
+SELECT tenancy.exec('DROP TABLE vac_t');
 -- and an idle one is closed after tenancy.kept_idle_timeout
 SET tenancy.kept_idle_timeout = '200ms';
 SELECT pid AS first_pid FROM tenancy.query('SELECT pg_backend_pid()') AS t(pid int) \gset

@@ -76,6 +76,14 @@ SELECT tenant, server, transactions >= 0 AS has_transactions, size > 0 AS has_si
        rows_read >= 0 AS has_reads, error
   FROM tenancy.tenant_stats() ORDER BY tenant;
 
+-- a session on a tenant makes last_activity known; read as a number, so the
+-- server's DateStyle does not matter
+SELECT dblink_connect('stats_holder', format('host=%s port=%s dbname=regress_tn_p1', :'sockdir', :'port'));
+ALTER DATABASE :"DBNAME" SET datestyle = 'SQL, DMY';
+SELECT tenant, last_activity > now() - interval '1 hour' AS recent, sessions
+  FROM tenancy.tenant_stats() WHERE tenant = 'p1';
+ALTER DATABASE :"DBNAME" RESET datestyle;
+SELECT dblink_disconnect('stats_holder');
 -- the catalog keeps servers through pg_dump
 SELECT 'tenancy.server'::regclass::oid = ANY (extconfig) AS server_table_dumped FROM pg_extension WHERE extname = 'tenancy';
 

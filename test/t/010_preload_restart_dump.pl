@@ -96,6 +96,13 @@ $node->safe_psql('postgres', q{
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_database WHERE datname LIKE 'regress_tap_%' AND datname <> 'regress_tap_template'}),
 	'0', 'no tenant database left');
 
+# Parallel workers load their leader's session_preload_libraries after
+# start-up: tenancy must load there too
+is($node->safe_psql('postgres', q{
+	SET force_parallel_mode = on; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;
+	SELECT count(*) FROM pg_class}) > 0 ? 'ran' : 'no', 'ran',
+	'a query in a parallel worker runs with tenancy in session_preload_libraries');
+
 # Not preloaded, tenancy refuses to load (55000, with a hint): CREATE
 # EXTENSION, LOAD and every tenancy function.  Without it nothing would keep
 # search_path with a selection made before the library was loaded, and a

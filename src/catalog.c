@@ -973,21 +973,33 @@ tenancy_catalog_budget(List *budgets, const char *server)
  * registered but none accepts tenants.
  */
 char *
-tenancy_catalog_place_tenant(void)
+tenancy_catalog_place_tenant(List *exclude)
 {
 	PrivilegeScope scope;
 	char	   *loopback = tenancy_catalog_loopback_server();
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(loopback ? loopback : "")};
+	Oid			types[2] = {TEXTOID, TEXTARRAYOID};
+	Datum		values[2];
 	bool		registered;
+	ListCell   *lc;
 	char	   *server = NULL;
 
+	/* the servers to pass over, as a text[] */
+	{
+		Datum	   *names = palloc(sizeof(Datum) * Max(list_length(exclude), 1));
+
+		foreach(lc, exclude)
+			names[foreach_current_index(lc)] = CStringGetTextDatum((const char *) lfirst(lc));
+		values[1] = PointerGetDatum(exclude == NIL ? construct_empty_array(TEXTOID) :
+									construct_array(names, list_length(exclude), TEXTOID, -1, false,
+													TYPALIGN_INT));
+	}
+	values[0] = CStringGetTextDatum(loopback ? loopback : "");
 	tenancy_scope_enter(&scope, tenancy_catalog_owner(), SCOPE_PIN_PATH);
 	registered = tenancy_scope_exec("SELECT FROM tenancy.server LIMIT 1", 0, NULL, NULL, NULL, true,
 									SPI_OK_SELECT) > 0;
 	if (registered &&
 		tenancy_scope_exec("SELECT s.server::pg_catalog.text FROM tenancy.server s "
-						   "WHERE s.accepting ORDER BY "
+						   "WHERE s.accepting AND s.server::pg_catalog.text OPERATOR(pg_catalog.<>) ALL ($2) ORDER BY "
 						   "((SELECT pg_catalog.count(*) FROM tenancy.tenant t "
 						   "WHERE t.isolation OPERATOR(pg_catalog.=) 'database' "
 						   "AND COALESCE(t.server, $1::pg_catalog.name) OPERATOR(pg_catalog.=) s.server) "
@@ -995,7 +1007,7 @@ tenancy_catalog_place_tenant(void)
 						   "WHERE c.isolation OPERATOR(pg_catalog.=) 'database' "
 						   "AND COALESCE(c.server, $1::pg_catalog.name) OPERATOR(pg_catalog.=) s.server))::pg_catalog.float8 "
 						   "OPERATOR(pg_catalog./) s.weight, s.server LIMIT 1",
-						   1, types, values, NULL, false, SPI_OK_SELECT) > 0)	/* a new snapshot:
+						   2, types, values, NULL, false, SPI_OK_SELECT) > 0)	/* a new snapshot:
 																				 * cleanup rows just
 																				 * committed count */
 		server = MemoryContextStrdup(scope.caller_context,
@@ -1005,7 +1017,8 @@ tenancy_catalog_place_tenant(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("no registered server accepts new tenants"),
-				 errdetail("Every server in tenancy.server has been drained."),
+				 errdetail("Every server in tenancy.server has been drained%s.",
+						   exclude != NIL ? ", or did not answer in this run" : ""),
 				 errhint("Register one with tenancy.add_server(), or pass server => ... to provision().")));
 	if (server != NULL && loopback != NULL && strcmp(server, loopback) == 0)
 		return NULL;

@@ -90,7 +90,7 @@ extern void tenancy_catalog_record_from_tuple(HeapTuple tup, TupleDesc desc, Ten
 extern void tenancy_catalog_apply_config(void);
 extern void tenancy_catalog_check_version(void);
 extern char *tenancy_catalog_loopback_server(void);
-extern char *tenancy_catalog_place_tenant(void);
+extern char *tenancy_catalog_place_tenant(List *exclude);
 extern List *tenancy_catalog_budgets(void);
 extern FleetBudget *tenancy_catalog_budget(List *budgets, const char *server);
 extern Oid	tenancy_catalog_service_role(void);

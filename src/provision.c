@@ -359,7 +359,7 @@ tenancy_provision(PG_FUNCTION_ARGS)
 	else if (!model->transactional)
 	{
 		/* no server named: placed by the policy (tenancy.server) */
-		server = tenancy_catalog_place_tenant();
+		server = tenancy_catalog_place_tenant(NIL);
 		if (server != NULL)
 			tenancy_conninfo_check_server(server);
 	}
@@ -618,6 +618,8 @@ typedef struct ManyTenant
 	bool		exists;			/* ready already: nothing done */
 	ErrorData  *error;			/* why it failed, or NULL */
 	RemoteError *remote_error;	/* the create step's, from the fleet run */
+	const char *placed;			/* the server placement chose, or NULL */
+	List	  **unreachable;	/* the run's: servers that did not answer */
 } ManyTenant;
 
 static void
@@ -642,7 +644,8 @@ many_setup_step(void *arg)
 	}
 	else if (!m->model->transactional)
 	{
-		server = tenancy_catalog_place_tenant();
+		server = tenancy_catalog_place_tenant(*m->unreachable);
+		m->placed = server;
 		if (server != NULL)
 			tenancy_conninfo_check_server(server);
 	}
@@ -769,6 +772,7 @@ tenancy_provision_many(PG_FUNCTION_ARGS)
 	FleetTask **tasks;
 	int			ntasks = 0;
 	List	   *budgets;
+	List	   *unreachable = NIL;
 	int			i;
 	int			j;
 
@@ -820,9 +824,16 @@ tenancy_provision_many(PG_FUNCTION_ARGS)
 		m->tenant = TextDatumGetCString(elems[i]);
 		m->model = model;
 		m->server_arg = PG_ARGISNULL(3) ? NULL : pstrdup(NameStr(*PG_GETARG_NAME(3)));
+		m->unreachable = &unreachable;
 		m->error = tenancy_try(many_setup_step, m);
 		if (m->error != NULL)
+		{
+			/* a placed server that did not answer gets no more of this run */
+			if (m->placed != NULL &&
+				ERRCODE_TO_CATEGORY(m->error->sqlerrcode) == ERRCODE_CONNECTION_EXCEPTION)
+				unreachable = lappend(unreachable, pstrdup(m->placed));
 			many_undo(m);
+		}
 		else if (!m->exists && m->statements != NIL)
 		{
 			m->task.server = m->job.server;

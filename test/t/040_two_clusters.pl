@@ -100,7 +100,36 @@ is($node1->safe_psql('postgres', q{SELECT count(*) FROM tenancy.tenant WHERE id 
 	'nothing registered');
 ($ret, $out, $err) = $node1->psql('postgres', q{SELECT * FROM tenancy.migrate('remote')});
 like($err, qr/could not establish connection/, 'migrating a tenant on a down server fails cleanly');
+
+# A fleet of two servers, node2 down: provision_many places tenants by the
+# fewest per unit of weight; the one placed on node2 fails with 08001 and
+# node2 gets no more of the run, the others are provisioned on node1;
+# nothing is orphaned; server_status reports node2 unreachable
+$node1->safe_psql('postgres', q{
+	SELECT tenancy.add_server('host2');
+	SELECT tenancy.add_server('tenancy_loopback');
+});
+is($node1->safe_psql('postgres', q{
+	SELECT string_agg(tenant || ':' || status || ':' || coalesce(sqlstate, '-'), ',' ORDER BY tenant)
+	  FROM tenancy.provision_many(ARRAY['fleet-1', 'fleet-2', 'fleet-3', 'fleet-4'], parallel => 4)}),
+	'fleet-1:provisioned:-,fleet-2:failed:08001,fleet-3:provisioned:-,fleet-4:provisioned:-',
+	'provision_many with one server down: its tenants fail with 08001, the others are provisioned');
+is($node1->safe_psql('postgres', q{
+	SELECT string_agg(id || '@' || coalesce(server, 'here'), ',' ORDER BY id) FROM tenancy.tenant WHERE id LIKE 'fleet-%'}),
+	'fleet-1@here,fleet-3@here,fleet-4@here', 'the provisioned ones are on node1');
+is($node1->safe_psql('postgres', q{SELECT count(*) FROM tenancy.pending_cleanup}), '0',
+	'no cleanup record is left');
+is($node1->safe_psql('postgres', q{
+	SELECT string_agg(server || ':' || reachable || ':' || coalesce(split_part(error, ':', 1), '-'), ',' ORDER BY server)
+	  FROM tenancy.server_status()}),
+	'host2:false:08001,tenancy_loopback:true:-', 'server_status reports node2 unreachable');
 $node2->start;
+is($node2->safe_psql('postgres', q{SELECT count(*) FROM pg_database WHERE datname LIKE 'regress_tc_%fleet%' OR datname LIKE 'regress_tc_tmp_%'}),
+	'0', 'nothing was created on node2');
+$node1->safe_psql('postgres', q{
+	SELECT count(tenancy.deprovision(id)) FROM tenancy.tenant WHERE id LIKE 'fleet-%';
+	DELETE FROM tenancy.server;
+});
 $node1->safe_psql('postgres', 'SELECT count(*) FROM tenancy.reconcile()');
 is($node1->safe_psql('postgres', q{SELECT state FROM tenancy.provision('while-down', server => 'host2')}),
 	'ready', 'once node2 is back, provisioning works');

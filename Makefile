@@ -23,6 +23,7 @@ OBJS = \
 	src/engine.o \
 	src/database_ddl.o \
 	src/template.o \
+	src/pool.o \
 	src/isolation.o \
 	src/isolation_database.o \
 	src/isolation_schema.o \

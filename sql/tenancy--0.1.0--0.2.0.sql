@@ -158,12 +158,13 @@ BEGIN
                    'tenancy.bootstrap(integer, boolean), '
                    'tenancy.grant_access(text, regrole), tenancy.revoke_access(text, regrole), '
                    'tenancy.health(text), tenancy.provision_many(text[], integer, text, name), '
-                   'tenancy.add_server(name, integer, integer), '
-                   'tenancy.drain_server(name), tenancy.server_status(), tenancy.tenant_stats() TO %s',
+                   'tenancy.add_server(name, integer, integer, integer), '
+                   'tenancy.drain_server(name), tenancy.server_status(), tenancy.tenant_stats(), '
+                   'tenancy.fill_pools() TO %s',
                    admin_role);
     EXECUTE format('GRANT SELECT ON tenancy.tenant, tenancy.migration, tenancy.migration_status, '
                    'tenancy.member, tenancy.pending_cleanup, tenancy.template, tenancy.migration_progress, '
-                   'tenancy.server TO %s',
+                   'tenancy.server, tenancy.spare TO %s',
                    admin_role);
   END IF;
 
@@ -450,7 +451,9 @@ CREATE TABLE tenancy.server (
     max_sessions integer NOT NULL DEFAULT 4
                  CONSTRAINT server_max_sessions_check CHECK (max_sessions OPERATOR(pg_catalog.>) 0),
     accepting    boolean NOT NULL DEFAULT true,
-    added_at     timestamptz NOT NULL DEFAULT pg_catalog.now()
+    added_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    warm_pool    integer NOT NULL DEFAULT 0
+                 CONSTRAINT server_warm_pool_check CHECK (warm_pool OPERATOR(pg_catalog.>=) 0)
 );
 COMMENT ON TABLE tenancy.server IS 'tenancy: dblink foreign servers that are homes for new database tenants (provision() without a server places tenants among the accepting ones)';
 COMMENT ON COLUMN tenancy.server.server IS 'a dblink_fdw foreign server; this cluster by its loopback server''s name';
@@ -458,13 +461,15 @@ COMMENT ON COLUMN tenancy.server.weight IS 'share of new tenants: placement pick
 COMMENT ON COLUMN tenancy.server.max_sessions IS 'sessions fleet work may open on the server at once';
 COMMENT ON COLUMN tenancy.server.accepting IS 'false once drained: no new tenant is placed there';
 COMMENT ON COLUMN tenancy.server.added_at IS 'when add_server() registered it';
+COMMENT ON COLUMN tenancy.server.warm_pool IS 'spare databases fill_pools() keeps ready there for instant provisioning';
 SELECT pg_catalog.pg_extension_config_dump('tenancy.server', '');
 
-CREATE FUNCTION tenancy.add_server(server name, weight integer DEFAULT 1, max_sessions integer DEFAULT 4)
+CREATE FUNCTION tenancy.add_server(server name, weight integer DEFAULT 1, max_sessions integer DEFAULT 4,
+                                   warm_pool integer DEFAULT 0)
 RETURNS tenancy.server
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'tenancy_add_server';
-COMMENT ON FUNCTION tenancy.add_server(name, integer, integer) IS 'tenancy: registers a dblink foreign server as a home for new database tenants (again: changes its weight and budget and accepts tenants again)';
+COMMENT ON FUNCTION tenancy.add_server(name, integer, integer, integer) IS 'tenancy: registers a dblink foreign server as a home for new database tenants (again: changes its weight and budget and accepts tenants again)';
 
 CREATE FUNCTION tenancy.drain_server(server name)
 RETURNS tenancy.server
@@ -487,8 +492,34 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'tenancy_tenant_stats';
 COMMENT ON FUNCTION tenancy.tenant_stats() IS 'tenancy: per tenant, transactions, rows read and written, blocks read and hit, size, sessions and last activity from the statistics of its server (one query per server), for finding the hot tenant';
 
-REVOKE ALL ON FUNCTION tenancy.add_server(name, integer, integer), tenancy.drain_server(name),
-                       tenancy.server_status(), tenancy.tenant_stats()
+-- Warm pools: spare databases at the latest migration, taken by provision()
+CREATE TABLE tenancy.spare (
+    database_name    name PRIMARY KEY,
+    server           name,
+    fingerprint      text NOT NULL,
+    applied_version  bigint NOT NULL,
+    applied_versions bigint[] NOT NULL DEFAULT '{}',
+    ready            boolean NOT NULL DEFAULT false,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE tenancy.spare IS 'tenancy: spare databases of the warm pools, copies of the template that provision() takes by renaming; recorded (not ready) before they are created, so reconcile() explains each';
+COMMENT ON COLUMN tenancy.spare.database_name IS 'its name (<prefix>tmp_<operation id>) until a provisioning takes it';
+COMMENT ON COLUMN tenancy.spare.server IS 'the server it is on; NULL: this cluster';
+COMMENT ON COLUMN tenancy.spare.fingerprint IS 'the registered migrations it holds; a spare of others is never taken and fill_pools() drops it';
+COMMENT ON COLUMN tenancy.spare.applied_version IS 'the highest migration version it holds';
+COMMENT ON COLUMN tenancy.spare.applied_versions IS 'the versions it holds';
+COMMENT ON COLUMN tenancy.spare.ready IS 'false while it is being created (an interrupted creation: reconcile() drops it)';
+COMMENT ON COLUMN tenancy.spare.created_at IS 'when it was recorded; the oldest is taken first';
+SELECT pg_catalog.pg_extension_config_dump('tenancy.spare', '');
+
+CREATE FUNCTION tenancy.fill_pools()
+RETURNS TABLE (server name, spares integer, created integer, dropped integer)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_fill_pools';
+COMMENT ON FUNCTION tenancy.fill_pools() IS 'tenancy: brings each accepting server''s warm pool to its warm_pool spares at the latest migration, dropping spares of older migrations; run it after add_migration() and from a scheduler';
+
+REVOKE ALL ON FUNCTION tenancy.add_server(name, integer, integer, integer), tenancy.drain_server(name),
+                       tenancy.server_status(), tenancy.tenant_stats(), tenancy.fill_pools()
   FROM PUBLIC;
 
 -- roles that may provision (configure()'s admin_role) may manage servers too
@@ -501,10 +532,11 @@ BEGIN
               AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
               AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
               AND a.grantee OPERATOR(pg_catalog.<>) 0 LOOP
-    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION tenancy.add_server(name, integer, integer), '
-                              'tenancy.drain_server(name), tenancy.server_status(), tenancy.tenant_stats() TO %s',
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION tenancy.add_server(name, integer, integer, integer), '
+                              'tenancy.drain_server(name), tenancy.server_status(), tenancy.tenant_stats(), '
+                              'tenancy.fill_pools() TO %s',
                               g.grantee::pg_catalog.regrole);
-    EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.server TO %s', g.grantee::pg_catalog.regrole);
+    EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.server, tenancy.spare TO %s', g.grantee::pg_catalog.regrole);
   END LOOP;
 END
 $carry$;

@@ -965,6 +965,177 @@ tenancy_catalog_budget(List *budgets, const char *server)
 }
 
 /*
+ * Takes a ready spare of "server" (NULL: this cluster) with "fingerprint":
+ * deletes its row in the caller's transaction (skipping rows another
+ * transaction holds) and returns its database and versions.
+ */
+bool
+tenancy_catalog_take_spare(const char *server, const char *fingerprint, char **dbname,
+						   int64 *version, char **versions)
+{
+	PrivilegeScope scope;
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	char		nulls[2] = {server ? ' ' : 'n', ' '};
+	bool		found;
+
+	values[0] = server ? CStringGetTextDatum(server) : (Datum) 0;
+	values[1] = CStringGetTextDatum(fingerprint);
+	catalog_enter(&scope);
+	found = tenancy_scope_exec("DELETE FROM tenancy.spare WHERE database_name OPERATOR(pg_catalog.=) ("
+							   "SELECT database_name FROM tenancy.spare WHERE ready "
+							   "AND server IS NOT DISTINCT FROM $1::pg_catalog.name "
+							   "AND fingerprint OPERATOR(pg_catalog.=) $2 "
+							   "ORDER BY created_at, database_name LIMIT 1 FOR UPDATE SKIP LOCKED) "
+							   "RETURNING database_name::pg_catalog.text, applied_version, applied_versions::pg_catalog.text",
+							   2, types, values, nulls, false, SPI_OK_DELETE_RETURNING) > 0;
+	if (found)
+	{
+		bool		isnull;
+
+		*dbname = MemoryContextStrdup(scope.caller_context,
+									  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		*version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		*versions = MemoryContextStrdup(scope.caller_context,
+										SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3));
+	}
+	tenancy_scope_leave(&scope);
+	return found;
+}
+
+/* Spares of "server" that hold other migrations than "fingerprint" (locked). */
+List *
+tenancy_catalog_stale_spares(const char *server, const char *fingerprint)
+{
+	PrivilegeScope scope;
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	char		nulls[2] = {server ? ' ' : 'n', ' '};
+	List	   *names = NIL;
+	uint64		i;
+
+	values[0] = server ? CStringGetTextDatum(server) : (Datum) 0;
+	values[1] = CStringGetTextDatum(fingerprint);
+	catalog_enter(&scope);
+	tenancy_scope_exec("SELECT database_name::pg_catalog.text FROM tenancy.spare "
+					   "WHERE server IS NOT DISTINCT FROM $1::pg_catalog.name AND ready "
+					   "AND fingerprint OPERATOR(pg_catalog.<>) $2 ORDER BY 1 FOR UPDATE SKIP LOCKED",
+					   2, types, values, nulls, false, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(scope.caller_context);
+
+		names = lappend(names, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
+		MemoryContextSwitchTo(old);
+	}
+	tenancy_scope_leave(&scope);
+	return names;
+}
+
+/* How many spares of "server" hold "fingerprint" (ready or being made). */
+int
+tenancy_catalog_count_spares(const char *server, const char *fingerprint)
+{
+	PrivilegeScope scope;
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	char		nulls[2] = {server ? ' ' : 'n', ' '};
+	bool		isnull;
+	int			n;
+
+	values[0] = server ? CStringGetTextDatum(server) : (Datum) 0;
+	values[1] = CStringGetTextDatum(fingerprint);
+	catalog_enter(&scope);
+	tenancy_scope_exec("SELECT pg_catalog.count(*)::pg_catalog.int4 FROM tenancy.spare "
+					   "WHERE server IS NOT DISTINCT FROM $1::pg_catalog.name "
+					   "AND fingerprint OPERATOR(pg_catalog.=) $2",
+					   2, types, values, nulls, false, SPI_OK_SELECT);
+	n = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	tenancy_scope_leave(&scope);
+	return n;
+}
+
+/* Records a spare about to be created (not ready), on its own. */
+void
+tenancy_catalog_record_spare(const char *server, const char *dbname, const char *fingerprint,
+							 int64 version, const char *versions)
+{
+	char		v[32];
+	const char *params[5];
+
+	snprintf(v, sizeof(v), INT64_FORMAT, version);
+	params[0] = dbname;
+	params[1] = server;
+	params[2] = fingerprint;
+	params[3] = v;
+	params[4] = versions ? versions : "{}";
+	autonomous("INSERT INTO tenancy.spare (database_name, server, fingerprint, applied_version, applied_versions) "
+			   "VALUES ($1::pg_catalog.name, $2::pg_catalog.name, $3, $4::pg_catalog.int8, $5::pg_catalog.int8[])",
+			   5, params);
+}
+
+/* Marks a spare ready, on its own. */
+void
+tenancy_catalog_spare_ready(const char *dbname)
+{
+	const char *params[1] = {dbname};
+
+	autonomous("UPDATE tenancy.spare SET ready = true WHERE database_name OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+			   1, params);
+}
+
+#define FORGET_SPARE_SQL \
+	"DELETE FROM tenancy.spare WHERE database_name OPERATOR(pg_catalog.=) $1::pg_catalog.name"
+
+/* Forgets a spare: on its own, or in the caller's transaction (which holds its row). */
+void
+tenancy_catalog_forget_spare(const char *dbname, bool autonomous_write)
+{
+	const char *params[1] = {dbname};
+	PrivilegeScope scope;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	if (autonomous_write)
+	{
+		autonomous(FORGET_SPARE_SQL, 1, params);
+		return;
+	}
+	values[0] = CStringGetTextDatum(dbname);
+	catalog_enter(&scope);
+	tenancy_scope_exec(FORGET_SPARE_SQL, 1, types, values, NULL, false, SPI_OK_DELETE);
+	tenancy_scope_leave(&scope);
+}
+
+/* Every spare (SpareRecord *), for reconcile(). */
+List *
+tenancy_catalog_spares(void)
+{
+	PrivilegeScope scope;
+	List	   *spares = NIL;
+	uint64		i;
+
+	catalog_enter(&scope);
+	tenancy_scope_exec("SELECT database_name::pg_catalog.text, COALESCE(server::pg_catalog.text, ''), ready "
+					   "FROM tenancy.spare ORDER BY 1", 0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		SpareRecord *s = MemoryContextAllocZero(scope.caller_context, sizeof(SpareRecord));
+		bool		isnull;
+		MemoryContext old;
+
+		strlcpy(s->dbname, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1), NAMEDATALEN);
+		strlcpy(s->server, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2), NAMEDATALEN);
+		s->ready = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+		old = MemoryContextSwitchTo(scope.caller_context);
+		spares = lappend(spares, s);
+		MemoryContextSwitchTo(old);
+	}
+	tenancy_scope_leave(&scope);
+	return spares;
+}
+
+/*
  * Where provision() without a server puts a new database tenant: NULL (this
  * cluster) when no server is registered; else the accepting registered
  * server with the fewest database tenants per unit of weight (tenants

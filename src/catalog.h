@@ -69,6 +69,14 @@ typedef struct ProgressRow
 	const char *applied;		/* the ledger's versions ("{1,2}"), or NULL */
 } ProgressRow;
 
+/* A row of tenancy.spare. */
+typedef struct SpareRecord
+{
+	char		dbname[NAMEDATALEN];
+	char		server[NAMEDATALEN];	/* "" means this cluster */
+	bool		ready;
+} SpareRecord;
+
 /* A registered server's session budget (tenancy_catalog_budgets). */
 typedef struct ServerBudget
 {
@@ -92,6 +100,17 @@ extern void tenancy_catalog_check_version(void);
 extern char *tenancy_catalog_loopback_server(void);
 extern char *tenancy_catalog_place_tenant(List *exclude);
 extern List *tenancy_catalog_budgets(void);
+
+/* spares (pool.c) */
+extern bool tenancy_catalog_take_spare(const char *server, const char *fingerprint, char **dbname,
+									   int64 *version, char **versions);
+extern List *tenancy_catalog_stale_spares(const char *server, const char *fingerprint);
+extern int	tenancy_catalog_count_spares(const char *server, const char *fingerprint);
+extern void tenancy_catalog_record_spare(const char *server, const char *dbname,
+										 const char *fingerprint, int64 version, const char *versions);
+extern void tenancy_catalog_spare_ready(const char *dbname);
+extern void tenancy_catalog_forget_spare(const char *dbname, bool autonomous_write);
+extern List *tenancy_catalog_spares(void);
 extern FleetBudget *tenancy_catalog_budget(List *budgets, const char *server);
 extern Oid	tenancy_catalog_service_role(void);
 

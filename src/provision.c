@@ -76,6 +76,7 @@
 #include "kept.h"
 #include "locks.h"
 #include "names.h"
+#include "pool.h"
 #include "repair.h"
 #include "try.h"
 
@@ -153,14 +154,30 @@ typedef struct ProvisionJob
 	char	   *source;			/* what the object is copied from */
 	char	   *versions;		/* the versions it holds */
 	int64		version;		/* -1: migrations must be applied */
+	bool		from_spare;		/* the temporary object is a warm-pool spare */
 } ProvisionJob;
 
-/* provision()'s steps "template" and "record". */
+/*
+ * provision()'s steps "template" and "record".  A database tenant takes a
+ * spare of its server's warm pool if one holds the registered migrations
+ * (pool.c): the spare becomes the temporary object, nothing is created.
+ */
 static void
 before_create(ProvisionJob *job)
 {
+	char	   *spare;
+	bool		managed;
+
 	job->ctx->step = "template";
-	job->version = job->model->prepare(job->server, job->appname, &job->source, &job->versions);
+	(void) tenancy_name_template(&managed);
+	if (job->model->create_statements != NULL && managed &&
+		tenancy_pool_take(job->server, &spare, &job->version, &job->versions))
+	{
+		job->from_spare = true;
+		strlcpy(job->cleanup.temporary_name, spare, NAMEDATALEN);
+	}
+	else
+		job->version = job->model->prepare(job->server, job->appname, &job->source, &job->versions);
 
 	job->ctx->step = "record";
 	tenancy_fault("before_cleanup_record");
@@ -219,8 +236,9 @@ provision_steps(void *arg)
 
 	before_create(job);
 	job->ctx->step = psprintf("create %s", job->model->name);
-	job->model->create(job->server, job->cleanup.temporary_name, job->source,
-					   job->cleanup.operation_id, job->appname, job->version < 0);
+	if (!job->from_spare)
+		job->model->create(job->server, job->cleanup.temporary_name, job->source,
+						   job->cleanup.operation_id, job->appname, job->version < 0);
 	tenancy_fault("after_remote_create");
 	after_create(job);
 }
@@ -658,7 +676,9 @@ many_setup_step(void *arg)
 	}
 	before_create(&m->job);
 	m->ctx.step = psprintf("create %s", m->model->name);
-	if (m->model->create_statements != NULL)
+	if (m->job.from_spare)
+		m->statements = NIL;	/* a spare: created already */
+	else if (m->model->create_statements != NULL)
 		m->statements = m->model->create_statements(m->job.cleanup.temporary_name, m->job.source,
 													m->job.version < 0);
 	else

@@ -37,6 +37,7 @@
 #include "ledger.h"
 #include "locks.h"
 #include "remote.h"
+#include "pool.h"
 #include "repair.h"
 #include "try.h"
 
@@ -51,7 +52,10 @@ report(void *arg, const char *tenant, const char *object, const char *problem,
 	Datum		values[4];
 	bool		nulls[4] = {false, false, false, false};
 
-	values[0] = CStringGetTextDatum(tenant);
+	if (tenant != NULL)
+		values[0] = CStringGetTextDatum(tenant);
+	else
+		nulls[0] = true;		/* a spare of a warm pool: no tenant yet */
 	values[1] = CStringGetTextDatum(object);
 	values[2] = CStringGetTextDatum(problem);
 	values[3] = CStringGetTextDatum(action);
@@ -217,6 +221,7 @@ tenancy_reconcile(PG_FUNCTION_ARGS)
 		}
 		tenancy_repair_cleanup(c, &out);
 	}
+	tenancy_pool_repair(&out);
 
 	tenants = tenancy_catalog_tenants();
 	servers = existing_remote_databases(tenants);

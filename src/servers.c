@@ -32,6 +32,7 @@
 
 #include "catalog.h"
 #include "conninfo.h"
+#include "pool.h"
 #include "remote.h"
 #include "scope.h"
 #include "try.h"
@@ -40,8 +41,9 @@ PG_FUNCTION_INFO_V1(tenancy_add_server);
 PG_FUNCTION_INFO_V1(tenancy_drain_server);
 PG_FUNCTION_INFO_V1(tenancy_server_status);
 PG_FUNCTION_INFO_V1(tenancy_tenant_stats);
+PG_FUNCTION_INFO_V1(tenancy_fill_pools);
 
-#define SERVER_COLUMNS "server, weight, max_sessions, accepting, added_at"
+#define SERVER_COLUMNS "server, weight, max_sessions, accepting, added_at, warm_pool"
 
 /* Runs "sql" on tenancy.server as the catalog owner; returns its one row. */
 static Datum
@@ -98,8 +100,9 @@ tenancy_add_server(PG_FUNCTION_ARGS)
 	ForeignServer *fs;
 	int32		weight;
 	int32		max_sessions;
-	Oid			types[3] = {TEXTOID, INT4OID, INT4OID};
-	Datum		values[3];
+	int32		warm_pool = 0;
+	Oid			types[4] = {TEXTOID, INT4OID, INT4OID, INT4OID};
+	Datum		values[4];
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -108,6 +111,14 @@ tenancy_add_server(PG_FUNCTION_ARGS)
 	server = NameStr(*PG_GETARG_NAME(0));
 	weight = positive_argument(fcinfo, 1, "weight");
 	max_sessions = positive_argument(fcinfo, 2, "max_sessions");
+	if (PG_NARGS() > 3)
+	{
+		if (PG_ARGISNULL(3) || PG_GETARG_INT32(3) < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("warm_pool must be zero or more")));
+		warm_pool = PG_GETARG_INT32(3);
+	}
 	tenancy_catalog_apply_config();
 	fs = GetForeignServerByName(server, true);
 	if (fs == NULL)
@@ -126,11 +137,12 @@ tenancy_add_server(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(server);
 	values[1] = Int32GetDatum(weight);
 	values[2] = Int32GetDatum(max_sessions);
-	PG_RETURN_DATUM(server_row("INSERT INTO tenancy.server (server, weight, max_sessions) "
-							   "VALUES ($1, $2, $3) ON CONFLICT (server) DO UPDATE "
+	values[3] = Int32GetDatum(warm_pool);
+	PG_RETURN_DATUM(server_row("INSERT INTO tenancy.server (server, weight, max_sessions, warm_pool) "
+							   "VALUES ($1, $2, $3, $4) ON CONFLICT (server) DO UPDATE "
 							   "SET weight = excluded.weight, max_sessions = excluded.max_sessions, "
-							   "accepting = true RETURNING " SERVER_COLUMNS,
-							   3, types, values, SPI_OK_INSERT_RETURNING, server));
+							   "warm_pool = excluded.warm_pool, accepting = true RETURNING " SERVER_COLUMNS,
+							   4, types, values, SPI_OK_INSERT_RETURNING, server));
 }
 
 /*
@@ -165,6 +177,7 @@ typedef struct ServerEntry
 	int32		weight;
 	int32		max_sessions;
 	bool		accepting;
+	int32		warm_pool;
 	List	   *tenants;		/* TenantRecord *, database tenants */
 } ServerEntry;
 
@@ -180,7 +193,7 @@ registered_servers(void)
 	uint64		i;
 
 	tenancy_scope_enter(&scope, tenancy_catalog_owner(), SCOPE_PIN_PATH);
-	tenancy_scope_exec("SELECT server::pg_catalog.text, weight, max_sessions, accepting "
+	tenancy_scope_exec("SELECT server::pg_catalog.text, weight, max_sessions, accepting, warm_pool "
 					   "FROM tenancy.server ORDER BY server", 0, NULL, NULL, NULL, true, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -192,6 +205,7 @@ registered_servers(void)
 		e->weight = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
 		e->max_sessions = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
 		e->accepting = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4, &isnull));
+		e->warm_pool = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 5, &isnull));
 		e->remote = (loopback != NULL && strcmp(e->server, loopback) == 0) ? NULL : e->server;
 		servers = lappend(servers, e);
 		MemoryContextSwitchTo(old);
@@ -516,6 +530,42 @@ tenancy_tenant_stats(PG_FUNCTION_ARGS)
 					  NULL, row, NULL);
 		}
 		tenancy_scope_leave(&scope);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * tenancy.fill_pools() RETURNS TABLE (server, spares, created, dropped)
+ *
+ * Brings the warm pool of every accepting registered server to its
+ * warm_pool spares at the registered migrations (pool.c); a drained server
+ * only loses its stale spares.  One row per server with a pool.
+ */
+Datum
+tenancy_fill_pools(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	tenancy_catalog_apply_config();
+	foreach(lc, registered_servers())
+	{
+		ServerEntry *e = (ServerEntry *) lfirst(lc);
+		int			want = e->accepting ? e->warm_pool : 0;
+		int			created;
+		int			dropped;
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		if (e->warm_pool == 0)
+			continue;
+		tenancy_pool_fill(e->remote, want, &created, &dropped);
+		values[0] = DirectFunctionCall1(namein, CStringGetDatum(e->server));
+		values[1] = Int32GetDatum(Max(want, 0));
+		values[2] = Int32GetDatum(created);
+		values[3] = Int32GetDatum(dropped);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
 }

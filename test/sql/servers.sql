@@ -80,7 +80,7 @@ SELECT tenant, server, transactions >= 0 AS has_transactions, size > 0 AS has_si
 -- server's DateStyle does not matter
 SELECT dblink_connect('stats_holder', format('host=%s port=%s dbname=regress_tn_p1', :'sockdir', :'port'));
 ALTER DATABASE :"DBNAME" SET datestyle = 'SQL, DMY';
-SELECT tenant, last_activity > now() - interval '1 hour' AS recent, sessions
+SELECT tenant, last_activity > now() - interval '1 hour' AS recent, sessions >= 1 AS has_sessions
   FROM tenancy.tenant_stats() WHERE tenant = 'p1';
 ALTER DATABASE :"DBNAME" RESET datestyle;
 SELECT dblink_disconnect('stats_holder');
@@ -102,6 +102,41 @@ SELECT max(n) AS most_sessions_on_regress_here FROM (
                                'SELECT sessions FROM public.seen') AS x(s bigint)) AS n
     FROM unnest(ARRAY['p1', 'p3', 'p5']) t) m;
 SELECT count(*) AS health_rows FROM tenancy.health();
+
+-- Warm pools: spare databases at the registered migrations, which
+-- provision() takes by renaming instead of copying the template
+SELECT tenancy.drain_server('regress_down') IS NOT NULL AS drained_down;
+SELECT server, weight, max_sessions, warm_pool FROM tenancy.add_server('regress_here', weight => 3, max_sessions => 1, warm_pool => 2);
+-- should fail: 22023, nothing changed
+SELECT tenancy.add_server('regress_here', warm_pool => -1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM tenancy.fill_pools();
+SELECT count(*) FILTER (WHERE ready) AS ready_spares, count(*) AS spares FROM tenancy.spare;
+SELECT id, server, applied_version FROM tenancy.provision('w1');
+SELECT count(*) AS spares_left FROM tenancy.spare;
+SELECT * FROM dblink(format('host=%s port=%s dbname=regress_tn_w1', :'sockdir', :'port'),
+                     'SELECT pg_catalog.string_agg(version::text, '','' ORDER BY version) FROM tenancy.applied_migration') AS t(versions text);
+-- a new migration makes the spares stale: none is taken (the template is
+-- copied instead), and fill_pools() drops and replaces them
+SELECT tenancy.add_migration(3, 'CREATE TABLE after_pool (id int)');
+SELECT id, server, applied_version FROM tenancy.provision('w2');
+SELECT count(*) AS stale_spares_left FROM tenancy.spare;
+SELECT * FROM tenancy.fill_pools();
+SELECT id, server, applied_version FROM tenancy.provision('w3');
+SELECT count(*) AS spares_left FROM tenancy.spare;
+-- a spare dropped behind tenancy's back is forgotten by reconcile()
+SELECT database_name AS spare_db FROM tenancy.spare LIMIT 1 \gset
+DROP DATABASE :"spare_db";
+SELECT tenant, problem, action FROM tenancy.reconcile() WHERE object = :'spare_db';
+SELECT count(*) AS spares_left FROM tenancy.spare;
+-- an interrupted creation (the row says not ready) is dropped and forgotten
+CREATE DATABASE regress_tn_tmp_999999;
+INSERT INTO tenancy.spare (database_name, server, fingerprint, applied_version)
+VALUES ('regress_tn_tmp_999999', 'regress_here', 'interrupted', 0);
+SELECT tenant, problem, action FROM tenancy.reconcile() WHERE object = 'regress_tn_tmp_999999';
+SELECT count(*) AS left_behind FROM pg_database WHERE datname = 'regress_tn_tmp_999999';
+SELECT count(*) AS spares_left FROM tenancy.spare;
+SELECT tenancy.add_server('regress_here', weight => 3, max_sessions => 1) IS NOT NULL AS pool_off;
 
 -- provision_many: each tenant atomic on its own, placed like provision(),
 -- created within each server's budget (regress_here's is 1), one row each;

@@ -522,24 +522,7 @@ REVOKE ALL ON FUNCTION tenancy.add_server(name, integer, integer, integer), tena
                        tenancy.server_status(), tenancy.tenant_stats(), tenancy.fill_pools()
   FROM PUBLIC;
 
--- roles that may provision (configure()'s admin_role) may manage servers too
-DO $carry$
-DECLARE
-  g record;
-BEGIN
-  FOR g IN SELECT a.grantee FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
-            WHERE p.oid OPERATOR(pg_catalog.=) 'tenancy.provision(text, text, name, jsonb)'::pg_catalog.regprocedure
-              AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
-              AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
-              AND a.grantee OPERATOR(pg_catalog.<>) 0 LOOP
-    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION tenancy.add_server(name, integer, integer, integer), '
-                              'tenancy.drain_server(name), tenancy.server_status(), tenancy.tenant_stats(), '
-                              'tenancy.fill_pools() TO %s',
-                              g.grantee::pg_catalog.regrole);
-    EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.server, tenancy.spare TO %s', g.grantee::pg_catalog.regrole);
-  END LOOP;
-END
-$carry$;
+-- (grants for the roles that may provision: after provision_many, below)
 
 -- Many tenants at once: each atomic on its own, CREATE DATABASE on up to
 -- "parallel" sessions within each server's budget, one row per tenant.
@@ -550,6 +533,9 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'tenancy_provision_many';
 COMMENT ON FUNCTION tenancy.provision_many(text[], integer, text, name) IS 'tenancy: provisions many tenants, each atomic on its own, their databases created on up to parallel sessions at once within each server''s budget; one row per tenant (provisioned, exists or failed with its error), one failure does not stop the others';
 REVOKE ALL ON FUNCTION tenancy.provision_many(text[], integer, text, name) FROM PUBLIC;
+
+-- roles that may provision (configure()'s admin_role, granted before this
+-- update) may provision many and manage servers too
 DO $carry$
 DECLARE
   g record;
@@ -559,8 +545,11 @@ BEGIN
               AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
               AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
               AND a.grantee OPERATOR(pg_catalog.<>) 0 LOOP
-    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION tenancy.provision_many(text[], integer, text, name) TO %s',
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION tenancy.provision_many(text[], integer, text, name), '
+                              'tenancy.add_server(name, integer, integer, integer), tenancy.drain_server(name), '
+                              'tenancy.server_status(), tenancy.tenant_stats(), tenancy.fill_pools() TO %s',
                               g.grantee::pg_catalog.regrole);
+    EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.server, tenancy.spare TO %s', g.grantee::pg_catalog.regrole);
   END LOOP;
 END
 $carry$;

@@ -964,6 +964,16 @@ tenancy_catalog_budget(List *budgets, const char *server)
 	return NULL;
 }
 
+/* Parameters $1 (server, NULL for this cluster) and $2 (fingerprint) of the spare queries. */
+static void
+spare_args(const char *server, const char *fingerprint, Datum *values, char *nulls)
+{
+	values[0] = server ? CStringGetTextDatum(server) : (Datum) 0;
+	nulls[0] = server ? ' ' : 'n';
+	values[1] = CStringGetTextDatum(fingerprint);
+	nulls[1] = ' ';
+}
+
 /*
  * Takes a ready spare of "server" (NULL: this cluster) with "fingerprint":
  * deletes its row in the caller's transaction (skipping rows another
@@ -976,11 +986,10 @@ tenancy_catalog_take_spare(const char *server, const char *fingerprint, char **d
 	PrivilegeScope scope;
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
-	char		nulls[2] = {server ? ' ' : 'n', ' '};
+	char		nulls[2];
 	bool		found;
 
-	values[0] = server ? CStringGetTextDatum(server) : (Datum) 0;
-	values[1] = CStringGetTextDatum(fingerprint);
+	spare_args(server, fingerprint, values, nulls);
 	catalog_enter(&scope);
 	found = tenancy_scope_exec("DELETE FROM tenancy.spare WHERE database_name OPERATOR(pg_catalog.=) ("
 							   "SELECT database_name FROM tenancy.spare WHERE ready "
@@ -1010,12 +1019,11 @@ tenancy_catalog_stale_spares(const char *server, const char *fingerprint)
 	PrivilegeScope scope;
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
-	char		nulls[2] = {server ? ' ' : 'n', ' '};
+	char		nulls[2];
 	List	   *names = NIL;
 	uint64		i;
 
-	values[0] = server ? CStringGetTextDatum(server) : (Datum) 0;
-	values[1] = CStringGetTextDatum(fingerprint);
+	spare_args(server, fingerprint, values, nulls);
 	catalog_enter(&scope);
 	tenancy_scope_exec("SELECT database_name::pg_catalog.text FROM tenancy.spare "
 					   "WHERE server IS NOT DISTINCT FROM $1::pg_catalog.name AND ready "
@@ -1039,12 +1047,11 @@ tenancy_catalog_count_spares(const char *server, const char *fingerprint)
 	PrivilegeScope scope;
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
-	char		nulls[2] = {server ? ' ' : 'n', ' '};
+	char		nulls[2];
 	bool		isnull;
 	int			n;
 
-	values[0] = server ? CStringGetTextDatum(server) : (Datum) 0;
-	values[1] = CStringGetTextDatum(fingerprint);
+	spare_args(server, fingerprint, values, nulls);
 	catalog_enter(&scope);
 	tenancy_scope_exec("SELECT pg_catalog.count(*)::pg_catalog.int4 FROM tenancy.spare "
 					   "WHERE server IS NOT DISTINCT FROM $1::pg_catalog.name "

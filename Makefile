@@ -10,6 +10,7 @@ OBJS = \
 	src/tenant_id.o \
 	src/names.o \
 	src/fault.o \
+	src/jobs.o \
 	src/try.o \
 	src/conninfo.o \
 	src/remote.o \
@@ -39,7 +40,8 @@ OBJS = \
 	src/select.o \
 	src/routed.o \
 	src/servers.o \
-	src/hooks.o
+	src/hooks.o \
+	src/worker.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 

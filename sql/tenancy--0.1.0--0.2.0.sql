@@ -160,11 +160,14 @@ BEGIN
                    'tenancy.health(text), tenancy.provision_many(text[], integer, text, name), '
                    'tenancy.add_server(name, integer, integer, integer), '
                    'tenancy.drain_server(name), tenancy.server_status(), tenancy.tenant_stats(), '
-                   'tenancy.fill_pools() TO %s',
+                   'tenancy.fill_pools(), '
+                   'tenancy.start_migrate_all(integer, boolean, text[], integer, bigint), '
+                   'tenancy.start_provision_many(text[], integer, text, name), '
+                   'tenancy.cancel_job(bigint) TO %s',
                    admin_role);
     EXECUTE format('GRANT SELECT ON tenancy.tenant, tenancy.migration, tenancy.migration_status, '
                    'tenancy.member, tenancy.pending_cleanup, tenancy.template, tenancy.migration_progress, '
-                   'tenancy.server, tenancy.spare TO %s',
+                   'tenancy.server, tenancy.spare, tenancy.job, tenancy.job_tenant TO %s',
                    admin_role);
   END IF;
 
@@ -522,7 +525,7 @@ REVOKE ALL ON FUNCTION tenancy.add_server(name, integer, integer, integer), tena
                        tenancy.server_status(), tenancy.tenant_stats(), tenancy.fill_pools()
   FROM PUBLIC;
 
--- (grants for the roles that may provision: after provision_many, below)
+-- (grants for the roles that may provision: at the end of this script)
 
 -- Many tenants at once: each atomic on its own, CREATE DATABASE on up to
 -- "parallel" sessions within each server's budget, one row per tenant.
@@ -534,8 +537,117 @@ AS 'MODULE_PATHNAME', 'tenancy_provision_many';
 COMMENT ON FUNCTION tenancy.provision_many(text[], integer, text, name) IS 'tenancy: provisions many tenants, each atomic on its own, their databases created on up to parallel sessions at once within each server''s budget; one row per tenant (provisioned, exists or failed with its error), one failure does not stop the others';
 REVOKE ALL ON FUNCTION tenancy.provision_many(text[], integer, text, name) FROM PUBLIC;
 
+
+-------------------------------------------------------------------------------
+-- Background jobs (0.2.0)
+-------------------------------------------------------------------------------
+
+-- Fleet work the background worker runs while the caller goes on: one row
+-- per job, and one per tenant it has finished (its outcomes commit batch by
+-- batch, so a job resumes after a restart with the tenants it lacks).
+CREATE SEQUENCE tenancy.job_seq;
+COMMENT ON SEQUENCE tenancy.job_seq IS 'tenancy: ids of background jobs';
+REVOKE ALL ON SEQUENCE tenancy.job_seq FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('tenancy.job_seq', '');
+
+CREATE TABLE tenancy.job (
+    id               bigint      PRIMARY KEY DEFAULT pg_catalog.nextval('tenancy.job_seq'::pg_catalog.regclass),
+    kind             text        NOT NULL
+                     CONSTRAINT job_kind_check CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['migrate_all', 'provision_many'])),
+    owner            name        NOT NULL,
+    state            text        NOT NULL DEFAULT 'queued'
+                     CONSTRAINT job_state_check CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running', 'done', 'failed', 'cancelled'])),
+    parallel         integer     NOT NULL
+                     CONSTRAINT job_parallel_check CHECK (parallel OPERATOR(pg_catalog.>=) 1 AND parallel OPERATOR(pg_catalog.<=) 64),
+    tenants          text[],
+    verify           boolean     NOT NULL DEFAULT false,
+    max_failures     integer     CONSTRAINT job_max_failures_check CHECK (max_failures OPERATOR(pg_catalog.>) 0),
+    to_version       bigint      CONSTRAINT job_to_version_check CHECK (to_version OPERATOR(pg_catalog.>=) 0),
+    isolation        text,
+    server           name,
+    tenants_total    integer     NOT NULL DEFAULT 0,
+    tenants_done     integer     NOT NULL DEFAULT 0,
+    tenants_failed   integer     NOT NULL DEFAULT 0,
+    tenants_skipped  integer     NOT NULL DEFAULT 0,
+    last_error       text,
+    last_sqlstate    text        CONSTRAINT job_last_sqlstate_check CHECK (last_sqlstate OPERATOR(pg_catalog.~) '^[0-9A-Z]{5}$'),
+    cancel_requested boolean     NOT NULL DEFAULT false,
+    runs             integer     NOT NULL DEFAULT 0,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    started_at       timestamptz,
+    finished_at      timestamptz
+);
+COMMENT ON TABLE tenancy.job IS 'tenancy: background jobs (start_migrate_all, start_provision_many), run by the worker one after another as the role that started them';
+COMMENT ON COLUMN tenancy.job.kind IS 'the fleet function the job runs: migrate_all or provision_many';
+COMMENT ON COLUMN tenancy.job.owner IS 'the role that started it; the worker runs it as that role';
+COMMENT ON COLUMN tenancy.job.state IS 'queued, running, done (every tenant has an outcome), failed (the job itself failed, or max_failures was reached) or cancelled';
+COMMENT ON COLUMN tenancy.job.parallel IS 'the parallel argument of the fleet function';
+COMMENT ON COLUMN tenancy.job.tenants IS 'provision_many: the tenants to provision; migrate_all: the tenants named, NULL for every ready tenant';
+COMMENT ON COLUMN tenancy.job.verify IS 'migrate_all''s verify argument';
+COMMENT ON COLUMN tenancy.job.max_failures IS 'migrate_all: no tenant is started once this many have failed';
+COMMENT ON COLUMN tenancy.job.to_version IS 'migrate_all''s to_version argument (NULL: the latest)';
+COMMENT ON COLUMN tenancy.job.isolation IS 'provision_many''s isolation argument';
+COMMENT ON COLUMN tenancy.job.server IS 'provision_many''s server argument (NULL: placed)';
+COMMENT ON COLUMN tenancy.job.tenants_total IS 'tenants the job had to do when it was started';
+COMMENT ON COLUMN tenancy.job.tenants_done IS 'tenants finished without failing (migrated, up to date, provisioned, existing)';
+COMMENT ON COLUMN tenancy.job.tenants_failed IS 'tenants that failed (see tenancy.job_tenant)';
+COMMENT ON COLUMN tenancy.job.tenants_skipped IS 'tenants not started (cancelled, max_failures, not ready, locked)';
+COMMENT ON COLUMN tenancy.job.last_error IS 'the last failure (a tenant''s, or the job''s own)';
+COMMENT ON COLUMN tenancy.job.last_sqlstate IS 'its SQLSTATE';
+COMMENT ON COLUMN tenancy.job.cancel_requested IS 'cancel_job() was called: no new tenant is started';
+COMMENT ON COLUMN tenancy.job.runs IS 'how many times a worker took it up (more than 1: resumed after a restart or a killed worker)';
+COMMENT ON COLUMN tenancy.job.created_at IS 'when it was started';
+COMMENT ON COLUMN tenancy.job.started_at IS 'when the worker first took it up';
+COMMENT ON COLUMN tenancy.job.finished_at IS 'when it ended';
+SELECT pg_catalog.pg_extension_config_dump('tenancy.job', '');
+REVOKE ALL ON tenancy.job FROM PUBLIC;
+
+CREATE TABLE tenancy.job_tenant (
+    job         bigint      NOT NULL REFERENCES tenancy.job (id) ON DELETE CASCADE,
+    tenant      text        NOT NULL,
+    status      text        NOT NULL,
+    sqlstate    text,
+    error       text,
+    finished_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (job, tenant)
+);
+COMMENT ON TABLE tenancy.job_tenant IS 'tenancy: each tenant a background job has finished, with the fleet function''s status and error';
+COMMENT ON COLUMN tenancy.job_tenant.job IS 'the job';
+COMMENT ON COLUMN tenancy.job_tenant.tenant IS 'the tenant';
+COMMENT ON COLUMN tenancy.job_tenant.status IS 'migrate_all''s or provision_many''s status for it';
+COMMENT ON COLUMN tenancy.job_tenant.sqlstate IS 'the SQLSTATE of its failure';
+COMMENT ON COLUMN tenancy.job_tenant.error IS 'its error, or why it was skipped';
+COMMENT ON COLUMN tenancy.job_tenant.finished_at IS 'when its batch committed';
+SELECT pg_catalog.pg_extension_config_dump('tenancy.job_tenant', '');
+REVOKE ALL ON tenancy.job_tenant FROM PUBLIC;
+
+CREATE FUNCTION tenancy.start_migrate_all(parallel integer DEFAULT 4, verify boolean DEFAULT false,
+                                          tenants text[] DEFAULT NULL, max_failures integer DEFAULT NULL,
+                                          to_version bigint DEFAULT NULL)
+RETURNS bigint
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_start_migrate_all';
+COMMENT ON FUNCTION tenancy.start_migrate_all(integer, boolean, text[], integer, bigint) IS 'tenancy: migrate_all() as a background job: checks its arguments as migrate_all() does and returns the job id at once; the worker runs it as the calling role after commit';
+
+CREATE FUNCTION tenancy.start_provision_many(tenants text[], parallel integer DEFAULT 4,
+                                             isolation text DEFAULT 'database', server name DEFAULT NULL)
+RETURNS bigint
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_start_provision_many';
+COMMENT ON FUNCTION tenancy.start_provision_many(text[], integer, text, name) IS 'tenancy: provision_many() as a background job: checks its arguments as provision_many() does and returns the job id at once; the worker runs it as the calling role after commit';
+
+CREATE FUNCTION tenancy.cancel_job(id bigint)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'tenancy_cancel_job';
+COMMENT ON FUNCTION tenancy.cancel_job(bigint) IS 'tenancy: cancels a background job: a queued one at once; a running one starts no new tenant and ends cancelled when the tenants under way are done';
+
+REVOKE ALL ON FUNCTION tenancy.start_migrate_all(integer, boolean, text[], integer, bigint),
+                       tenancy.start_provision_many(text[], integer, text, name),
+                       tenancy.cancel_job(bigint) FROM PUBLIC;
+
 -- roles that may provision (configure()'s admin_role, granted before this
--- update) may provision many and manage servers too
+-- update) may provision many, manage servers and start, watch and cancel jobs too
 DO $carry$
 DECLARE
   g record;
@@ -549,7 +661,11 @@ BEGIN
                               'tenancy.add_server(name, integer, integer, integer), tenancy.drain_server(name), '
                               'tenancy.server_status(), tenancy.tenant_stats(), tenancy.fill_pools() TO %s',
                               g.grantee::pg_catalog.regrole);
-    EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.server, tenancy.spare TO %s', g.grantee::pg_catalog.regrole);
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION tenancy.start_migrate_all(integer, boolean, text[], integer, bigint), '
+                              'tenancy.start_provision_many(text[], integer, text, name), tenancy.cancel_job(bigint) TO %s',
+                              g.grantee::pg_catalog.regrole);
+    EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.server, tenancy.spare, tenancy.job, tenancy.job_tenant TO %s',
+                              g.grantee::pg_catalog.regrole);
   END LOOP;
 END
 $carry$;

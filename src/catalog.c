@@ -1489,3 +1489,18 @@ tenancy_catalog_cleanup_record(int64 operation_id, CleanupRecord *out)
 	}
 	return false;
 }
+
+/* Does any server ask for a warm pool? */
+bool
+tenancy_catalog_pools_wanted(void)
+{
+	PrivilegeScope scope;
+	bool		wanted;
+
+	catalog_enter(&scope);
+	tenancy_scope_exec("SELECT FROM tenancy.server WHERE warm_pool > 0 LIMIT 1",
+					   0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+	wanted = SPI_processed > 0;
+	tenancy_scope_leave(&scope);
+	return wanted;
+}

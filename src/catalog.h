@@ -111,6 +111,7 @@ extern void tenancy_catalog_record_spare(const char *server, const char *dbname,
 extern void tenancy_catalog_spare_ready(const char *dbname);
 extern void tenancy_catalog_forget_spare(const char *dbname, bool autonomous_write);
 extern List *tenancy_catalog_spares(void);
+extern bool tenancy_catalog_pools_wanted(void);
 extern FleetBudget *tenancy_catalog_budget(List *budgets, const char *server);
 extern Oid	tenancy_catalog_service_role(void);
 

@@ -40,6 +40,8 @@ int			tenancy_max_kept_connections = 8;
 int			tenancy_kept_idle_timeout = 60000;
 int			tenancy_remote_statement_timeout = 0;
 char	   *tenancy_fault_injection = NULL;
+char	   *tenancy_worker_database = NULL;
+int			tenancy_worker_naptime = 10;
 bool		tenancy_strict_local = false;
 
 /*
@@ -313,6 +315,24 @@ tenancy_guc_init(void)
 							0, 0, INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("tenancy.database",
+							   "Sets the database whose background jobs and warm pools the worker tends.",
+							   "Empty disables the worker. Read at server start, when tenancy is in shared_preload_libraries.",
+							   &tenancy_worker_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenancy.worker_naptime",
+							"Sets how often the background worker looks for work on its own.",
+							"Starting or cancelling a job wakes it at once; warm pools are checked this often.",
+							&tenancy_worker_naptime,
+							10, 1, 3600,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("tenancy.fault_injection",

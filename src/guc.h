@@ -26,6 +26,8 @@ extern int	tenancy_max_kept_connections;
 extern int	tenancy_kept_idle_timeout;
 extern int	tenancy_remote_statement_timeout;
 extern char *tenancy_fault_injection;
+extern char *tenancy_worker_database;
+extern int	tenancy_worker_naptime;
 extern bool tenancy_strict_local;
 extern LocalTransactionId tenancy_current_stamp;
 extern Oid	tenancy_current_selector;

@@ -57,6 +57,7 @@
 #include "engine.h"
 #include "fleet.h"
 #include "isolation.h"
+#include "jobs.h"
 #include "ledger.h"
 #include "locks.h"
 #include "names.h"
@@ -69,6 +70,7 @@ PG_FUNCTION_INFO_V1(tenancy_migrate);
 PG_FUNCTION_INFO_V1(tenancy_migrate_v2);
 PG_FUNCTION_INFO_V1(tenancy_migrate_all);
 PG_FUNCTION_INFO_V1(tenancy_migrate_all_v2);
+PG_FUNCTION_INFO_V1(tenancy_start_migrate_all);
 
 /*
  * Hex SHA-256 of a migration's identity: its SQL, preceded by a line
@@ -627,6 +629,12 @@ fleet_begin(void *arg, FleetTask *task)
 	FleetTenant *t = (FleetTenant *) task;
 
 	t->started = GetCurrentTimestamp();
+	if (tenancy_jobs_cancelled())
+	{
+		finish_tenant(run, &t->rec, "skipped", t->rec.applied_version, t->rec.applied_version, NULL,
+					  "not started: the job was cancelled", t->started, NULL, false);
+		return false;
+	}
 	if (run->max_failures > 0 && run->failed >= run->max_failures)
 	{
 		finish_tenant(run, &t->rec, "skipped", t->rec.applied_version, t->rec.applied_version, NULL,
@@ -767,6 +775,58 @@ goal_version(List *migrations, int64 goal)
 	return v;
 }
 
+/* A parallel argument: 1..64 (22023). */
+static int
+parallel_argument(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno) || PG_GETARG_INT32(argno) < 1 || PG_GETARG_INT32(argno) > 64)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("parallel must be between 1 and 64")));
+	return PG_GETARG_INT32(argno);
+}
+
+/* A max_failures argument: positive (22023), 0 for NULL (no limit). */
+static int
+max_failures_argument(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return 0;
+	if (PG_GETARG_INT32(argno) < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_failures must be positive"),
+				 errdetail("The value given was %d.", PG_GETARG_INT32(argno)),
+				 errhint("Pass NULL for no limit.")));
+	return PG_GETARG_INT32(argno);
+}
+
+/*
+ * What a fleet run checks in the catalog before anything runs: the
+ * registered migrations, the tenants named (argument "tenants_arg"), and
+ * that a rollback to run->goal has a down for every version it undoes.
+ * Sets run->migrations; returns the named tenants (NULL: every one).
+ */
+static List *
+check_run(FleetRun *run, FunctionCallInfo fcinfo, int tenants_arg)
+{
+	List	   *ids;
+
+	run->migrations = tenancy_catalog_migrations();
+	tenancy_engine_check(run->migrations);
+	ids = named_tenants(fcinfo, tenants_arg);
+	if (run->goal >= 0)
+	{
+		int			nheld;
+		int64	   *held = tenancy_catalog_held_above(run->goal, ids, &nheld);
+
+		tenancy_engine_check_goal(run->migrations, run->goal, held, nheld);
+	}
+	else
+		tenancy_engine_check_goal(run->migrations, run->goal, NULL, 0);
+	return ids;
+}
+
 /*
  * tenancy.migrate_all(parallel integer, verify boolean, tenants text[],
  * max_failures integer, dry_run boolean, to_version bigint) RETURNS
@@ -796,22 +856,9 @@ tenancy_migrate_all_v2(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	List	   *budgets;
 
-	if (PG_ARGISNULL(0) || PG_GETARG_INT32(0) < 1 || PG_GETARG_INT32(0) > 64)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("parallel must be between 1 and 64")));
-	parallel = PG_GETARG_INT32(0);
+	parallel = parallel_argument(fcinfo, 0);
 	memset(&run, 0, sizeof(run));
-	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
-	{
-		if (PG_GETARG_INT32(3) < 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("max_failures must be positive"),
-					 errdetail("The value given was %d.", PG_GETARG_INT32(3)),
-					 errhint("Pass NULL for no limit.")));
-		run.max_failures = PG_GETARG_INT32(3);
-	}
+	run.max_failures = max_failures_argument(fcinfo, 3);
 	if (dry_run && verify)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -825,18 +872,7 @@ tenancy_migrate_all_v2(PG_FUNCTION_ARGS)
 	run.batch_sent = GetCurrentTimestamp();
 	run.batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "tenancy migrate_all batch",
 										  ALLOCSET_SMALL_SIZES);
-	run.migrations = tenancy_catalog_migrations();
-	tenancy_engine_check(run.migrations);
-	ids = named_tenants(fcinfo, 2);
-	if (run.goal >= 0)
-	{
-		int			nheld;
-		int64	   *held = tenancy_catalog_held_above(run.goal, ids, &nheld);
-
-		tenancy_engine_check_goal(run.migrations, run.goal, held, nheld);
-	}
-	else
-		tenancy_engine_check_goal(run.migrations, run.goal, NULL, 0);
+	ids = check_run(&run, fcinfo, 2);
 	plans = tenancy_catalog_plan(run.goal);
 	run.total = ids ? list_length(ids) : list_length(plans);
 	run.next_notice = Max(1, run.total / 10);
@@ -893,6 +929,44 @@ tenancy_migrate_all_v2(PG_FUNCTION_ARGS)
 		PG_END_TRY();
 	}
 	return (Datum) 0;
+}
+
+/*
+ * tenancy.start_migrate_all(parallel integer, verify boolean, tenants
+ * text[], max_failures integer, to_version bigint) RETURNS bigint
+ *
+ * migrate_all() as a background job: the same checks before anything is
+ * queued (the same errors), then a row in tenancy.job, whose id is
+ * returned at once; the worker runs it as the calling role once this
+ * transaction commits.  55000 when no worker would run it.
+ */
+Datum
+tenancy_start_migrate_all(PG_FUNCTION_ARGS)
+{
+	TenancyJob	job;
+	FleetRun	run;
+	List	   *ids;
+	int			total = 0;
+	ListCell   *lc;
+
+	memset(&job, 0, sizeof(job));
+	memset(&run, 0, sizeof(run));
+	job.kind = JOB_MIGRATE_ALL;
+	job.parallel = parallel_argument(fcinfo, 0);
+	job.verify = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
+	job.max_failures = max_failures_argument(fcinfo, 3);
+	run.goal = job.to_version = goal_argument(fcinfo, 4);
+	tenancy_catalog_apply_config();
+	ids = check_run(&run, fcinfo, 2);
+	tenancy_jobs_require_worker();
+	job.tenants = ids ? PG_GETARG_ARRAYTYPE_P(2) : NULL;
+	if (ids)
+		total = list_length(ids);
+	else
+		foreach(lc, tenancy_catalog_plan(run.goal))
+			if (((TenantPlan *) lfirst(lc))->rec.state == TENANT_STATE_READY)
+			total++;
+	PG_RETURN_INT64(tenancy_jobs_add(&job, total));
 }
 
 /* The 0.1.0 symbol. */

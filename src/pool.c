@@ -58,7 +58,7 @@ tenancy_pool_fill(const char *server, int want, int *created, int *dropped)
 	const char *appname = "tenancy/pool";
 	int64		version;
 	char	   *versions;
-	char	   *template_db = tenancy_template_prepare(server, appname, &version, &versions);
+	char	   *template_db;
 	char	   *ignored;
 	char	   *fingerprint = tenancy_catalog_migration_fingerprint(&ignored);
 	List	   *stale = tenancy_catalog_stale_spares(server, fingerprint);
@@ -67,6 +67,10 @@ tenancy_pool_fill(const char *server, int want, int *created, int *dropped)
 
 	*created = 0;
 	*dropped = 0;
+	/* a full pool of current spares: nothing to do, and no session opened */
+	if (stale == NIL && tenancy_catalog_count_spares(server, fingerprint) >= want)
+		return;
+	template_db = tenancy_template_prepare(server, appname, &version, &versions);
 	foreach(lc, stale)
 	{
 		const char *dbname = (const char *) lfirst(lc);

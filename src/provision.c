@@ -73,6 +73,7 @@
 #include "fault.h"
 #include "fleet.h"
 #include "isolation.h"
+#include "jobs.h"
 #include "kept.h"
 #include "locks.h"
 #include "names.h"
@@ -86,6 +87,7 @@ PG_FUNCTION_INFO_V1(tenancy_suspend);
 PG_FUNCTION_INFO_V1(tenancy_resume);
 PG_FUNCTION_INFO_V1(tenancy_create_tenant_schema);
 PG_FUNCTION_INFO_V1(tenancy_provision_many);
+PG_FUNCTION_INFO_V1(tenancy_start_provision_many);
 
 /* What the error context callback reports. */
 typedef struct OperationContext
@@ -638,6 +640,7 @@ typedef struct ManyTenant
 	RemoteError *remote_error;	/* the create step's, from the fleet run */
 	const char *placed;			/* the server placement chose, or NULL */
 	List	  **unreachable;	/* the run's: servers that did not answer */
+	bool		cancelled;		/* not created: the job was cancelled */
 } ManyTenant;
 
 static void
@@ -754,7 +757,17 @@ many_finish(void *arg, FleetTask *task, const RemoteError *error)
 	}
 }
 
-static const FleetOps many_ops = {NULL, many_next, many_finish, NULL};
+/* Before a tenant's CREATE DATABASE: none once the job is cancelled. */
+static bool
+many_begin(void *arg, FleetTask *task)
+{
+	ManyTenant *m = (ManyTenant *) task;
+
+	m->cancelled = tenancy_jobs_cancelled();
+	return !m->cancelled;
+}
+
+static const FleetOps many_ops = {many_begin, many_next, many_finish, NULL};
 
 /* A RemoteError as an ErrorData, for the result row. */
 static ErrorData *
@@ -769,34 +782,23 @@ remote_error_data(const RemoteError *e)
 }
 
 /*
- * tenancy.provision_many(tenants text[], parallel int, isolation text,
- * server name) RETURNS TABLE (tenant, status, server, error, sqlstate)
- *
- * One row per tenant, in the order given: status "provisioned", "exists"
- * (ready already; nothing done) or "failed" (with the error and its
- * SQLSTATE; what it had created is undone).  Bad arguments are refused
- * before anything runs: NULL array (22004), parallel outside 1..64, an id
- * given twice, an unknown isolation (22023).
+ * provision_many()'s arguments, checked before anything runs: NULL array
+ * or element (22004), parallel outside 1..64, an unknown isolation, a
+ * server for schema tenants, an id given twice (22023).
  */
-Datum
-tenancy_provision_many(PG_FUNCTION_ARGS)
+static void
+many_arguments(FunctionCallInfo fcinfo, Datum **elems_out, int *n_out, int *parallel_out,
+			   const IsolationModel **model_out)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ArrayType  *array;
 	Datum	   *elems;
 	bool	   *elem_nulls;
 	int			n;
 	int			parallel;
 	const IsolationModel *model;
-	ManyTenant *many;
-	FleetTask **tasks;
-	int			ntasks = 0;
-	List	   *budgets;
-	List	   *unreachable = NIL;
 	int			i;
 	int			j;
 
-	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -831,6 +833,39 @@ tenancy_provision_many(PG_FUNCTION_ARGS)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("tenant \"%s\" is given twice", TextDatumGetCString(elems[i]))));
 	}
+	*elems_out = elems;
+	*n_out = n;
+	*parallel_out = parallel;
+	*model_out = model;
+}
+
+/*
+ * tenancy.provision_many(tenants text[], parallel int, isolation text,
+ * server name) RETURNS TABLE (tenant, status, server, error, sqlstate)
+ *
+ * One row per tenant, in the order given: status "provisioned", "exists"
+ * (ready already; nothing done) or "failed" (with the error and its
+ * SQLSTATE; what it had created is undone).  Bad arguments are refused
+ * before anything runs: NULL array (22004), parallel outside 1..64, an id
+ * given twice, an unknown isolation (22023).
+ */
+Datum
+tenancy_provision_many(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum	   *elems;
+	int			n;
+	int			parallel;
+	const IsolationModel *model;
+	ManyTenant *many;
+	FleetTask **tasks;
+	int			ntasks = 0;
+	List	   *budgets;
+	List	   *unreachable = NIL;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	many_arguments(fcinfo, &elems, &n, &parallel, &model);
 	tenancy_catalog_apply_config();
 
 	/* "validate" to "record", one tenant after another */
@@ -877,7 +912,13 @@ tenancy_provision_many(PG_FUNCTION_ARGS)
 
 		if (m->error == NULL && !m->exists)
 		{
-			if (m->remote_error != NULL)
+			if (m->cancelled)
+			{
+				m->error = palloc0(sizeof(ErrorData));
+				m->error->sqlerrcode = ERRCODE_QUERY_CANCELED;
+				m->error->message = "not created: the job was cancelled";
+			}
+			else if (m->remote_error != NULL)
 				m->error = remote_error_data(m->remote_error);
 			else
 				m->error = tenancy_try(many_finish_step, m);
@@ -900,4 +941,37 @@ tenancy_provision_many(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * tenancy.start_provision_many(tenants text[], parallel int, isolation
+ * text, server name) RETURNS bigint
+ *
+ * provision_many() as a background job: the same argument checks, then a
+ * row in tenancy.job, whose id is returned at once; the worker runs it as
+ * the calling role once this transaction commits.  55000 when no worker
+ * would run it.
+ */
+Datum
+tenancy_start_provision_many(PG_FUNCTION_ARGS)
+{
+	TenancyJob	job;
+	Datum	   *elems;
+	int			n;
+	const IsolationModel *model;
+
+	memset(&job, 0, sizeof(job));
+	many_arguments(fcinfo, &elems, &n, &job.parallel, &model);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tenants must not be empty")));
+	tenancy_jobs_require_worker();
+	job.kind = JOB_PROVISION_MANY;
+	job.tenants = PG_GETARG_ARRAYTYPE_P(0);
+	job.isolation = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	job.server = PG_ARGISNULL(3) ? NULL : NameStr(*PG_GETARG_NAME(3));
+	job.max_failures = 0;
+	job.to_version = -1;
+	PG_RETURN_INT64(tenancy_jobs_add(&job, n));
 }

@@ -21,7 +21,9 @@
 #include "catalog.h"
 #include "guc.h"
 #include "hooks.h"
+#include "jobs.h"
 #include "remote.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -57,4 +59,6 @@ _PG_init(void)
 	tenancy_cache_init();
 	tenancy_remote_init();
 	tenancy_hooks_init();
+	tenancy_jobs_init();
+	tenancy_worker_init();
 }

@@ -17,9 +17,9 @@ my %layer;
 my @layers = (
 	[qw(tenancy tenant_id guc names fault try)],                 # 0 base
 	[qw(conninfo remote fleet)],                                 # 1 remote access
-	[qw(scope locks catalog cache)],                             # 2 catalog
+	[qw(scope locks catalog cache jobs)],                             # 2 catalog
 	[qw(ledger guard engine database_ddl template pool isolation kept selection repair)], # 3 domain
-	[qw(provision adopt reconcile migrate health access select routed servers hooks entry)],  # 4 SQL entry points
+	[qw(provision adopt reconcile migrate health access select routed servers hooks worker entry)],  # 4 SQL entry points
 );
 for my $i (0 .. $#layers) { $layer{$_} = $i for @{ $layers[$i] }; }
 sub module { my ($f) = @_; $f =~ s/\.[ch]$//; $f =~ s/^isolation_.*/isolation/; return $f eq "tenancy" && $_[1] ? "entry" : $f; }

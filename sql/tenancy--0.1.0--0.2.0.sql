@@ -144,7 +144,7 @@ BEGIN
   -- what the service role needs: the catalog rows it writes on its own
   -- (cleanup records, state changes)
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON tenancy.tenant, tenancy.pending_cleanup, '
-                 'tenancy.migration_progress TO %I', r.rolname);
+                 'tenancy.migration_progress, tenancy.spare TO %I', r.rolname);
   -- and the one way it creates schema tenants' schemas (0.2.0)
   EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy.create_tenant_schema(bigint) TO %I', r.rolname);
   IF admin_role IS NOT NULL THEN
@@ -514,6 +514,17 @@ COMMENT ON COLUMN tenancy.spare.applied_versions IS 'the versions it holds';
 COMMENT ON COLUMN tenancy.spare.ready IS 'false while it is being created (an interrupted creation: reconcile() drops it)';
 COMMENT ON COLUMN tenancy.spare.created_at IS 'when it was recorded; the oldest is taken first';
 SELECT pg_catalog.pg_extension_config_dump('tenancy.spare', '');
+-- the service role records spares on its own, as it does cleanup records
+-- (configure() grants this; a service role configured before this update
+-- gets it here)
+DO $carry$
+BEGIN
+  IF EXISTS (SELECT FROM tenancy.config) THEN
+    EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE ON tenancy.spare TO %s',
+                              (SELECT service_role FROM tenancy.config));
+  END IF;
+END
+$carry$;
 
 CREATE FUNCTION tenancy.fill_pools()
 RETURNS TABLE (server name, spares integer, created integer, dropped integer)

@@ -188,6 +188,40 @@ before_create(ProvisionJob *job)
 	tenancy_fault("after_cleanup_record");
 }
 
+static void
+rename_step(void *arg)
+{
+	ProvisionJob *job = (ProvisionJob *) arg;
+
+	job->model->rename(job->server, job->cleanup.temporary_name, job->final_name);
+}
+
+/*
+ * The rename of a spare taken from a warm pool.  A spare whose database
+ * was dropped behind tenancy's back (3D000) is replaced by a copy of the
+ * template under the same temporary name, which the cleanup record
+ * already covers, and renamed in turn.
+ */
+static void
+rename_spare(ProvisionJob *job)
+{
+	ErrorData  *edata = tenancy_try(rename_step, job);
+
+	if (edata == NULL)
+		return;
+	if (edata->sqlerrcode != ERRCODE_UNDEFINED_DATABASE)
+		ReThrowError(edata);
+	ereport(LOG,
+			(errmsg("spare database \"%s\" of the warm pool is gone; copying the template for tenant \"%s\"",
+					job->cleanup.temporary_name, job->rec.id)));
+	job->from_spare = false;
+	job->version = job->model->prepare(job->server, job->appname, &job->source, &job->versions);
+	job->model->create(job->server, job->cleanup.temporary_name, job->source,
+					   job->cleanup.operation_id, job->appname, job->version < 0);
+	job->rec.applied_version = job->version;
+	rename_step(job);
+}
+
 /* provision()'s steps "migrate", "rename" and "register". */
 static void
 after_create(ProvisionJob *job)
@@ -221,7 +255,10 @@ after_create(ProvisionJob *job)
 
 	job->ctx->step = "rename";
 	tenancy_fault("before_rename");
-	model->rename(job->server, job->cleanup.temporary_name, job->final_name);
+	if (job->from_spare)
+		rename_spare(job);
+	else
+		rename_step(job);
 	job->renamed = (job->server != NULL);
 	tenancy_fault("after_rename");
 

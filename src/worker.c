@@ -240,34 +240,56 @@ pools_step(void)
 	tenancy_scope_leave(&scope);
 }
 
-/* One transaction of work; true if there may be more at once. */
-static bool
-worker_step(void)
+/* Starts a transaction of the worker's. */
+static void
+begin_work(void)
 {
-	bool		busy = false;
-
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (jobs_installed())
+}
+
+static void
+end_work(void)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
+ * Takes up the oldest unfinished job in a transaction of its own (so that
+ * tenancy.job shows it running, and counts the runs, whatever becomes of
+ * the batch), then runs its next step in another; with no job, fills the
+ * warm pools.  True if there may be more to do at once.
+ */
+static bool
+worker_step(void)
+{
+	bool		installed;
+	bool		found = false;
+
+	begin_work();
+	installed = jobs_installed();
+	if (installed)
 	{
 		MemoryContext old = MemoryContextSwitchTo(worker_cxt);
 
-		in_job = tenancy_jobs_next(&current_job);
+		found = tenancy_jobs_next(&current_job);
 		MemoryContextSwitchTo(old);
-		if (in_job)
-		{
-			job_step(&current_job);
-			busy = true;
-		}
-		else
+		if (!found)
 			pools_step();
 	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	in_job = false;
+	end_work();
+	if (found)
+	{
+		begin_work();
+		in_job = true;
+		job_step(&current_job);
+		end_work();
+		in_job = false;
+	}
 	pgstat_report_activity(STATE_IDLE, NULL);
-	return busy;
+	return found;
 }
 
 /*
@@ -290,12 +312,10 @@ worker_recover(void)
 	in_job = false;
 	if (!job_failed)
 		return;
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	begin_work();
 	tenancy_jobs_finish(&job, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ? "cancelled" : "failed",
 						unpack_sql_state(edata->sqlerrcode), edata->message);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	end_work();
 }
 
 void

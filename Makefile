@@ -45,7 +45,7 @@ OBJS = \
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
-REGRESS = init guc names catalog provision reconcile migrate guard migrate_all migrations health fuzz routing security schema rls routed servers preload cleanup
+REGRESS = init guc names catalog provision reconcile migrate guard migrate_all migrations health fuzz routing security schema rls routed servers jobs preload cleanup
 REGRESS_OPTS = --inputdir=test --load-extension=dblink
 
 ISOLATION = concurrent_provision concurrent_migrate concurrent_remove current_per_session revoke_mid_session routed_suspend revoke_snapshot

@@ -964,8 +964,8 @@ tenancy_start_migrate_all(PG_FUNCTION_ARGS)
 		total = list_length(ids);
 	else
 		foreach(lc, tenancy_catalog_plan(run.goal))
-			if (((TenantPlan *) lfirst(lc))->rec.state == TENANT_STATE_READY)
-			total++;
+		if (((TenantPlan *) lfirst(lc))->rec.state == TENANT_STATE_READY)
+		total++;
 	PG_RETURN_INT64(tenancy_jobs_add(&job, total));
 }
 

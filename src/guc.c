@@ -317,12 +317,16 @@ tenancy_guc_init(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	/*
+	 * Only the postmaster starts the worker, and only there may a
+	 * PGC_POSTMASTER setting be defined (not from session_preload_libraries).
+	 */
 	DefineCustomStringVariable("tenancy.database",
 							   "Sets the database whose background jobs and warm pools the worker tends.",
 							   "Empty disables the worker. Read at server start, when tenancy is in shared_preload_libraries.",
 							   &tenancy_worker_database,
 							   "postgres",
-							   PGC_POSTMASTER,
+							   process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP,
 							   0,
 							   NULL, NULL, NULL);
 

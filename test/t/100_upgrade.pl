@@ -370,12 +370,17 @@ is($node->safe_psql('upgraded', q{SELECT has_server_privilege('regress_up_servic
 my $objects_upgraded = $node->safe_psql('upgraded', $objects_query);
 my $objects_fresh = $node->safe_psql('fresh', $objects_query);
 
-# The one difference by design: 0.1.0 was configured here, so the update
-# grants its service role provisioning's new helper, as configure() now does.
+# The differences by design: 0.1.0 was configured here, so the update
+# grants its service role provisioning's new helper and the warm pools'
+# table, as configure() now does.
 my $helper = qr/function tenancy\.create_tenant_schema\(bigint\)/;
 like($objects_upgraded, qr/$helper.*\{postgres=X\/postgres,regress_up_service=X\/postgres\}/,
 	'the update grants the configured service role create_tenant_schema()');
 $objects_upgraded =~ s/^(.*$helper.*\{postgres=X\/postgres),regress_up_service=X\/postgres\}/$1}/mg;
+my $spare = qr/table tenancy\.spare/;
+like($objects_upgraded, qr/$spare.*\{postgres=arwdDxt\/postgres,regress_up_service=arwd\/postgres\}/,
+	'the update grants the configured service role tenancy.spare');
+$objects_upgraded =~ s/^(.*$spare.*\{postgres=arwdDxt\/postgres),regress_up_service=arwd\/postgres\}/$1}/mg;
 like($objects_fresh, qr/^function: function tenancy\.provision\(text,text,name,jsonb\): CREATE OR REPLACE FUNCTION/m,
 	'the object listing shows definitions');
 like($objects_fresh, qr/^column: column state of table tenancy\.tenant: #\d+ text, not null t, default 'provisioning'::text/m,

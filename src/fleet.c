@@ -150,6 +150,7 @@ tenancy_fleet_run(FleetTask **tasks, int ntasks, int parallel, const FleetOps *o
 	bool	   *taken = palloc0(sizeof(bool) * Max(ntasks, 1));
 	int			first = 0;		/* no task before it is waiting */
 
+	tenancy_remote_close_idle();	/* every session counts against a budget */
 	PG_TRY();
 	{
 		for (;;)

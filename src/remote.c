@@ -67,9 +67,22 @@ struct RemoteSession
 	ConninfoKind kind;
 	Oid			role;			/* who it authenticates as */
 	char	   *tenant;			/* kept sessions: named in their notices */
+	bool		shareable;		/* the service role's, to a maintenance
+								 * database */
+	char	   *server;			/* shareable sessions: their server, NULL:
+								 * here */
+	char	   *appname;		/* shareable sessions: their application_name */
 };
 
 static List *open_sessions = NIL;	/* tracked sessions, in TopMemoryContext */
+
+/*
+ * Shareable sessions that no caller holds: the next tenancy_remote_open()
+ * of their server in the same transaction takes one instead of
+ * connecting.  At most one per server; all are closed with the
+ * transaction, and before a fleet run (tenancy_remote_close_idle).
+ */
+static List *idle_sessions = NIL;
 
 #define LOST_CONNECTION "lost the connection to the remote server"
 
@@ -289,16 +302,84 @@ tenancy_remote_connected(RemoteSession *session, RemoteError **error)
 	return false;
 }
 
+static void session_finish(RemoteSession *session);
+
+static bool
+same_server(const char *a, const char *b)
+{
+	return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+/*
+ * An idle shareable session of "server", still connected and still the
+ * service role's, taken out of the idle list and named "appname"; or NULL.
+ */
+static RemoteSession *
+take_idle(const char *server, const char *appname)
+{
+	ListCell   *lc;
+
+	foreach(lc, idle_sessions)
+	{
+		RemoteSession *session = (RemoteSession *) lfirst(lc);
+
+		if (!same_server(session->server, server))
+			continue;
+		idle_sessions = foreach_delete_current(idle_sessions, lc);
+		if (PQstatus(session->conn) != CONNECTION_OK ||
+			session->role != tenancy_conninfo_service_role())
+		{
+			session_finish(session);
+			return NULL;
+		}
+		if (strcmp(session->appname, appname ? appname : "") != 0)
+		{
+			char	   *literal = PQescapeLiteral(session->conn, appname ? appname : "",
+												  strlen(appname ? appname : ""));
+
+			if (literal == NULL)
+			{
+				session_finish(session);
+				return NULL;
+			}
+			pfree(session->appname);
+			session->appname = MemoryContextStrdup(TopMemoryContext, appname ? appname : "");
+			tenancy_remote_exec(session, psprintf("SET application_name = %s", literal));
+			PQfreemem(literal);
+		}
+		return session;
+	}
+	return NULL;
+}
+
 /*
  * Opens a session and waits until it is connected (interruptibly).  Raises
- * what tenancy_remote_start() and tenancy_remote_connected() report.
+ * what tenancy_remote_start() and tenancy_remote_connected() report.  A
+ * session of the service role to a server's maintenance database (dbname
+ * NULL), where only tenancy's own statements run, is shareable: closed, it
+ * waits for the next such open in the same transaction, so that the steps
+ * of one provisioning share one session.
  */
 RemoteSession *
 tenancy_remote_open(ConninfoKind kind, const char *server, const char *dbname,
 					const char *appname)
 {
-	RemoteSession *session = tenancy_remote_start(kind, server, dbname, appname);
+	RemoteSession *session;
 	RemoteError *error;
+
+	if (kind == CONNINFO_SERVICE && dbname == NULL)
+	{
+		session = take_idle(server, appname);
+		if (session != NULL)
+			return session;
+	}
+	session = tenancy_remote_start(kind, server, dbname, appname);
+	if (kind == CONNINFO_SERVICE && dbname == NULL)
+	{
+		session->shareable = true;
+		session->server = server ? MemoryContextStrdup(TopMemoryContext, server) : NULL;
+		session->appname = MemoryContextStrdup(TopMemoryContext, appname ? appname : "");
+	}
 
 	while (!tenancy_remote_connected(session, &error))
 	{
@@ -326,11 +407,9 @@ tenancy_remote_keep(RemoteSession *session, const char *tenant)
 }
 
 /* Closes a session, cancelling its query if one is running.  Never throws. */
-void
-tenancy_remote_close(RemoteSession *session)
+static void
+session_finish(RemoteSession *session)
 {
-	if (session == NULL)
-		return;
 	if (session->busy)
 	{
 		PGcancel   *cancel = PQgetCancel(session->conn);
@@ -344,9 +423,57 @@ tenancy_remote_close(RemoteSession *session)
 	}
 	PQfinish(session->conn);
 	open_sessions = list_delete_ptr(open_sessions, session);
+	idle_sessions = list_delete_ptr(idle_sessions, session);
 	if (session->tenant)
 		pfree(session->tenant);
+	if (session->server)
+		pfree(session->server);
+	if (session->appname)
+		pfree(session->appname);
 	pfree(session);
+}
+
+/*
+ * Closes a session, or, if it is shareable and idle (connected, no query
+ * under way, no transaction open) and its server has no idle session yet,
+ * keeps it for the next open of that server in this transaction.  Never
+ * throws.
+ */
+void
+tenancy_remote_close(RemoteSession *session)
+{
+	ListCell   *lc;
+
+	if (session == NULL)
+		return;
+	if (session->shareable && !session->busy && !session->connecting &&
+		PQstatus(session->conn) == CONNECTION_OK &&
+		PQtransactionStatus(session->conn) == PQTRANS_IDLE &&
+		!list_member_ptr(idle_sessions, session))
+	{
+		bool		taken = false;
+
+		foreach(lc, idle_sessions)
+			if (same_server(((RemoteSession *) lfirst(lc))->server, session->server))
+			taken = true;
+		if (!taken)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			idle_sessions = lappend(idle_sessions, session);
+			MemoryContextSwitchTo(old);
+			return;
+		}
+	}
+	session_finish(session);
+}
+
+/* Closes the idle shareable sessions (before a fleet run: its budgets). */
+void
+tenancy_remote_close_idle(void)
+{
+	while (idle_sessions != NIL)
+		session_finish((RemoteSession *) linitial(idle_sessions));
 }
 
 /* Closes every tracked session; safe in error paths. */
@@ -354,7 +481,8 @@ void
 tenancy_remote_close_all(void)
 {
 	while (open_sessions != NIL)
-		tenancy_remote_close((RemoteSession *) linitial(open_sessions));
+		session_finish((RemoteSession *) linitial(open_sessions));
+	idle_sessions = NIL;
 }
 
 /*

@@ -66,6 +66,7 @@ extern RemoteSession *tenancy_remote_open(ConninfoKind kind, const char *server,
 										  const char *dbname, const char *appname);
 extern void tenancy_remote_keep(RemoteSession *session, const char *tenant);
 extern void tenancy_remote_close(RemoteSession *session);
+extern void tenancy_remote_close_idle(void);
 extern void tenancy_remote_close_all(void);
 
 /* asynchronous queries */

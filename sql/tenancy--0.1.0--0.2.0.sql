@@ -514,6 +514,7 @@ COMMENT ON COLUMN tenancy.spare.applied_versions IS 'the versions it holds';
 COMMENT ON COLUMN tenancy.spare.ready IS 'false while it is being created (an interrupted creation: reconcile() drops it)';
 COMMENT ON COLUMN tenancy.spare.created_at IS 'when it was recorded; the oldest is taken first';
 SELECT pg_catalog.pg_extension_config_dump('tenancy.spare', '');
+REVOKE ALL ON tenancy.spare FROM PUBLIC;
 -- the service role records spares on its own, as it does cleanup records
 -- (configure() grants this; a service role configured before this update
 -- gets it here)

@@ -726,21 +726,31 @@ tenancy_catalog_held_above(int64 goal, List *ids, int *n)
 }
 
 /*
- * Every tenant row, ordered by id, with what its catalog summary says it
- * lacks to be at "goal" (-1: every registered migration): the registered
+ * Tenant rows ordered by id, with what its catalog summary says each lacks
+ * to be at "goal" (-1: every registered migration): the registered
  * versions up to the goal it does not hold, and the versions it holds
- * above the goal.  A List of TenantPlan; no tenant is connected to.
+ * above the goal.  At most "limit" rows (0: all) after the id "after"
+ * (NULL: from the first), so that a fleet run can take the catalog a
+ * window at a time.  A List of TenantPlan; no tenant is connected to.
  */
 List *
-tenancy_catalog_plan(int64 goal)
+tenancy_catalog_plan(int64 goal, const char *after, int limit)
 {
 	PrivilegeScope scope;
-	Oid			types[1] = {INT8OID};
-	Datum		values[1];
+	Oid			types[3] = {INT8OID, TEXTOID, INT4OID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
 	List	   *result = NIL;
+	TenantPlan *plans;
 	uint64		i;
 
 	values[0] = Int64GetDatum(goal);
+	values[1] = after ? CStringGetTextDatum(after) : (Datum) 0;
+	if (after == NULL)
+		nulls[1] = 'n';
+	values[2] = Int32GetDatum(limit);
+	if (limit <= 0)
+		nulls[2] = 'n';
 	catalog_enter(&scope);
 	tenancy_scope_exec("SELECT " TENANCY_TENANT_COLUMNS ", "
 					   "(SELECT pg_catalog.count(*) FROM tenancy.migration m "
@@ -748,11 +758,14 @@ tenancy_catalog_plan(int64 goal)
 					   " AND m.version OPERATOR(pg_catalog.<>) ALL (t.applied_versions)), "
 					   "(SELECT pg_catalog.count(*) FROM pg_catalog.unnest(t.applied_versions) v "
 					   " WHERE $1 OPERATOR(pg_catalog.>=) 0 AND v OPERATOR(pg_catalog.>) $1) "
-					   "FROM tenancy.tenant t ORDER BY id",
-					   1, types, values, NULL, false, SPI_OK_SELECT);
+					   "FROM tenancy.tenant t WHERE $2 IS NULL OR t.id OPERATOR(pg_catalog.>) $2 "
+					   "ORDER BY id LIMIT $3",
+					   3, types, values, nulls, false, SPI_OK_SELECT);
+	/* one array: no per-row allocation overhead */
+	plans = MemoryContextAllocZero(scope.caller_context, sizeof(TenantPlan) * Max(SPI_processed, 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
-		TenantPlan *p = MemoryContextAllocZero(scope.caller_context, sizeof(TenantPlan));
+		TenantPlan *p = &plans[i];
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		MemoryContext old;
@@ -767,6 +780,24 @@ tenancy_catalog_plan(int64 goal)
 	}
 	tenancy_scope_leave(&scope);
 	return result;
+}
+
+/* How many tenants the catalog holds (only the ready ones if "ready"). */
+int
+tenancy_catalog_count_tenants(bool ready)
+{
+	PrivilegeScope scope;
+	bool		isnull;
+	int			n;
+
+	catalog_enter(&scope);
+	tenancy_scope_exec(ready ?
+					   "SELECT pg_catalog.count(*)::pg_catalog.int4 FROM tenancy.tenant WHERE state OPERATOR(pg_catalog.=) 'ready'" :
+					   "SELECT pg_catalog.count(*)::pg_catalog.int4 FROM tenancy.tenant",
+					   0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+	n = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	tenancy_scope_leave(&scope);
+	return n;
 }
 
 /*

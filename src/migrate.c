@@ -529,6 +529,12 @@ typedef struct FleetTenant
 	TimestampTz started;
 } FleetTenant;
 
+/*
+ * Tenants a fleet run plans and runs at once (a window of the catalog):
+ * enough to keep every session busy, few enough to bound its memory.
+ */
+#define RUN_WINDOW(parallel) Max(16 * (parallel), 64)
+
 /* State of a run. */
 typedef struct FleetRun
 {
@@ -849,12 +855,11 @@ tenancy_migrate_all_v2(PG_FUNCTION_ARGS)
 	bool		verify = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
 	bool		dry_run = PG_NARGS() > 4 && !PG_ARGISNULL(4) && PG_GETARG_BOOL(4);
 	FleetRun	run;
-	List	   *plans;
 	List	   *ids;
-	FleetTask **tasks;
-	int			ntasks = 0;
-	ListCell   *lc;
 	List	   *budgets;
+	MemoryContext window_cxt;
+	char		after[NAMEDATALEN];
+	RemoteSession *volatile writer = NULL;
 
 	parallel = parallel_argument(fcinfo, 0);
 	memset(&run, 0, sizeof(run));
@@ -873,61 +878,86 @@ tenancy_migrate_all_v2(PG_FUNCTION_ARGS)
 	run.batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "tenancy migrate_all batch",
 										  ALLOCSET_SMALL_SIZES);
 	ids = check_run(&run, fcinfo, 2);
-	plans = tenancy_catalog_plan(run.goal);
-	run.total = ids ? list_length(ids) : list_length(plans);
+	run.total = ids ? list_length(ids) : tenancy_catalog_count_tenants(false);
 	run.next_notice = Max(1, run.total / 10);
-	tasks = palloc(sizeof(FleetTask *) * Max(run.total, 1));
 	budgets = tenancy_catalog_budgets();	/* at most max_sessions per server */
+	window_cxt = AllocSetContextCreate(CurrentMemoryContext, "tenancy migrate_all window",
+									   ALLOCSET_DEFAULT_SIZES);
+	after[0] = '\0';
 
-	foreach(lc, plans)
+	PG_TRY();
 	{
-		TenantPlan *p = (TenantPlan *) lfirst(lc);
-		TenantRecord *rec = &p->rec;
-		FleetTenant *t;
-
-		if (!is_named(ids, rec->id))
-			continue;
-		if (rec->state != TENANT_STATE_READY)
-			finish_tenant(&run, rec, "skipped", rec->applied_version, rec->applied_version, NULL,
-						  psprintf("tenant is in state \"%s\"", tenancy_state_name(rec->state)),
-						  GetCurrentTimestamp(), NULL, false);
-		else if (!verify && p->missing == 0 && p->excess == 0 && !rec->has_error)
-			finish_tenant(&run, rec, "up_to_date", rec->applied_version, rec->applied_version,
-						  NULL, NULL, GetCurrentTimestamp(), NULL, false);
-		else if (dry_run)
-			finish_tenant(&run, rec, "planned", rec->applied_version,
-						  goal_version(run.migrations, run.goal), NULL,
-						  psprintf("would apply " INT64_FORMAT " and roll back " INT64_FORMAT " migration(s)%s",
-								   p->missing, p->excess,
-								   rec->has_error ? "; its last run failed" : ""),
-						  GetCurrentTimestamp(), NULL, false);
-		else
+		/*
+		 * The catalog a window at a time, each window's tenants run before
+		 * the next is read: what the run holds per tenant is bounded by the
+		 * window, whatever the size of the fleet.
+		 */
+		for (;;)
 		{
-			t = palloc0(sizeof(FleetTenant));
-			t->rec = *rec;
-			tenancy_isolation_target(&t->rec, &t->target);
-			t->task.server = t->target.server;
-			t->task.dbname = t->target.dbname;
-			t->task.appname = t->target.appname;
-			t->task.budget = tenancy_catalog_budget(budgets, t->target.server);
-			tasks[ntasks++] = &t->task;
+			MemoryContext old = MemoryContextSwitchTo(window_cxt);
+			List	   *plans = tenancy_catalog_plan(run.goal, after[0] ? after : NULL,
+													 RUN_WINDOW(parallel));
+			FleetTask **tasks = palloc(sizeof(FleetTask *) * Max(list_length(plans), 1));
+			FleetTenant *tenants = palloc0(sizeof(FleetTenant) * Max(list_length(plans), 1));
+			int			ntasks = 0;
+			int			nplans = list_length(plans);
+			ListCell   *lc;
+
+			foreach(lc, plans)
+			{
+				TenantPlan *p = (TenantPlan *) lfirst(lc);
+				TenantRecord *rec = &p->rec;
+
+				strlcpy(after, rec->id, NAMEDATALEN);
+				if (!is_named(ids, rec->id))
+					continue;
+				if (rec->state != TENANT_STATE_READY)
+					finish_tenant(&run, rec, "skipped", rec->applied_version, rec->applied_version, NULL,
+								  psprintf("tenant is in state \"%s\"", tenancy_state_name(rec->state)),
+								  GetCurrentTimestamp(), NULL, false);
+				else if (!verify && p->missing == 0 && p->excess == 0 && !rec->has_error)
+					finish_tenant(&run, rec, "up_to_date", rec->applied_version, rec->applied_version,
+								  NULL, NULL, GetCurrentTimestamp(), NULL, false);
+				else if (dry_run)
+					finish_tenant(&run, rec, "planned", rec->applied_version,
+								  goal_version(run.migrations, run.goal), NULL,
+								  psprintf("would apply " INT64_FORMAT " and roll back " INT64_FORMAT " migration(s)%s",
+										   p->missing, p->excess,
+										   rec->has_error ? "; its last run failed" : ""),
+								  GetCurrentTimestamp(), NULL, false);
+				else
+				{
+					FleetTenant *t = &tenants[ntasks];
+
+					t->rec = *rec;
+					tenancy_isolation_target(&t->rec, &t->target);
+					t->task.server = t->target.server;
+					t->task.dbname = t->target.dbname;
+					t->task.appname = t->target.appname;
+					t->task.budget = tenancy_catalog_budget(budgets, t->target.server);
+					tasks[ntasks++] = &t->task;
+				}
+			}
+			if (ntasks > 0)
+			{
+				if (run.writer == NULL)
+					run.writer = writer = tenancy_catalog_writer_open();
+				tenancy_fleet_run(tasks, ntasks, parallel, &migrate_all_ops, &run);
+			}
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(window_cxt);
+			if (nplans < RUN_WINDOW(parallel))
+				break;
 		}
-	}
-
-	if (ntasks > 0)
-	{
-		run.writer = tenancy_catalog_writer_open();
-		PG_TRY();
-		{
-			tenancy_fleet_run(tasks, ntasks, parallel, &migrate_all_ops, &run);
+		if (run.writer != NULL)
 			flush_outcomes(&run, true);
-		}
-		PG_FINALLY();
-		{
-			tenancy_remote_close(run.writer);
-		}
-		PG_END_TRY();
 	}
+	PG_FINALLY();
+	{
+		tenancy_remote_close(writer);
+	}
+	PG_END_TRY();
+	MemoryContextDelete(window_cxt);
 	return (Datum) 0;
 }
 
@@ -946,8 +976,7 @@ tenancy_start_migrate_all(PG_FUNCTION_ARGS)
 	TenancyJob	job;
 	FleetRun	run;
 	List	   *ids;
-	int			total = 0;
-	ListCell   *lc;
+	int			total;
 
 	memset(&job, 0, sizeof(job));
 	memset(&run, 0, sizeof(run));
@@ -960,12 +989,7 @@ tenancy_start_migrate_all(PG_FUNCTION_ARGS)
 	ids = check_run(&run, fcinfo, 2);
 	tenancy_jobs_require_worker();
 	job.tenants = ids ? PG_GETARG_ARRAYTYPE_P(2) : NULL;
-	if (ids)
-		total = list_length(ids);
-	else
-		foreach(lc, tenancy_catalog_plan(run.goal))
-		if (((TenantPlan *) lfirst(lc))->rec.state == TENANT_STATE_READY)
-		total++;
+	total = ids ? list_length(ids) : tenancy_catalog_count_tenants(true);
 	PG_RETURN_INT64(tenancy_jobs_add(&job, total));
 }
 

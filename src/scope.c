@@ -85,13 +85,22 @@ tenancy_scope_leave(PrivilegeScope *scope)
 
 /*
  * Runs one statement inside the scope, with parameters, and checks that it
- * returned "expect" (an SPI_OK_ code).  Returns SPI_processed.
+ * returned "expect" (an SPI_OK_ code).  Returns SPI_processed.  Never with
+ * a parallel plan (which SPI_execute_with_args allows): tenancy's catalog
+ * reads run inside setting hooks, and a parallel worker restoring the
+ * leader's settings would run those hooks, and their reads, again.
  */
 uint64
 tenancy_scope_exec(const char *sql, int nargs, Oid *types, Datum *values,
 				   const char *nulls, bool read_only, int expect)
 {
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types, 0);
+	int			rc;
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare_cursor failed: %s", SPI_result_code_string(SPI_result));
+	rc = SPI_execute_plan(plan, values, nulls, read_only, 0);
+	SPI_freeplan(plan);
 
 	if (rc != expect)
 		elog(ERROR, "statement failed: %s", SPI_result_code_string(rc));

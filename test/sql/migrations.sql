@@ -195,6 +195,14 @@ SELECT dblink_exec(:'a_db', 'CREATE TABLE public.prerequisite (id int)');
 SELECT tenancy.add_migration(70, 'INSERT INTO prerequisite VALUES (1)', down => 'DELETE FROM prerequisite');
 -- dry run: the plan, from the catalog; nothing runs
 SELECT tenant, from_version, to_version, status, error FROM tenancy.migrate_all(dry_run => true) ORDER BY tenant;
+-- a fleet larger than one window of the catalog (64 tenants at parallel 1,
+-- here 150 catalog rows, which a dry run never connects to): each tenant is
+-- planned once
+INSERT INTO tenancy.tenant (id, database_name, state)
+SELECT 'w-' || pg_catalog.lpad(i::text, 3, '0'), 'regress_tn_w-' || i, 'ready' FROM generate_series(1, 150) i;
+SELECT count(*) AS planned, count(DISTINCT tenant) AS tenants
+  FROM tenancy.migrate_all(1, dry_run => true) WHERE tenant LIKE 'w-%' AND status = 'planned';
+DELETE FROM tenancy.tenant WHERE id LIKE 'w-%';
 SELECT pg_temp.ledger('regress_tn_m-a') AS ledger;
 -- canary: only m-a
 SELECT tenant, to_version, status FROM tenancy.migrate_all(tenants => ARRAY['m-a']);

@@ -79,6 +79,16 @@ SET ROLE regress_rls_app;
 SET tenancy.current = 'r-acme';
 EXPLAIN (COSTS OFF) SELECT count(*) FROM public.rls_item;
 SELECT count(*) AS acme_rows_in_parallel FROM public.rls_item;
+RESET tenancy.current;
+-- tenancy's own catalog reads (here: is the first schema on search_path a
+-- tenant's?) never run in parallel, even when every query is forced to:
+-- a worker would run the setting's hooks again while restoring it
+SET force_parallel_mode = on;
+SET search_path = "regress_rls_nowhere", public;
+SET tenancy.current = 'r-acme';
+SELECT count(*) AS acme_rows_forced_parallel FROM public.rls_item;
+RESET search_path;
+RESET force_parallel_mode;
 RESET ROLE;
 SET ROLE regress_rls_outsider;
 \set VERBOSITY terse

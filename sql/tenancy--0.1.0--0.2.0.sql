@@ -566,7 +566,7 @@ CREATE TABLE tenancy.job (
     id               bigint      PRIMARY KEY DEFAULT pg_catalog.nextval('tenancy.job_seq'::pg_catalog.regclass),
     kind             text        NOT NULL
                      CONSTRAINT job_kind_check CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['migrate_all', 'provision_many'])),
-    owner            name        NOT NULL,
+    owner            regrole     NOT NULL,
     state            text        NOT NULL DEFAULT 'queued'
                      CONSTRAINT job_state_check CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running', 'done', 'failed', 'cancelled'])),
     parallel         integer     NOT NULL
@@ -591,7 +591,7 @@ CREATE TABLE tenancy.job (
 );
 COMMENT ON TABLE tenancy.job IS 'tenancy: background jobs (start_migrate_all, start_provision_many), run by the worker one after another as the role that started them';
 COMMENT ON COLUMN tenancy.job.kind IS 'the fleet function the job runs: migrate_all or provision_many';
-COMMENT ON COLUMN tenancy.job.owner IS 'the role that started it; the worker runs it as that role';
+COMMENT ON COLUMN tenancy.job.owner IS 'the role that started it (by OID: renamed, it keeps the job; dropped, the job fails); the worker runs it as that role';
 COMMENT ON COLUMN tenancy.job.state IS 'queued, running, done (every tenant has an outcome), failed (the job itself failed, or max_failures was reached) or cancelled';
 COMMENT ON COLUMN tenancy.job.parallel IS 'the parallel argument of the fleet function';
 COMMENT ON COLUMN tenancy.job.tenants IS 'provision_many: the tenants to provision; migrate_all: the tenants named, NULL for every ready tenant';
@@ -611,7 +611,11 @@ COMMENT ON COLUMN tenancy.job.runs IS 'how many times a worker took it up (more 
 COMMENT ON COLUMN tenancy.job.created_at IS 'when it was started';
 COMMENT ON COLUMN tenancy.job.started_at IS 'when the worker first took it up';
 COMMENT ON COLUMN tenancy.job.finished_at IS 'when it ended';
-SELECT pg_catalog.pg_extension_config_dump('tenancy.job', '');
+-- a dump carries finished jobs only: an unfinished one stays with the
+-- cluster that runs it (restored elsewhere, its worker would resume it
+-- against the same servers)
+SELECT pg_catalog.pg_extension_config_dump('tenancy.job',
+  $$WHERE state OPERATOR(pg_catalog.=) ANY (ARRAY['done', 'failed', 'cancelled'])$$);
 REVOKE ALL ON tenancy.job FROM PUBLIC;
 
 CREATE TABLE tenancy.job_tenant (
@@ -630,7 +634,8 @@ COMMENT ON COLUMN tenancy.job_tenant.status IS 'migrate_all''s or provision_many
 COMMENT ON COLUMN tenancy.job_tenant.sqlstate IS 'the SQLSTATE of its failure';
 COMMENT ON COLUMN tenancy.job_tenant.error IS 'its error, or why it was skipped';
 COMMENT ON COLUMN tenancy.job_tenant.finished_at IS 'when its batch committed';
-SELECT pg_catalog.pg_extension_config_dump('tenancy.job_tenant', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.job_tenant',
+  $$WHERE job OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM tenancy.job WHERE state OPERATOR(pg_catalog.=) ANY (ARRAY['done', 'failed', 'cancelled'])))$$);
 REVOKE ALL ON tenancy.job_tenant FROM PUBLIC;
 
 CREATE FUNCTION tenancy.start_migrate_all(parallel integer DEFAULT 4, verify boolean DEFAULT false,

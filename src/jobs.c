@@ -34,6 +34,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "catalog.h"
 #include "guc.h"
@@ -45,6 +46,7 @@ typedef struct JobShared
 {
 	slock_t		mutex;
 	Latch	   *worker_latch;	/* NULL while no worker runs */
+	Oid			database;		/* the worker's database */
 	int64		running;		/* the job the worker runs, 0: none */
 	bool		cancel;			/* cancel_job() of "running" committed */
 } JobShared;
@@ -59,6 +61,7 @@ static int64 taken_job = 0;		/* the worker's: the job it took up last */
 static bool xact_callback_registered = false;
 static bool wake_at_commit = false;
 static int64 cancel_at_commit = 0;
+static int	pending_level = 0;	/* the (sub)transaction that asked */
 
 static void
 jobs_shmem_request(void)
@@ -103,24 +106,47 @@ tenancy_jobs_init(void)
 	shmem_startup_hook = jobs_shmem_startup;
 }
 
-/* At commit, what the transaction asked for: wake the worker, cancel. */
+/*
+ * At commit, what the transaction asked for: wake the worker, cancel the
+ * job it runs (if it is that job, in this database).  A subtransaction
+ * rolled back takes its requests with it; PREPARE TRANSACTION drops them
+ * (the worker sees a prepared cancel when it next reads the job).  The
+ * latch is set after the spinlock is released.
+ */
 static void
 jobs_xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_COMMIT && job_shared != NULL && (wake_at_commit || cancel_at_commit != 0))
 	{
+		Latch	   *latch;
+
 		SpinLockAcquire(&job_shared->mutex);
-		if (cancel_at_commit != 0 && job_shared->running == cancel_at_commit)
+		if (cancel_at_commit != 0 && job_shared->running == cancel_at_commit &&
+			job_shared->database == MyDatabaseId)
 			job_shared->cancel = true;
-		if (job_shared->worker_latch != NULL)
-			SetLatch(job_shared->worker_latch);
+		latch = job_shared->worker_latch;
 		SpinLockRelease(&job_shared->mutex);
+		if (latch != NULL)
+			SetLatch(latch);
 	}
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
 	{
 		wake_at_commit = false;
 		cancel_at_commit = 0;
+		pending_level = 0;
+	}
+}
+
+static void
+jobs_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && pending_level >= GetCurrentTransactionNestLevel())
+	{
+		wake_at_commit = false;
+		cancel_at_commit = 0;
+		pending_level = 0;
 	}
 }
 
@@ -130,11 +156,15 @@ at_commit(bool wake, int64 cancel)
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(jobs_xact_callback, NULL);
+		RegisterSubXactCallback(jobs_subxact_callback, NULL);
 		xact_callback_registered = true;
 	}
 	wake_at_commit |= wake;
 	if (cancel != 0)
 		cancel_at_commit = cancel;
+	/* the outermost level that asked: its rollback drops every request */
+	if (pending_level == 0 || GetCurrentTransactionNestLevel() < pending_level)
+		pending_level = GetCurrentTransactionNestLevel();
 }
 
 /*
@@ -198,16 +228,15 @@ int64
 tenancy_jobs_add(const TenancyJob *job, int total)
 {
 	PrivilegeScope scope;
-	Oid			types[10] = {TEXTOID, NAMEOID, INT4OID, TEXTARRAYOID, BOOLOID, INT4OID, INT8OID,
+	Oid			types[10] = {TEXTOID, REGROLEOID, INT4OID, TEXTARRAYOID, BOOLOID, INT4OID, INT8OID,
 	TEXTOID, NAMEOID, INT4OID};
 	Datum		values[10];
 	char		nulls[10] = "          ";
-	char	   *owner = GetUserNameFromId(GetUserId(), false);
 	bool		isnull;
 	int64		id;
 
 	values[0] = CStringGetTextDatum(job->kind);
-	values[1] = DirectFunctionCall1(namein, CStringGetDatum(owner));
+	values[1] = ObjectIdGetDatum(GetUserId());
 	values[2] = Int32GetDatum(job->parallel);
 	values[3] = PointerGetDatum(job->tenants);
 	if (job->tenants == NULL)
@@ -293,6 +322,7 @@ tenancy_jobs_attach_worker(void)
 	am_worker = true;
 	SpinLockAcquire(&job_shared->mutex);
 	job_shared->worker_latch = MyLatch;
+	job_shared->database = MyDatabaseId;
 	job_shared->running = 0;
 	job_shared->cancel = false;
 	SpinLockRelease(&job_shared->mutex);
@@ -347,8 +377,9 @@ tenancy_jobs_next(TenancyJob *job)
 	tenancy_scope_enter(&scope, tenancy_catalog_owner(), SCOPE_PIN_PATH);
 	tenancy_scope_exec("SELECT id, kind, owner::pg_catalog.text, cancel_requested, state = 'running', "
 					   "parallel, tenants, verify, COALESCE(max_failures, 0), tenants_failed, "
-					   "COALESCE(to_version, -1), isolation, server::pg_catalog.text "
-					   "FROM tenancy.job WHERE state IN ('queued', 'running') ORDER BY id LIMIT 1 FOR UPDATE",
+					   "COALESCE(to_version, -1), isolation, server::pg_catalog.text, owner::pg_catalog.oid "
+					   "FROM tenancy.job WHERE state IN ('queued', 'running') ORDER BY id LIMIT 1 "
+					   "FOR UPDATE SKIP LOCKED",
 					   0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 	{
@@ -364,7 +395,14 @@ tenancy_jobs_next(TenancyJob *job)
 		job->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		job->kind = SPI_getvalue(tup, desc, 2);
 		job->owner_name = SPI_getvalue(tup, desc, 3);
-		job->owner = get_role_oid(job->owner_name, true);
+
+		/*
+		 * by OID: a role renamed keeps its jobs, a new role of the name gets
+		 * none
+		 */
+		job->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 14, &isnull));
+		if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job->owner)))
+			job->owner = InvalidOid;
 		job->cancel_requested = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 		was_running = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
 		job->parallel = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
@@ -388,6 +426,8 @@ tenancy_jobs_next(TenancyJob *job)
 		taken_job = job->id;
 	}
 	tenancy_scope_leave(&scope);
+	/* before the take commits, so that a cancel committed after it counts */
+	tenancy_jobs_set_running(job->id);
 	return true;
 }
 

@@ -950,11 +950,7 @@ tenancy_provision_many(PG_FUNCTION_ARGS)
 		if (m->error == NULL && !m->exists)
 		{
 			if (m->cancelled)
-			{
-				m->error = palloc0(sizeof(ErrorData));
-				m->error->sqlerrcode = ERRCODE_QUERY_CANCELED;
-				m->error->message = "not created: the job was cancelled";
-			}
+				many_undo(m);	/* reported as skipped, below */
 			else if (m->remote_error != NULL)
 				m->error = remote_error_data(m->remote_error);
 			else
@@ -963,6 +959,14 @@ tenancy_provision_many(PG_FUNCTION_ARGS)
 				many_undo(m);
 		}
 		values[0] = CStringGetTextDatum(m->tenant);
+		if (m->cancelled && m->error == NULL)
+		{
+			values[1] = CStringGetTextDatum("skipped");
+			values[3] = CStringGetTextDatum("not created: the job was cancelled");
+			nulls[3] = false;
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			continue;
+		}
 		values[1] = CStringGetTextDatum(m->error ? "failed" : m->exists ? "exists" : "provisioned");
 		if (m->error == NULL && !m->exists && m->job.server != NULL)
 		{

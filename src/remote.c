@@ -326,7 +326,9 @@ take_idle(const char *server, const char *appname)
 		if (!same_server(session->server, server))
 			continue;
 		idle_sessions = foreach_delete_current(idle_sessions, lc);
-		if (PQstatus(session->conn) != CONNECTION_OK ||
+		/* a server that closed it meanwhile shows only once its input is read */
+		if (!PQconsumeInput(session->conn) || PQstatus(session->conn) != CONNECTION_OK ||
+			PQisBusy(session->conn) ||
 			session->role != tenancy_conninfo_service_role())
 		{
 			session_finish(session);

@@ -67,7 +67,9 @@ tenancy_worker_init(void)
 {
 	BackgroundWorker worker;
 
-	if (!process_shared_preload_libraries_in_progress || tenancy_worker_database[0] == '\0')
+	/* never during pg_upgrade: it drops and restores the databases */
+	if (!process_shared_preload_libraries_in_progress || tenancy_worker_database[0] == '\0' ||
+		IsBinaryUpgrade)
 		return;
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -222,22 +224,27 @@ job_step(TenancyJob *job)
 		tenancy_jobs_finish(job, "cancelled", NULL, NULL);
 }
 
-/* Fills the warm pools, at most once per naptime, as the catalog owner. */
-static void
+/*
+ * Fills the warm pools, at most once per naptime, as the catalog owner.
+ * True if it ran: remote waits reset the latch, so a job started meanwhile
+ * must be looked for at once.
+ */
+static bool
 pools_step(void)
 {
 	PrivilegeScope scope;
 
 	if (!TimestampDifferenceExceeds(pools_checked, GetCurrentTimestamp(),
 									tenancy_worker_naptime * 1000))
-		return;
+		return false;
 	pools_checked = GetCurrentTimestamp();
 	if (!tenancy_catalog_pools_wanted())
-		return;
+		return false;
 	pgstat_report_activity(STATE_RUNNING, "tenancy: filling warm pools");
 	tenancy_scope_enter(&scope, tenancy_catalog_owner(), SCOPE_PIN_PATH);
 	tenancy_scope_exec("SELECT FROM tenancy.fill_pools()", 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	tenancy_scope_leave(&scope);
+	return true;
 }
 
 /* Starts a transaction of the worker's. */
@@ -267,6 +274,7 @@ worker_step(void)
 {
 	bool		installed;
 	bool		found = false;
+	bool		pools = false;
 
 	begin_work();
 	installed = jobs_installed();
@@ -277,7 +285,7 @@ worker_step(void)
 		found = tenancy_jobs_next(&current_job);
 		MemoryContextSwitchTo(old);
 		if (!found)
-			pools_step();
+			pools = pools_step();
 	}
 	end_work();
 	if (found)
@@ -289,7 +297,7 @@ worker_step(void)
 		in_job = false;
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
-	return found;
+	return found || pools;
 }
 
 /*
@@ -312,10 +320,22 @@ worker_recover(void)
 	in_job = false;
 	if (!job_failed)
 		return;
-	begin_work();
-	tenancy_jobs_finish(&job, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ? "cancelled" : "failed",
-						unpack_sql_state(edata->sqlerrcode), edata->message);
-	end_work();
+	PG_TRY();
+	{
+		begin_work();
+		tenancy_jobs_finish(&job, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ? "cancelled" : "failed",
+							unpack_sql_state(edata->sqlerrcode), edata->message);
+		end_work();
+	}
+	PG_CATCH();
+	{
+		/* the job stays "running" and is taken up again */
+		MemoryContextSwitchTo(worker_cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
 }
 
 void

@@ -57,20 +57,29 @@ SELECT tenancy.cancel_job(12345);
 \echo :LAST_ERROR_SQLSTATE
 -- a job as the worker leaves it: finished, so it cannot be cancelled (55000)
 INSERT INTO tenancy.job (kind, owner, parallel, state, finished_at)
-VALUES ('migrate_all', current_user, 1, 'done', now()) RETURNING id AS done_job \gset
+VALUES ('migrate_all', current_user::regrole, 1, 'done', now()) RETURNING id AS done_job \gset
 SELECT tenancy.cancel_job(:done_job);
 \echo :LAST_ERROR_SQLSTATE
 -- a queued job is cancelled at once
-INSERT INTO tenancy.job (kind, owner, parallel) VALUES ('migrate_all', current_user, 1)
+INSERT INTO tenancy.job (kind, owner, parallel) VALUES ('migrate_all', current_user::regrole, 1)
 RETURNING id AS queued_job \gset
 SELECT tenancy.cancel_job(:queued_job);
 SELECT state, cancel_requested, finished_at IS NOT NULL AS finished
   FROM tenancy.job WHERE id = :queued_job;
+-- a cancel rolled back with its savepoint cancels nothing
+INSERT INTO tenancy.job (kind, owner, parallel) VALUES ('migrate_all', current_user::regrole, 1)
+RETURNING id AS kept_job \gset
+BEGIN;
+SAVEPOINT s;
+SELECT tenancy.cancel_job(:kept_job);
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT state, cancel_requested FROM tenancy.job WHERE id = :kept_job;
 -- the job table's checks (23514)
 \set VERBOSITY terse
-INSERT INTO tenancy.job (kind, owner, parallel) VALUES ('vacuum_all', current_user, 1);
+INSERT INTO tenancy.job (kind, owner, parallel) VALUES ('vacuum_all', current_user::regrole, 1);
 \echo :LAST_ERROR_SQLSTATE
-INSERT INTO tenancy.job (kind, owner, parallel) VALUES ('migrate_all', current_user, 0);
+INSERT INTO tenancy.job (kind, owner, parallel) VALUES ('migrate_all', current_user::regrole, 0);
 \echo :LAST_ERROR_SQLSTATE
 \set VERBOSITY default
 DELETE FROM tenancy.job;

@@ -731,15 +731,15 @@ tenancy_catalog_held_above(int64 goal, List *ids, int *n)
  * versions up to the goal it does not hold, and the versions it holds
  * above the goal.  At most "limit" rows (0: all) after the id "after"
  * (NULL: from the first), so that a fleet run can take the catalog a
- * window at a time.  A List of TenantPlan; no tenant is connected to.
+ * window at a time; only the tenants "ids" names (a text[], NULL: all).  A List of TenantPlan; no tenant is connected to.
  */
 List *
-tenancy_catalog_plan(int64 goal, const char *after, int limit)
+tenancy_catalog_plan(int64 goal, const char *after, int limit, ArrayType *ids)
 {
 	PrivilegeScope scope;
-	Oid			types[3] = {INT8OID, TEXTOID, INT4OID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Oid			types[4] = {INT8OID, TEXTOID, INT4OID, TEXTARRAYOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 	List	   *result = NIL;
 	TenantPlan *plans;
 	uint64		i;
@@ -751,6 +751,9 @@ tenancy_catalog_plan(int64 goal, const char *after, int limit)
 	values[2] = Int32GetDatum(limit);
 	if (limit <= 0)
 		nulls[2] = 'n';
+	values[3] = PointerGetDatum(ids);
+	if (ids == NULL)
+		nulls[3] = 'n';
 	catalog_enter(&scope);
 	tenancy_scope_exec("SELECT " TENANCY_TENANT_COLUMNS ", "
 					   "(SELECT pg_catalog.count(*) FROM tenancy.migration m "
@@ -758,9 +761,10 @@ tenancy_catalog_plan(int64 goal, const char *after, int limit)
 					   " AND m.version OPERATOR(pg_catalog.<>) ALL (t.applied_versions)), "
 					   "(SELECT pg_catalog.count(*) FROM pg_catalog.unnest(t.applied_versions) v "
 					   " WHERE $1 OPERATOR(pg_catalog.>=) 0 AND v OPERATOR(pg_catalog.>) $1) "
-					   "FROM tenancy.tenant t WHERE $2 IS NULL OR t.id OPERATOR(pg_catalog.>) $2 "
+					   "FROM tenancy.tenant t WHERE ($2 IS NULL OR t.id OPERATOR(pg_catalog.>) $2) "
+					   "AND ($4 IS NULL OR t.id OPERATOR(pg_catalog.=) ANY ($4)) "
 					   "ORDER BY id LIMIT $3",
-					   3, types, values, nulls, false, SPI_OK_SELECT);
+					   4, types, values, nulls, false, SPI_OK_SELECT);
 	/* one array: no per-row allocation overhead */
 	plans = MemoryContextAllocZero(scope.caller_context, sizeof(TenantPlan) * Max(SPI_processed, 1));
 	for (i = 0; i < SPI_processed; i++)

@@ -16,6 +16,7 @@
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "nodes/pg_list.h"
+#include "utils/array.h"
 #include "utils/jsonb.h"
 
 #include "fleet.h"
@@ -149,7 +150,7 @@ extern MigrationAddResult tenancy_catalog_add_migration(const TenancyMigration *
 extern void tenancy_catalog_lock_migrations(void);
 extern MigrationRemoveResult tenancy_catalog_remove_migration(int64 version, char **tenant,
 															  int64 *count);
-extern List *tenancy_catalog_plan(int64 goal, const char *after, int limit);
+extern List *tenancy_catalog_plan(int64 goal, const char *after, int limit, ArrayType *ids);
 extern int	tenancy_catalog_count_tenants(bool ready);
 extern int64 *tenancy_catalog_held_above(int64 goal, List *ids, int *n);
 extern char *tenancy_catalog_migration_fingerprint(char **versions);

@@ -176,6 +176,7 @@ void
 tenancy_jobs_require_worker(void)
 {
 	char	   *here;
+	bool		running;
 
 	if (job_shared == NULL)
 		ereport(ERROR,
@@ -190,6 +191,9 @@ tenancy_jobs_require_worker(void)
 				 errdetail("tenancy.database is empty."),
 				 errhint("Set tenancy.database to this database and restart.")));
 	here = get_database_name(MyDatabaseId);
+	SpinLockAcquire(&job_shared->mutex);
+	running = job_shared->worker_latch != NULL;
+	SpinLockRelease(&job_shared->mutex);
 	if (here == NULL || strcmp(here, tenancy_worker_database) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -197,6 +201,11 @@ tenancy_jobs_require_worker(void)
 				 errdetail("tenancy.database names the one database whose jobs the worker runs."),
 				 errhint("Start the job there, or set tenancy.database to \"%s\" and restart.",
 						 here ? here : "")));
+	if (!running)
+		ereport(WARNING,
+				(errmsg("tenancy's background worker is not running now"),
+				 errdetail("The job is queued; it runs once the worker has started (it is restarted 5 seconds after it exits)."),
+				 errhint("If it never starts, check max_worker_processes and the server log.")));
 }
 
 /* A text[] of "n" C strings (NULL elements are SQL NULLs). */

@@ -860,6 +860,7 @@ tenancy_migrate_all_v2(PG_FUNCTION_ARGS)
 	MemoryContext window_cxt;
 	char		after[NAMEDATALEN];
 	RemoteSession *volatile writer = NULL;
+	ArrayType  *named;
 
 	parallel = parallel_argument(fcinfo, 0);
 	memset(&run, 0, sizeof(run));
@@ -878,6 +879,7 @@ tenancy_migrate_all_v2(PG_FUNCTION_ARGS)
 	run.batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "tenancy migrate_all batch",
 										  ALLOCSET_SMALL_SIZES);
 	ids = check_run(&run, fcinfo, 2);
+	named = ids ? PG_GETARG_ARRAYTYPE_P(2) : NULL;	/* read only those */
 	run.total = ids ? list_length(ids) : tenancy_catalog_count_tenants(false);
 	run.next_notice = Max(1, run.total / 10);
 	budgets = tenancy_catalog_budgets();	/* at most max_sessions per server */
@@ -896,7 +898,7 @@ tenancy_migrate_all_v2(PG_FUNCTION_ARGS)
 		{
 			MemoryContext old = MemoryContextSwitchTo(window_cxt);
 			List	   *plans = tenancy_catalog_plan(run.goal, after[0] ? after : NULL,
-													 RUN_WINDOW(parallel));
+													 RUN_WINDOW(parallel), named);
 			FleetTask **tasks = palloc(sizeof(FleetTask *) * Max(list_length(plans), 1));
 			FleetTenant *tenants = palloc0(sizeof(FleetTenant) * Max(list_length(plans), 1));
 			int			ntasks = 0;

@@ -747,20 +747,6 @@ named_tenants(FunctionCallInfo fcinfo, int argno)
 	return ids;
 }
 
-/* Is "id" one of "ids" (NULL: every tenant)? */
-static bool
-is_named(List *ids, const char *id)
-{
-	ListCell   *lc;
-
-	if (ids == NULL)
-		return true;
-	foreach(lc, ids)
-		if (strcmp((char *) lfirst(lc), id) == 0)
-		return true;
-	return false;
-}
-
 /*
  * The highest version a tenant would hold after a run to "goal": the
  * highest registered version up to it.
@@ -910,9 +896,8 @@ tenancy_migrate_all_v2(PG_FUNCTION_ARGS)
 				TenantPlan *p = (TenantPlan *) lfirst(lc);
 				TenantRecord *rec = &p->rec;
 
-				strlcpy(after, rec->id, NAMEDATALEN);
-				if (!is_named(ids, rec->id))
-					continue;
+				strlcpy(after, rec->id, NAMEDATALEN);	/* only the named are
+														 * read */
 				if (rec->state != TENANT_STATE_READY)
 					finish_tenant(&run, rec, "skipped", rec->applied_version, rec->applied_version, NULL,
 								  psprintf("tenant is in state \"%s\"", tenancy_state_name(rec->state)),

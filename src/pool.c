@@ -68,7 +68,8 @@ tenancy_pool_fill(const char *server, int want, int *created, int *dropped)
 	*created = 0;
 	*dropped = 0;
 	/* a full pool of current spares: nothing to do, and no session opened */
-	if (stale == NIL && tenancy_catalog_count_spares(server, fingerprint) >= want)
+	have = tenancy_catalog_count_spares(server, fingerprint);	/* the stale not counted */
+	if (stale == NIL && have >= want)
 		return;
 	template_db = tenancy_template_prepare(server, appname, &version, &versions);
 	foreach(lc, stale)
@@ -80,7 +81,7 @@ tenancy_pool_fill(const char *server, int want, int *created, int *dropped)
 														 * holds its row */
 		(*dropped)++;
 	}
-	for (have = tenancy_catalog_count_spares(server, fingerprint); have < want; have++)
+	for (; have < want; have++)
 	{
 		char	   *dbname = tenancy_name_temporary(tenancy_catalog_next_operation());
 

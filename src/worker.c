@@ -109,7 +109,6 @@ static List *
 run_batch(const TenancyJob *job, List *tenants)
 {
 	PrivilegeScope scope;
-	char	  **names = palloc(sizeof(char *) * list_length(tenants));
 	Datum	   *elems = palloc(sizeof(Datum) * list_length(tenants));
 	ArrayType  *array;
 	List	   *outcomes = NIL;
@@ -118,11 +117,7 @@ run_batch(const TenancyJob *job, List *tenants)
 	uint64		i;
 
 	foreach(lc, tenants)
-	{
-		names[n] = (char *) lfirst(lc);
-		elems[n] = CStringGetTextDatum(names[n]);
-		n++;
-	}
+		elems[n++] = CStringGetTextDatum((char *) lfirst(lc));
 	array = construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT);
 
 	tenancy_scope_enter(&scope, job->owner, SCOPE_PIN_PATH);
@@ -188,7 +183,7 @@ job_step(TenancyJob *job)
 	List	   *tenants;
 	List	   *outcomes;
 
-	tenancy_jobs_set_running(job->id);
+	/* tenancy_jobs_next() has published it as the running job */
 	if (job->cancel_requested)
 	{
 		tenancy_jobs_finish(job, "cancelled", NULL, NULL);

@@ -502,11 +502,10 @@ pre_query(const MigrationRun *run)
 	char	   *suspect = tenancy_guard_expr_suspect(schema, guard_path(run));
 
 	if (!m->transactional)
-		return psprintf("%s%sSELECT NULL::pg_catalog.text, pg_catalog.clock_timestamp()::pg_catalog.text, %s",
+		return psprintf("%s%sSELECT NULL, pg_catalog.clock_timestamp(), %s",
 						reset, set_path, suspect);
 	return psprintf("BEGIN; %s%s%s; "
-					"SELECT pg_catalog.pg_current_xact_id()::pg_catalog.text, "
-					"pg_catalog.clock_timestamp()::pg_catalog.text, %s",
+					"SELECT pg_catalog.pg_current_xact_id(), pg_catalog.clock_timestamp(), %s",
 					reset, set_path, tenancy_ledger_sql_lock(schema), suspect);
 }
 

@@ -94,22 +94,25 @@ tenancy_ledger_expr_guard(const char *schema)
 
 /*
  * Whether tenancy_ledger_expr_guard() would refuse: a boolean SQL
- * expression, cheaper to plan than the message (no formatting), that the
- * engine sends first; the message is asked for only when it is true.
+ * expression, cheap to plan (no join, no formatting, every operator on
+ * exactly its types, so a fresh session resolves none of them through
+ * pg_cast), that the engine sends first; the message is asked for only
+ * when it is true.  A missing schema or ledger is nothing to refuse.
  */
 char *
 tenancy_ledger_expr_suspect(const char *schema)
 {
 	const char *nsp = schema ? schema : "tenancy";
 	const char *rel = schema ? TENANCY_SCHEMA_LEDGER : "applied_migration";
+	const char *me = "pg_catalog.to_regrole(pg_catalog.quote_ident(CURRENT_USER))::pg_catalog.oid";
 
-	return psprintf("EXISTS (SELECT FROM (SELECT pg_catalog.to_regrole(pg_catalog.quote_ident(CURRENT_USER))::pg_catalog.oid AS me) m "
-					"CROSS JOIN pg_catalog.pg_namespace n LEFT JOIN pg_catalog.pg_class c "
-					"ON c.relnamespace OPERATOR(pg_catalog.=) n.oid AND c.relname OPERATOR(pg_catalog.=) %s "
-					"WHERE n.nspname OPERATOR(pg_catalog.=) %s "
-					"AND (n.nspowner OPERATOR(pg_catalog.<>) m.me OR c.relowner OPERATOR(pg_catalog.<>) m.me "
-					"OR c.relkind OPERATOR(pg_catalog.<>) 'r'))",
-					quote_literal_cstr(rel), quote_literal_cstr(nsp));
+	return psprintf("COALESCE((SELECT n.nspowner OPERATOR(pg_catalog.<>) %s FROM pg_catalog.pg_namespace n "
+					"WHERE n.nspname OPERATOR(pg_catalog.=) %s), false) "
+					"OR COALESCE((SELECT c.relowner OPERATOR(pg_catalog.<>) %s OR c.relkind OPERATOR(pg_catalog.<>) 'r' "
+					"FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) "
+					"pg_catalog.to_regclass(%s)::pg_catalog.oid), false)",
+					me, quote_literal_cstr(nsp), me,
+					quote_literal_cstr(psprintf("%s.%s", quote_identifier(nsp), rel)));
 }
 
 /* The hint of a refused ledger. */
@@ -141,11 +144,16 @@ tenancy_ledger_sql_guard(const char *schema)
 					check, quote_literal_cstr(LEDGER_GUARD_HINT));
 }
 
-/* Query for a ledger's rows (version, checksum as text), in version order. */
+/*
+ * Query for a ledger's rows (version, checksum), in no order and without
+ * casts: a fresh tenant session pays for planning a sort and for looking
+ * up a cast, and the checks below parse the text of each value and put
+ * the rows in version order themselves.
+ */
 char *
 tenancy_ledger_sql_select(const char *schema)
 {
-	return psprintf("SELECT version::pg_catalog.text, checksum::pg_catalog.text FROM %s ORDER BY 1",
+	return psprintf("SELECT version, checksum FROM %s",
 					ledger_table(schema));
 }
 
@@ -339,6 +347,16 @@ tenancy_ledger_versions(const RemoteResult *read, const char *label, int64 *max,
 	return NULL;
 }
 
+/* Orders checked ledger rows by version. */
+static int
+by_row_version(const ListCell *a, const ListCell *b)
+{
+	int64		x = pg_strtoint64(((char **) lfirst(a))[0]);	/* checked */
+	int64		y = pg_strtoint64(((char **) lfirst(b))[0]);
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
 /*
  * Checks what reading a ledger returned ("read": rows of version,
  * checksum) against the registered migrations (ascending).  On success
@@ -353,6 +371,7 @@ tenancy_ledger_check(const RemoteResult *read, List *migrations, const char *lab
 					 int64 *max, List **applied)
 {
 	ListCell   *lc;
+	List	   *rows;
 	List	   *versions = NIL;
 	RemoteError *error;
 
@@ -362,7 +381,10 @@ tenancy_ledger_check(const RemoteResult *read, List *migrations, const char *lab
 
 	if (error != NULL)
 		return error;
-	foreach(lc, read->rows)
+	/* in version order, so that the first drift reported is the lowest */
+	rows = list_copy(read->rows);
+	list_sort(rows, by_row_version);
+	foreach(lc, rows)
 	{
 		char	  **row = (char **) lfirst(lc);
 		int64		version = pg_strtoint64(row[0]);	/* checked above */

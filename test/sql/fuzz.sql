@@ -122,6 +122,13 @@ SELECT * FROM pg_temp.fuzz('fz-s', :'d');
 \set d 'DROP TABLE %1$s; CREATE VIEW %1$s AS SELECT 1::bigint AS version, ''x''::text AS checksum'
 SELECT * FROM pg_temp.fuzz('fz', :'d');
 SELECT * FROM pg_temp.fuzz('fz-s', :'d');
+-- a plain table, but another role's: refused as well (42501), before
+-- anything reads it
+CREATE ROLE regress_fz_squatter;
+\set d 'ALTER TABLE %1$s OWNER TO regress_fz_squatter'
+SELECT * FROM pg_temp.fuzz('fz', :'d');
+SELECT * FROM pg_temp.fuzz('fz-s', :'d');
+DROP ROLE regress_fz_squatter;
 -- an empty ledger is a tenant that applied nothing: tenancy applies what it
 -- lacks, and the migration's own error (42P07) stops it
 \set d 'TRUNCATE %1$s'

@@ -17,7 +17,9 @@
 #              since the replay runs in another transaction)
 #
 # and the cumulative prefixes of the tenancy sequence, so that each query's
-# share shows.  Prints the instructions of each beyond startup and the ratio
+# share shows (the last one's can be negative: without COMMIT a replay ends
+# in an open transaction, which the backend aborts at exit, and that costs
+# more than committing).  Prints the instructions of each beyond startup and the ratio
 # tenancy / floor.  The single-user backend runs as the bootstrap superuser
 # rather than the service role, and no connection is made: this measures the
 # statements, not the session (deploy.sh measures the whole).

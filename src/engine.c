@@ -393,6 +393,32 @@ fail(MigrationRun *run, RemoteError *error)
 }
 
 /*
+ * Is "s" the remote clock as "pre" reads it: seconds since the Unix epoch,
+ * digits with at most one decimal point?  Read as a number, it means the
+ * same instant to every session, whatever DateStyle and TimeZone the
+ * tenant's database gives it.
+ */
+static bool
+is_epoch(const char *s)
+{
+	bool		point = false;
+	int			digits = 0;
+
+	if (s == NULL || strlen(s) > 32)
+		return false;
+	for (; *s; s++)
+	{
+		if (*s == '.' && !point)
+			point = true;
+		else if (*s >= '0' && *s <= '9')
+			digits++;
+		else
+			return false;
+	}
+	return digits > 0;
+}
+
+/*
  * The query that finds the transactions a failed migration may have
  * prepared: in this database, by this role, the one "pre" started or any
  * prepared since it started (a migration that committed and began again
@@ -405,7 +431,8 @@ prepared_query(const MigrationRun *run)
 					"WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database() "
 					"AND owner OPERATOR(pg_catalog.=) CURRENT_USER "
 					"AND (transaction OPERATOR(pg_catalog.=) pg_catalog.xid(%s::pg_catalog.xid8) "
-					"OR prepared OPERATOR(pg_catalog.>=) %s::pg_catalog.timestamptz) ORDER BY 1",
+					"OR pg_catalog.extract('epoch', prepared) OPERATOR(pg_catalog.>=) %s::pg_catalog.numeric) "
+					"ORDER BY 1",
 					quote_literal_cstr(run->xid), quote_literal_cstr(run->started));
 }
 
@@ -502,10 +529,11 @@ pre_query(const MigrationRun *run)
 	char	   *suspect = tenancy_guard_expr_suspect(schema, guard_path(run));
 
 	if (!m->transactional)
-		return psprintf("%s%sSELECT NULL, pg_catalog.clock_timestamp(), %s",
+		return psprintf("%s%sSELECT NULL, pg_catalog.extract('epoch', pg_catalog.clock_timestamp()), %s",
 						reset, set_path, suspect);
 	return psprintf("BEGIN; %s%s%s; "
-					"SELECT pg_catalog.pg_current_xact_id(), pg_catalog.clock_timestamp(), %s",
+					"SELECT pg_catalog.pg_current_xact_id(), "
+					"pg_catalog.extract('epoch', pg_catalog.clock_timestamp()), %s",
 					reset, set_path, tenancy_ledger_sql_lock(schema), suspect);
 }
 
@@ -730,7 +758,7 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 
 		case ENGINE_PRE:
 			row = list_length(last->rows) == 1 ? (char **) linitial(last->rows) : NULL;
-			if (last->nfields != 3 || row == NULL || row[1] == NULL ||
+			if (last->nfields != 3 || row == NULL || !is_epoch(row[1]) ||
 				(run->m->transactional && !tenancy_remote_is_number(row[0])))
 			{
 				error = tenancy_remote_error("08P01", "unexpected answer to a transaction id query",

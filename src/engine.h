@@ -64,7 +64,8 @@ typedef struct MigrationRun
 	int			statement;		/* statements of it sent so far */
 	int			failed_statement;	/* the one that failed (from 1), or 0 */
 	char	   *xid;			/* m's transaction */
-	char	   *started;		/* when its "pre" ran, on the remote clock */
+	char	   *started;		/* when its "pre" ran, on the remote clock
+								 * (seconds since the Unix epoch) */
 	List	   *prepared;		/* after a failure: gids to roll back */
 	int64		from_version;	/* highest ledger version before the run */
 	int64		to_version;		/* and now */

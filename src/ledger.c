@@ -95,9 +95,10 @@ tenancy_ledger_expr_guard(const char *schema)
 /*
  * Whether tenancy_ledger_expr_guard() would refuse: a boolean SQL
  * expression, cheap to plan (no join, no formatting, every operator on
- * exactly its types, so a fresh session resolves none of them through
- * pg_cast), that the engine sends first; the message is asked for only
- * when it is true.  A missing schema or ledger is nothing to refuse.
+ * exactly its types, so that a fresh session need not weigh every "="
+ * of pg_catalog through pg_cast), that the engine sends first; the
+ * message is asked for only when it is true.  A missing schema or ledger
+ * is nothing to refuse.
  */
 char *
 tenancy_ledger_expr_suspect(const char *schema)

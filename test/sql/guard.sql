@@ -134,6 +134,17 @@ SELECT tenancy.migrate('g-db');
 SELECT tenancy.migrate('g-schema');
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS prepared_transactions FROM pg_prepared_xacts;
+-- the same, in a tenant database whose sessions print times in a style
+-- that does not read back as the same instant (IST is Israel's in the
+-- default abbreviations, India's here): the transaction prepared after the
+-- migration began is still found, by the remote clock read as a number
+ALTER DATABASE "regress_tn_g-db" SET timezone = 'Asia/Kolkata';
+ALTER DATABASE "regress_tn_g-db" SET datestyle = 'Postgres, DMY';
+SELECT tenancy.migrate('g-db');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS prepared_transactions FROM pg_prepared_xacts;
+ALTER DATABASE "regress_tn_g-db" RESET timezone;
+ALTER DATABASE "regress_tn_g-db" RESET datestyle;
 DELETE FROM tenancy.migration WHERE version = 2;
 RESET tenancy.fault_injection;
 

@@ -431,7 +431,7 @@ prepared_query(const MigrationRun *run)
 					"WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database() "
 					"AND owner OPERATOR(pg_catalog.=) CURRENT_USER "
 					"AND (transaction OPERATOR(pg_catalog.=) pg_catalog.xid(%s::pg_catalog.xid8) "
-					"OR pg_catalog.extract('epoch', prepared) OPERATOR(pg_catalog.>=) %s::pg_catalog.numeric) "
+					"OR pg_catalog.extract('epoch'::pg_catalog.text, prepared) OPERATOR(pg_catalog.>=) %s::pg_catalog.numeric) "
 					"ORDER BY 1",
 					quote_literal_cstr(run->xid), quote_literal_cstr(run->started));
 }
@@ -529,11 +529,11 @@ pre_query(const MigrationRun *run)
 	char	   *suspect = tenancy_guard_expr_suspect(schema, guard_path(run));
 
 	if (!m->transactional)
-		return psprintf("%s%sSELECT NULL, pg_catalog.extract('epoch', pg_catalog.clock_timestamp()), %s",
+		return psprintf("%s%sSELECT NULL, pg_catalog.extract('epoch'::pg_catalog.text, pg_catalog.clock_timestamp()), %s",
 						reset, set_path, suspect);
 	return psprintf("BEGIN; %s%s%s; "
 					"SELECT pg_catalog.pg_current_xact_id(), "
-					"pg_catalog.extract('epoch', pg_catalog.clock_timestamp()), %s",
+					"pg_catalog.extract('epoch'::pg_catalog.text, pg_catalog.clock_timestamp()), %s",
 					reset, set_path, tenancy_ledger_sql_lock(schema), suspect);
 }
 

@@ -98,7 +98,9 @@ tenancy_ledger_expr_guard(const char *schema)
  * exactly its types, so that a fresh session need not weigh every "="
  * of pg_catalog through pg_cast), that the engine sends first; the
  * message is asked for only when it is true.  A missing schema or ledger
- * is nothing to refuse.
+ * is nothing to refuse.  The relation is looked up by name in the
+ * schema's oid, not with to_regclass(), which needs USAGE on the schema:
+ * a schema another role owns would be an error, not the refusal.
  */
 char *
 tenancy_ledger_expr_suspect(const char *schema)
@@ -110,10 +112,10 @@ tenancy_ledger_expr_suspect(const char *schema)
 	return psprintf("COALESCE((SELECT n.nspowner OPERATOR(pg_catalog.<>) %s FROM pg_catalog.pg_namespace n "
 					"WHERE n.nspname OPERATOR(pg_catalog.=) %s), false) "
 					"OR COALESCE((SELECT c.relowner OPERATOR(pg_catalog.<>) %s OR c.relkind OPERATOR(pg_catalog.<>) 'r' "
-					"FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) "
-					"pg_catalog.to_regclass(%s)::pg_catalog.oid), false)",
-					me, quote_literal_cstr(nsp), me,
-					quote_literal_cstr(psprintf("%s.%s", quote_identifier(nsp), rel)));
+					"FROM pg_catalog.pg_class c WHERE c.relname OPERATOR(pg_catalog.=) %s "
+					"AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace(%s)::pg_catalog.oid), false)",
+					me, quote_literal_cstr(nsp), me, quote_literal_cstr(rel),
+					quote_literal_cstr(quote_identifier(nsp)));
 }
 
 /* The hint of a refused ledger. */

@@ -113,6 +113,24 @@ like($err, qr/division by zero/, 'a remote error passes through');
 $all_errors .= $err;
 $node->safe_psql('postgres', q{DELETE FROM tenancy.migration WHERE version = 3});
 
+# a tenant whose "tenancy" schema another role took over, without granting
+# the service role USAGE on it: refused with what is wrong (42501), before
+# anything reads the ledger, not with a permission error of the lookup
+is($node->safe_psql('postgres', q{SELECT state FROM tenancy.provision('squatted')}, @dba),
+	'ready', 'a tenant to take over');
+$node->safe_psql('regress_lp_squatted', q{
+	ALTER SCHEMA tenancy RENAME TO tenancy_original;
+	CREATE SCHEMA tenancy AUTHORIZATION regress_app;
+	CREATE TABLE tenancy.applied_migration (version bigint, checksum text);
+	ALTER TABLE tenancy.applied_migration OWNER TO regress_app;
+	REVOKE ALL ON SCHEMA tenancy FROM PUBLIC;
+});
+($ret, $out, $err) = $node->psql('postgres', q{SELECT * FROM tenancy.migrate('squatted')}, @dba);
+like($err,
+	qr/ERROR:  the migration ledger tenancy.applied_migration is not a table of role regress_provisioner in a schema it owns \(schema owner regress_app, ledger owner regress_app, relkind r\)/,
+	'a ledger schema another role owns is refused as such, even without USAGE on it');
+unlike($err, qr/permission denied for schema/, 'and not as a failed lookup');
+
 # dblink's own rule stays in force: without password authentication, the
 # non-superuser service role may not connect at all
 set_hba('trust');

@@ -16,6 +16,15 @@
 #              in the ledger row's condition replaced by pg_current_xact_id(),
 #              since the replay runs in another transaction)
 #
+# Before that, with the cluster still up, it counts what whole sessions cost
+# the kernel and the CPU (perf stat -e page-faults,task-clock over the
+# postmaster's children; test/bench/floor.c as the client, 4 at once), per
+# session, over SESSIONS tenant databases each (default 40):
+#
+#   connect    SELECT 1
+#   floor      the migration's statements
+#   tenancy    tenancy's queries, the same as above, in one round trip
+#
 # and the cumulative prefixes of the tenancy sequence, so that each query's
 # share shows (the last one's can be negative: without COMMIT a replay ends
 # in an open transaction, which the backend aborts at exit, and that costs
@@ -29,16 +38,20 @@ set -euo pipefail
 
 . "$(dirname "$0")/../lib.sh"
 
-tenancy_ensure_packages valgrind
+SESSIONS=${SESSIONS:-40}
+
+tenancy_ensure_packages valgrind linux-perf libpq-dev
 tenancy_build_install >/dev/null
 tenancy_workdir bench
 trap 'tenancy_stop_cluster; rm -rf "$TENANCY_WORK"' EXIT
+gcc -O2 -Wall -Wextra -Werror -o "$TENANCY_WORK/floor" "$TENANCY_ROOT/test/bench/floor.c" \
+	-I"$(pg_config --includedir)" -lpq
 tenancy_start_cluster "tenancy.database_prefix = 'chk_'" "log_line_prefix = '%d|'"
 
 q() { psql -XqAt -v ON_ERROR_STOP=1 "$@"; }
 q -c "CREATE EXTENSION tenancy CASCADE" 2>/dev/null
 q -c "SELECT tenancy.add_migration(1, 'CREATE TABLE public.item (id int PRIMARY KEY, name text); INSERT INTO public.item SELECT g, md5(g::text) FROM generate_series(1, 1000) g')" >/dev/null
-q -c "SELECT count(tenancy.provision('t' || i)) FROM generate_series(1, 16) i" >/dev/null
+q -c "SELECT count(tenancy.provision('t' || i)) FROM generate_series(1, 16 + 3 * $SESSIONS) i" >/dev/null
 migration="ALTER TABLE public.item ADD COLUMN c1 int; CREATE INDEX item_c1_idx ON public.item (c1)"
 q -c "SELECT tenancy.add_migration(2, '$migration')" >/dev/null
 
@@ -51,6 +64,34 @@ grep -a '^chk_t1|LOG:  statement: ' "$TENANCY_WORK/server.log" |
 		-e "s/OPERATOR(pg_catalog.=) '[0-9]*'::pg_catalog.xid8/OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()/" \
 		> "$TENANCY_WORK/sent.sql"
 [ -s "$TENANCY_WORK/sent.sql" ] || { echo "checks.sh: no statement of tenancy was logged" >&2; exit 1; }
+
+# page faults and CPU milliseconds of SESSIONS whole sessions running the
+# query "$2", over tenant databases from number $1 on: "faults ms"
+sessions() {
+	local pm out="$TENANCY_WORK/perf.out" perf_pid
+	pm=$(head -1 "$TENANCY_WORK/data/postmaster.pid")
+	seq "$1" $(($1 + SESSIONS - 1)) | sed 's/^/chk_t/' > "$TENANCY_WORK/dbs"
+	perf stat -e page-faults,task-clock -x, -p "$pm" -o "$out" >/dev/null 2>&1 &
+	perf_pid=$!
+	sleep 0.5	# perf attached: sessions forked from now on are counted
+	"$TENANCY_WORK/floor" 4 "$2" < "$TENANCY_WORK/dbs"
+	sleep 0.5	# the last sessions have exited
+	kill -INT "$perf_pid" 2>/dev/null || true
+	wait "$perf_pid" 2>/dev/null || true
+	awk -F, '$3 ~ /^page-faults/ {f = $1} $3 ~ /^task-clock/ {c = $1} END {print f, c}' "$out"
+}
+read -r f_connect c_connect < <(sessions 17 "SELECT 1")
+read -r f_floor c_floor < <(sessions $((17 + SESSIONS)) "$migration")
+read -r f_tenancy c_tenancy < <(sessions $((17 + 2 * SESSIONS)) "$(paste -sd ';' "$TENANCY_WORK/sent.sql")")
+echo "== per session, $SESSIONS sessions each (perf stat over the postmaster's children)"
+awk -v n="$SESSIONS" -v fs="$f_connect" -v cs="$c_connect" -v ff="$f_floor" -v cf="$c_floor" \
+	-v ft="$f_tenancy" -v ct="$c_tenancy" 'BEGIN {
+	printf "%-44s %8s %9s\n", "", "faults", "CPU ms"
+	printf "%-44s %8.0f %9.2f\n", "connect: SELECT 1", fs / n, cs / n
+	printf "%-44s %8.0f %9.2f\n", "floor: the migration", ff / n, cf / n
+	printf "%-44s %8.0f %9.2f\n", "tenancy: its queries, in one round trip", ft / n, ct / n
+	printf "RESULT a tenancy session costs %.2fx the floor'"'"'s CPU (%.2f ms and %.0f page faults more per tenant)\n",
+		ct / cf, (ct - cf) / n, (ft - ff) / n }'
 as_pg pg_ctl -D "$TENANCY_WORK/data" -m fast -w stop >/dev/null
 chmod a+rx "$TENANCY_WORK"
 

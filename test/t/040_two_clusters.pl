@@ -10,8 +10,12 @@ use strict;
 use warnings FATAL => 'all';
 
 use IPC::Run;
+use FindBin;
+use lib $FindBin::RealBin;
+
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use TenancyTAP;
 use Test::More;
 
 my $password = 'regress_pw_' . int(rand(1_000_000_000));
@@ -26,11 +30,7 @@ foreach my $node ($node1, $node2)
 tenancy.database_prefix = 'regress_tc_'
 restart_after_crash = on
 });
-	my $hba = $node->data_dir . '/pg_hba.conf';
-	my $rest = slurp_file($hba);
-	open(my $fh, '>', $hba) or die $!;
-	print $fh "local all regress_provisioner scram-sha-256\n" . $rest;
-	close($fh);
+	hba_prepend($node, 'local all regress_provisioner scram-sha-256');
 	$node->start;
 	$node->safe_psql('postgres', qq{
 		SET log_statement = 'none';

@@ -10,8 +10,12 @@
 use strict;
 use warnings FATAL => 'all';
 
+use FindBin;
+use lib $FindBin::RealBin;
+
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use TenancyTAP;
 use Test::More;
 
 my $password = 'regress_s3cr3t_' . int(rand(1_000_000_000));
@@ -150,14 +154,8 @@ $node->safe_psql('postgres', qq{
 	CREATE USER MAPPING FOR regress_web SERVER tenancy_loopback
 	  OPTIONS (user 'regress_web', password '$web_password');
 });
-{
-	my $hba = $node->data_dir . '/pg_hba.conf';
-	my $rest = slurp_file($hba);
-	open(my $fh, '>', $hba) or die $!;
-	print $fh "local all regress_web scram-sha-256\n" . $rest;
-	close($fh);
-	$node->reload;
-}
+hba_prepend($node, 'local all regress_web scram-sha-256');
+$node->reload;
 $node->safe_psql('postgres', q{SELECT tenancy.grant_access('acme', 'regress_web')}, @dba);
 # a kept connection goes through the loopback server: USAGE on it is needed,
 # as dblink would need it (42501 otherwise)

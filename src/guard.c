@@ -52,6 +52,7 @@
 #include "utils/varlena.h"
 
 #include "guard.h"
+#include "tenancy.h"
 
 /* The schemas of a search_path value, as names. */
 static List *
@@ -98,7 +99,7 @@ path_array(const char *path)
 char *
 tenancy_guard_expr_suspect(const char *schema, const char *path)
 {
-	const char *who = "ARRAY[pg_catalog.to_regrole(pg_catalog.quote_ident(CURRENT_USER))::pg_catalog.oid, "
+	const char *who = "ARRAY[" TENANCY_SQL_CURRENT_ROLE_OID ", "
 	"pg_catalog.to_regrole('pg_database_owner')::pg_catalog.oid]";
 	StringInfoData expr;
 	ListCell   *lc;

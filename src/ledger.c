@@ -107,7 +107,7 @@ tenancy_ledger_expr_suspect(const char *schema)
 {
 	const char *nsp = schema ? schema : "tenancy";
 	const char *rel = schema ? TENANCY_SCHEMA_LEDGER : "applied_migration";
-	const char *me = "pg_catalog.to_regrole(pg_catalog.quote_ident(CURRENT_USER))::pg_catalog.oid";
+	const char *me = TENANCY_SQL_CURRENT_ROLE_OID;
 
 	return psprintf("COALESCE((SELECT n.nspowner OPERATOR(pg_catalog.<>) %s FROM pg_catalog.pg_namespace n "
 					"WHERE n.nspname OPERATOR(pg_catalog.=) %s), false) "

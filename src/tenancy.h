@@ -25,6 +25,13 @@
 /* The migration ledger's table in a schema tenant's schema. */
 #define TENANCY_SCHEMA_LEDGER "tenancy_applied_migration"
 
+/*
+ * The oid of the role a remote session runs as, in SQL: to_regrole() reads
+ * the syscache, where pg_roles, a view, costs a fresh session far more.
+ */
+#define TENANCY_SQL_CURRENT_ROLE_OID \
+	"pg_catalog.to_regrole(pg_catalog.quote_ident(CURRENT_USER))::pg_catalog.oid"
+
 /* Longest tenancy.database_prefix accepted (leaves 43 bytes for the id). */
 #define TENANCY_MAX_PREFIX_LEN 20
 

@@ -731,7 +731,8 @@ tenancy_catalog_held_above(int64 goal, List *ids, int *n)
  * versions up to the goal it does not hold, and the versions it holds
  * above the goal.  At most "limit" rows (0: all) after the id "after"
  * (NULL: from the first), so that a fleet run can take the catalog a
- * window at a time; only the tenants "ids" names (a text[], NULL: all).  A List of TenantPlan; no tenant is connected to.
+ * window at a time; only the tenants "ids" names (a text[], NULL: all).
+ * A List of TenantPlan; no tenant is connected to.
  */
 List *
 tenancy_catalog_plan(int64 goal, const char *after, int limit, ArrayType *ids)
@@ -999,7 +1000,10 @@ tenancy_catalog_budget(List *budgets, const char *server)
 	return NULL;
 }
 
-/* Parameters $1 (server, NULL for this cluster) and $2 (fingerprint) of the spare queries. */
+/*
+ * Parameters $1 (server, NULL for this cluster) and $2 (fingerprint) of the
+ * spare queries.
+ */
 static void
 spare_args(const char *server, const char *fingerprint, Datum *values, char *nulls)
 {
@@ -1129,7 +1133,10 @@ tenancy_catalog_spare_ready(const char *dbname)
 #define FORGET_SPARE_SQL \
 	"DELETE FROM tenancy.spare WHERE database_name OPERATOR(pg_catalog.=) $1::pg_catalog.name"
 
-/* Forgets a spare: on its own, or in the caller's transaction (which holds its row). */
+/*
+ * Forgets a spare: on its own, or in the caller's transaction (which holds its
+ * row).
+ */
 void
 tenancy_catalog_forget_spare(const char *dbname, bool autonomous_write)
 {

@@ -39,7 +39,9 @@ typedef enum MigrationRemoveResult
 	MIGRATION_APPLIED			/* a tenant's summary holds it */
 } MigrationRemoveResult;
 
-/* A tenant, and what its catalog summary says it lacks (tenancy_catalog_plan). */
+/*
+ * A tenant, and what its catalog summary says it lacks (tenancy_catalog_plan).
+ */
 typedef struct TenantPlan
 {
 	TenantRecord rec;

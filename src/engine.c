@@ -41,8 +41,9 @@
  * next run applies it again from its first statement.
  *
  * The condition in "post" compares the remote transaction id with the one
- * the engine read before the migration ran, embedded as a literal: a migration that ended its transaction (COMMIT, ROLLBACK,
- * PREPARE TRANSACTION) is in another one whatever it sets or forges, so it
+ * the engine read before the migration ran, embedded as a literal: a
+ * migration that ended its transaction (COMMIT, ROLLBACK, PREPARE
+ * TRANSACTION) is in another one whatever it sets or forges, so it
  * is caught (25000) and nothing is recorded as applied.  Before that, the
  * migration's statements are parsed here (raw parser, nothing executed):
  * that is how they are split, and a migration with a top-level COMMIT,
@@ -498,7 +499,10 @@ ledger_max(const MigrationRun *run)
 #define SESSION_RESET \
 	"DEALLOCATE ALL; DISCARD TEMP; CLOSE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all();"
 
-/* The search_path the guards check: a schema tenant's schema, or the migration's path. */
+/*
+ * The search_path the guards check: a schema tenant's schema, or the
+ * migration's path.
+ */
 static const char *
 guard_path(const MigrationRun *run)
 {

@@ -6,15 +6,15 @@
  *
  * Each task is a conversation with one database: a session is started
  * asynchronously, then the caller's next() says what to send, result by
- * result, until it says nothing more.  At most "parallel" sessions are
- * open at once, and at most a server's budget on that server: a free slot
- * takes the first waiting task whose server has room, so a slow or
- * saturated server does not hold the others back; one task's failure (cannot connect, lost connection) ends
- * that task only.  Waiting goes through the latch, so a cancel stops the
- * run, and every session is closed on every exit path (here, and by
- * remote.c at the end of the transaction).  What a task allocates while
- * it runs lives in its own memory context, deleted when it finishes, so
- * memory stays flat however many tasks a run has.
+ * result, until it says nothing more.  At most "parallel" sessions are open at
+ * once, and at most a server's budget on that server: a free slot takes the
+ * first waiting task whose server has room, so a slow or saturated server does
+ * not hold the others back; one task's failure (cannot connect, lost
+ * connection) ends that task only.  Waiting goes through the latch, so a
+ * cancel stops the run, and every session is closed on every exit path (here,
+ * and by remote.c at the end of the transaction).  What a task allocates while
+ * it runs lives in its own memory context, deleted when it finishes, so memory
+ * stays flat however many tasks a run has.
  *
  * Copyright (c) 2026, the tenancy authors
  *

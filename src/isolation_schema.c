@@ -100,7 +100,10 @@ create(const char *server, const char *name, const char *source, int64 operation
 	tenancy_catalog_create_schema(operation_id);
 }
 
-/* In the caller's transaction, as the catalog owner (it needs CREATE on the database). */
+/*
+ * In the caller's transaction, as the catalog owner (it needs CREATE on the
+ * database).
+ */
 static void
 rename_schema(const char *server, const char *from, const char *to)
 {
@@ -179,7 +182,10 @@ grant_schema(const char *schema, const char *role, bool grant)
 	tenancy_scope_leave(&scope);
 }
 
-/* A suspended schema tenant's members lose USAGE on it (the grant waits for resume). */
+/*
+ * A suspended schema tenant's members lose USAGE on it (the grant waits for
+ * resume).
+ */
 static void
 grant(const TenantRecord *rec, const char *role, bool grant)
 {
@@ -225,12 +231,12 @@ connstr(const TenantRecord *rec)
 
 /*
  * Runs an application's SQL (with its bind parameters, if any) for a schema
- * tenant (tenancy.exec and tenancy.query): here, in the caller's transaction, as the caller, with
- * the tenant's schema first on search_path (then the caller's path).
- * Every setting the SQL changes is undone afterwards.  Fills *r: a command
- * status in the style of the protocol's, and, when the last statement
- * returned rows, their columns as text.  Transaction control and COPY are
- * refused (0A000).
+ * tenant (tenancy.exec and tenancy.query): here, in the caller's transaction,
+ * as the caller, with the tenant's schema first on search_path (then the
+ * caller's path).  Every setting the SQL changes is undone afterwards.  Fills
+ * *r: a command status in the style of the protocol's, and, when the last
+ * statement returned rows, their columns as text.  Transaction control and
+ * COPY are refused (0A000).
  */
 static void
 run_sql(const TenantRecord *rec, const char *sql, const StatementParams *params, bool want_rows,

@@ -176,7 +176,10 @@ tenancy_ledger_sql_holds(int64 version, const char *schema)
 					tenancy_ledger_sql_guard(schema), ledger_table(schema), version);
 }
 
-/* Locks a ledger against out-of-band migrators, inside a migration's transaction. */
+/*
+ * Locks a ledger against out-of-band migrators, inside a migration's
+ * transaction.
+ */
 char *
 tenancy_ledger_sql_lock(const char *schema)
 {
@@ -201,7 +204,10 @@ tenancy_ledger_sql_insert(int64 version, const char *checksum, const char *schem
 					xid ? quote_literal_cstr(xid) : "", xid ? "::pg_catalog.xid8" : "");
 }
 
-/* Removes a rolled-back migration's row, inside the down's transaction; "xid" as above. */
+/*
+ * Removes a rolled-back migration's row, inside the down's transaction;
+ * "xid" as above.
+ */
 char *
 tenancy_ledger_sql_delete(int64 version, const char *schema, const char *xid)
 {

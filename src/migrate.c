@@ -18,21 +18,20 @@
  * is locked in EXCLUSIVE mode, bounded by tenancy.remote_lock_timeout, to
  * keep out-of-band migrators off it.
  *
- * migrate_all: tenants whose catalog summary (the set of versions their
- * ledger holds) has every registered version up to the goal and none
- * above it, with no recorded error, are answered from the catalog,
- * without a connection; so is a dry run.  The others run through at most "parallel" sessions at
- * once (fleet.c), each driven by the engine.  A failure is recorded (error
- * text and SQLSTATE) and the run goes on; the next run retries.  Each
- * tenant's lock is taken without waiting (a tenant another operation
- * holds is skipped) and released as soon as that tenant is done, so the
- * run never holds more than "parallel" tenant locks.  Each tenant's start
- * and outcome are written to tenancy.migration_progress through a session
- * of its own (committed at once, so other sessions watch the run); the
- * tenant's summary in tenancy.tenant is updated in the caller's
- * transaction (a session of our own would wait for row locks the caller's
- * transaction may hold), and migrate() re-reads the ledger should the
- * caller roll that back.
+ * migrate_all: tenants whose catalog summary (the set of versions their ledger
+ * holds) has every registered version up to the goal and none above it, with
+ * no recorded error, are answered from the catalog, without a connection; so
+ * is a dry run.  The others run through at most "parallel" sessions at once
+ * (fleet.c), each driven by the engine.  A failure is recorded (error text and
+ * SQLSTATE) and the run goes on; the next run retries.  Each tenant's lock is
+ * taken without waiting (a tenant another operation holds is skipped) and
+ * released as soon as that tenant is done, so the run never holds more than
+ * "parallel" tenant locks.  Each tenant's start and outcome are written to
+ * tenancy.migration_progress through a session of its own (committed at once,
+ * so other sessions watch the run); the tenant's summary in tenancy.tenant is
+ * updated in the caller's transaction (a session of our own would wait for row
+ * locks the caller's transaction may hold), and migrate() re-reads the ledger
+ * should the caller roll that back.
  *
  * Copyright (c) 2026, the tenancy authors
  *

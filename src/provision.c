@@ -581,7 +581,10 @@ set_suspended(FunctionCallInfo fcinfo, bool suspend)
 	end_operation(&ctx);
 }
 
-/* tenancy.suspend(tenant text): the tenant can no longer be selected or connected to. */
+/*
+ * tenancy.suspend(tenant text): the tenant can no longer be selected or
+ * connected to.
+ */
 Datum
 tenancy_suspend(PG_FUNCTION_ARGS)
 {
@@ -744,7 +747,10 @@ many_undo_step(void *arg)
 	provision_undo(&((ManyTenant *) arg)->job);
 }
 
-/* Undoes what a failed tenant left (a failure of that is a WARNING: reconcile() finishes). */
+/*
+ * Undoes what a failed tenant left (a failure of that is a WARNING:
+ * reconcile() finishes).
+ */
 static void
 many_undo(ManyTenant *m)
 {

@@ -4,18 +4,17 @@
  *	  SQL-callable reconcile(): compares the catalog with what exists and
  *	  repairs what interrupted operations left.
  *
- * Temporary objects of interrupted provisionings (from their cleanup
- * records, repair.c), interrupted deprovisions (state dropping: the drop
- * is finished and the row deleted), and rows whose database or schema is
- * missing (marked failed): existence is asked once per tenant server
- * (one query for all its databases) and, on this cluster, answered from
- * the local catalog.  Operations still running (their tenant's lock
- * is held) are reported and skipped.  With check_ledgers, each ready
- * tenant's ledger is read and its catalog summary (applied_versions and
- * applied_version) rebuilt from it if they differ; a ledger that cannot
- * be read is reported and the others are still checked.  With dry_run, it only reports.
- * Concurrent calls serialise on one lock; a second run right after a
- * first finds nothing.
+ * Temporary objects of interrupted provisionings (from their cleanup records,
+ * repair.c), interrupted deprovisions (state dropping: the drop is finished
+ * and the row deleted), and rows whose database or schema is missing (marked
+ * failed): existence is asked once per tenant server (one query for all its
+ * databases) and, on this cluster, answered from the local catalog.
+ * Operations still running (their tenant's lock is held) are reported and
+ * skipped.  With check_ledgers, each ready tenant's ledger is read and its
+ * catalog summary (applied_versions and applied_version) rebuilt from it if
+ * they differ; a ledger that cannot be read is reported and the others are
+ * still checked.  With dry_run, it only reports.  Concurrent calls serialise
+ * on one lock; a second run right after a first finds nothing.
  *
  * Copyright (c) 2026, the tenancy authors
  *

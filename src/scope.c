@@ -46,7 +46,8 @@ tenancy_scope_pin_path(void)
 }
 
 /*
- * Enters the scope as "role" with "flags" (SCOPE_PIN_PATH, SCOPE_DDL).  Must be paired with tenancy_scope_leave().
+ * Enters the scope as "role" with "flags" (SCOPE_PIN_PATH, SCOPE_DDL).
+ * Must be paired with tenancy_scope_leave().
  */
 void
 tenancy_scope_enter(PrivilegeScope *scope, Oid role, int flags)

@@ -110,10 +110,10 @@ tenancy_use(PG_FUNCTION_ARGS)
 /*
  * tenancy.connstr(tenant text DEFAULT NULL) RETURNS text
  *
- * A libpq connection string for the tenant's database (default: the
- * selected tenant), for applications that connect directly: host, port
- * and database only, no user and no password; for a schema tenant, the
- * admin database with the tenant's schema as search_path (options).  Checked like
+ * A libpq connection string for the tenant's database (default: the selected
+ * tenant), for applications that connect directly: host, port and database
+ * only, no user and no password; for a schema tenant, the admin database with
+ * the tenant's schema as search_path (options).  Checked like
  * current_tenant(): the tenant must exist, be granted to the caller and be
  * ready.
  */

@@ -148,33 +148,45 @@ statement_line(const char *sql, int offset)
 }
 
 /*
- * Could the statement change how the following ones are read?  A SET of
- * standard_conforming_strings to anything but on, or any other mention of
- * it (set_config(), a function's SET clause): refused, failing closed.
+ * The setting the statement would change that changes how the following
+ * ones are read, or NULL: standard_conforming_strings (set to anything but
+ * on) or client_encoding (set at all: a client encoding whose characters
+ * can end in a backslash's byte hides a quote from tenancy's parser), or
+ * any other mention of either (set_config(), a function's SET clause),
+ * failing closed.  A setting changed where no statement names it (a name
+ * built at run time) is caught after the statement (syntax_changed).
  */
-static bool
-changes_string_syntax(Node *stmt, const char *sql)
+static const char *
+changes_reading(Node *stmt, const char *sql)
 {
-	if (IsA(stmt, VariableSetStmt) &&
-		((VariableSetStmt *) stmt)->name != NULL &&
-		pg_strcasecmp(((VariableSetStmt *) stmt)->name, "standard_conforming_strings") == 0)
+	if (IsA(stmt, VariableSetStmt) && ((VariableSetStmt *) stmt)->name != NULL)
 	{
 		VariableSetStmt *set = (VariableSetStmt *) stmt;
 		A_Const    *value;
 
+		if (pg_strcasecmp(set->name, "client_encoding") == 0)
+			return set->kind != VAR_RESET && set->kind != VAR_SET_DEFAULT ? "client_encoding" : NULL;
+		if (pg_strcasecmp(set->name, "standard_conforming_strings") != 0)
+			return NULL;
 		if (set->kind != VAR_SET_VALUE || list_length(set->args) != 1 ||
 			!IsA(linitial(set->args), A_Const))
-			return set->kind != VAR_RESET && set->kind != VAR_SET_DEFAULT;
+			return set->kind != VAR_RESET && set->kind != VAR_SET_DEFAULT ?
+				"standard_conforming_strings" : NULL;
 		value = (A_Const *) linitial(set->args);
 		return value->isnull || !IsA(&value->val, String) ||
 			(pg_strcasecmp(strVal(&value->val), "on") != 0 &&
-			 pg_strcasecmp(strVal(&value->val), "true") != 0);
+			 pg_strcasecmp(strVal(&value->val), "true") != 0) ?
+			"standard_conforming_strings" : NULL;
 	}
 	else
 	{
 		char	   *lower = asc_tolower(sql, strlen(sql));
 
-		return strstr(lower, "standard_conforming_strings") != NULL;
+		if (strstr(lower, "standard_conforming_strings") != NULL)
+			return "standard_conforming_strings";
+		if (strstr(lower, "client_encoding") != NULL)
+			return "client_encoding";
+		return NULL;
 	}
 }
 
@@ -228,23 +240,25 @@ scan_step(void *arg)
 		MigrationStatement *st = palloc(sizeof(MigrationStatement));
 		int			len = raw->stmt_len > 0 ? raw->stmt_len : (int) strlen(ss->sql) - raw->stmt_location;
 		const char *what;
+		const char *setting;
 
 		st->sql = pnstrdup(ss->sql + raw->stmt_location, len);
+		st->simple = false;
 		st->line = statement_line(ss->sql, raw->stmt_location);
 		ss->statements = lappend(ss->statements, st);
 
 		/*
-		 * The split above is right only while every statement is read with
-		 * standard_conforming_strings on, as the remote session starts.
+		 * The split above is right only while every statement is read as the
+		 * remote session starts: standard_conforming_strings on, in the
+		 * database's encoding.
 		 */
-		if (changes_string_syntax(raw->stmt, st->sql))
+		if ((setting = changes_reading(raw->stmt, st->sql)) != NULL)
 		{
 			ss->refusal = tenancy_remote_error("0A000",
-											   psprintf("%s changes standard_conforming_strings",
-														sql_name(ss->version, ss->down)),
-											   psprintf("Statement %d (line %d) sets it. Migrations are split into statements with standard_conforming_strings on, as they run; only SET standard_conforming_strings = on is accepted.",
+											   psprintf("%s changes %s", sql_name(ss->version, ss->down), setting),
+											   psprintf("Statement %d (line %d) sets it. Migrations are split into statements as the remote session reads them: with standard_conforming_strings on, in the database's encoding; only SET standard_conforming_strings = on and RESET client_encoding are accepted.",
 														foreach_current_index(lc) + 1, st->line),
-											   "Write string literals for standard_conforming_strings = on (E'...' for backslash escapes).");
+											   "Write string literals for standard_conforming_strings = on (E'...' for backslash escapes), in the database's encoding.");
 			return;
 		}
 		if (!IsA(raw->stmt, TransactionStmt) ||
@@ -274,13 +288,18 @@ scan(const TenancyMigration *m, const char *sql, bool down, List **statements)
 	ErrorData  *edata = NULL;
 
 	*statements = NIL;
-	if (tenancy_fault_skip("statement_scan"))
+	if (tenancy_fault_skip("statement_scan") || tenancy_fault_is("statement_scan", "whole"))
 	{
 		MigrationStatement *st = palloc(sizeof(MigrationStatement));
 
-		/* tests: the whole text as one statement, unchecked */
+		/*
+		 * tests: the whole text as one statement, unchecked; with "skip" sent
+		 * as a simple query too, as if the scan and the one-statement
+		 * protocol had both missed what it holds
+		 */
 		st->sql = pstrdup(sql);
 		st->line = 1;
+		st->simple = tenancy_fault_skip("statement_scan");
 		*statements = list_make1(st);
 		return NULL;
 	}
@@ -604,6 +623,17 @@ next_migration(MigrationRun *run)
 		return fail(run, no_down_error(m->version, run->goal));
 	if (run->down ? m->down_refusal != NULL : m->refusal != NULL)
 		return fail(run, run->down ? m->down_refusal : m->refusal);
+
+	/*
+	 * A schema tenant's migration is checked for code it leaves (guard.c)
+	 * before it commits; outside a transaction each statement would commit
+	 * before that check, and what it left would stay.
+	 */
+	if (run->target.schema != NULL && !m->transactional)
+		return fail(run, tenancy_remote_error("0A000",
+											  psprintf("%s cannot run on a schema tenant", sql_name(m->version, run->down)),
+											  "It was registered with transactional => false; a schema tenant's migrations run in a transaction, which is checked for code left in the admin database before it commits.",
+											  "Register it with transactional => true, or keep such migrations to database tenants."));
 	run->step = ENGINE_PRE;
 	return pre_query(run);
 }
@@ -674,7 +704,7 @@ next_statement(MigrationRun *run)
 	if (run->target.schema != NULL)
 	{
 		run->step = ENGINE_CHECK;
-		return psprintf("SELECT %s", tenancy_guard_expr_code(run->target.schema));
+		return psprintf("SELECT %s", tenancy_guard_expr_code());
 	}
 	run->step = ENGINE_POST;
 	return post_query(run);
@@ -812,6 +842,19 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 																OUTSIDE_TRANSACTION_DETAIL,
 																NULL));
 			}
+
+			/*
+			 * A statement that changed how the server reads the next ones
+			 * (set_config() with a name built at run time) stops the
+			 * migration before the next is sent.
+			 */
+			if (last->syntax_changed)
+				return statement_failed(run,
+										tenancy_remote_error("0A000",
+															 psprintf("%s changes client_encoding or standard_conforming_strings",
+																	  sql_name(run->m->version, run->down)),
+															 "Migrations are split into statements as the remote session reads them: with standard_conforming_strings on, in the database's encoding.",
+															 NULL));
 			return next_statement(run);
 
 		case ENGINE_CHECK:
@@ -881,6 +924,24 @@ bool
 tenancy_engine_wants_rows(const MigrationRun *run)
 {
 	return run->step != ENGINE_STATEMENT;
+}
+
+/*
+ * Whether the query tenancy_engine_next() just returned is one of the
+ * migration's statements, to be sent as one statement (extended protocol),
+ * so that a text the server splits differently from tenancy's parser
+ * cannot run a statement the scan never saw.  tenancy's own queries go as
+ * simple queries (several statements in one round trip).
+ */
+bool
+tenancy_engine_one_statement(const MigrationRun *run)
+{
+	List	   *statements;
+
+	if (run->step != ENGINE_STATEMENT)
+		return false;
+	statements = run->down ? run->m->down_statements : run->m->statements;
+	return !((MigrationStatement *) list_nth(statements, run->statement - 1))->simple;
 }
 
 /* The statement that failed: ", statement 2 (line 3)", or "". */
@@ -1038,7 +1099,10 @@ tenancy_engine_run(const MigrationTarget *target, List *migrations, int64 goal,
 	{
 		for (sql = tenancy_engine_next(run, NULL); sql != NULL; sql = tenancy_engine_next(run, &r))
 		{
-			tenancy_remote_call(session, sql, 0, NULL, tenancy_engine_wants_rows(run), &r);
+			if (tenancy_engine_one_statement(run))
+				tenancy_remote_call_statement(session, sql, tenancy_engine_wants_rows(run), &r);
+			else
+				tenancy_remote_call(session, sql, 0, NULL, tenancy_engine_wants_rows(run), &r);
 			if (r.broken)
 			{
 				if (run->error == NULL)

@@ -49,9 +49,16 @@ fault_action(const char *point)
 bool
 tenancy_fault_skip(const char *point)
 {
-	const char *action = fault_action(point);
+	return tenancy_fault_is(point, "skip");
+}
 
-	return action != NULL && strcmp(action, "skip") == 0;
+/* Does tenancy.fault_injection say '<point>:<action>'? */
+bool
+tenancy_fault_is(const char *point, const char *action)
+{
+	const char *set = fault_action(point);
+
+	return set != NULL && strcmp(set, action) == 0;
 }
 
 /*

@@ -15,5 +15,6 @@
 
 extern void tenancy_fault(const char *point);
 extern bool tenancy_fault_skip(const char *point);
+extern bool tenancy_fault_is(const char *point, const char *action);
 
 #endif							/* TENANCY_FAULT_H */

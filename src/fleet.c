@@ -71,7 +71,8 @@ advance(const FleetOps *ops, void *arg, FleetTask *t, const RemoteResult *last)
 	{
 		memset(&t->result, 0, sizeof(t->result));
 		t->result.nfields = -1;
-		if (tenancy_remote_send(t->session, sql, 0, NULL, &error))
+		if (t->one_statement ? tenancy_remote_send_statement(t->session, sql, &error) :
+			tenancy_remote_send(t->session, sql, 0, NULL, &error))
 		{
 			MemoryContextSwitchTo(old);
 			return;

@@ -39,6 +39,8 @@ typedef struct FleetTask
 	const char *appname;
 	bool		skip_rows;		/* set by next(): the query's rows are not
 								 * wanted */
+	bool		one_statement;	/* set by next(): send it as one statement
+								 * (tenancy_remote_send_statement) */
 	/* the runner's */
 	RemoteSession *session;
 	RemoteResult result;

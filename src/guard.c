@@ -197,30 +197,46 @@ tenancy_guard_expr_path(const char *path)
 
 /*
  * After a schema tenant's migration (or down), before its ledger row:
- * whether the tenant's schema now holds code, which a role selecting the
- * tenant (a superuser, say) would resolve through search_path and run with
- * its own privileges: a function or procedure in a language other than
- * internal or C (the service role can create neither), or an operator (it
- * can shadow one of pg_catalog's by an exact type match).  An SQL
- * expression, the rest of the refusal's message or NULL.
+ * whether the admin database now holds code that a role selecting a
+ * schema tenant (a superuser, say) would resolve through search_path and
+ * run with its own privileges: a function or procedure in a language other
+ * than internal or C (the service role can create neither), or an operator
+ * (it can shadow one of pg_catalog's by an exact type match), in any schema
+ * the role migrations run as owns (every schema tenant's, not only the one
+ * migrated: a migration can write into another tenant's schema) or owned
+ * by that role wherever it is; not counting the system's schemas (which a
+ * superuser acting as the service role owns), temporary schemas (gone with
+ * their session) and extensions' members.  An SQL expression, the rest of
+ * the refusal's message or NULL.
  */
 char *
-tenancy_guard_expr_code(const char *schema)
+tenancy_guard_expr_code(void)
 {
-	const char *nsp = quote_literal_cstr(schema);
+	const char *me = TENANCY_SQL_CURRENT_ROLE_OID;
+
+	/*
+	 * not the system's schemas (a superuser service role owns them), nor
+	 * temporary ones
+	 */
+	const char *ours = "n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema']) "
+	"AND NOT n.nspname OPERATOR(pg_catalog.~) '^pg_(toast_)?temp_'";
 
 	return psprintf("(SELECT pg_catalog.format('created %%s %%s in the schema of a schema tenant', x.kind, x.name) FROM ("
 					"SELECT 'function' AS kind, p.oid::pg_catalog.regprocedure::pg_catalog.text AS name "
 					"FROM pg_catalog.pg_proc p "
 					"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
 					"JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang "
-					"WHERE n.nspname OPERATOR(pg_catalog.=) %s "
-					"AND l.lanname OPERATOR(pg_catalog.<>) ALL (ARRAY['internal', 'c']) "
+					"WHERE (n.nspowner OPERATOR(pg_catalog.=) %s OR p.proowner OPERATOR(pg_catalog.=) %s) "
+					"AND l.lanname OPERATOR(pg_catalog.<>) ALL (ARRAY['internal', 'c']) AND %s "
+					"AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass "
+					"AND d.objid OPERATOR(pg_catalog.=) p.oid AND d.deptype OPERATOR(pg_catalog.=) 'e') "
 					"UNION ALL SELECT 'operator', o.oid::pg_catalog.regoperator::pg_catalog.text "
 					"FROM pg_catalog.pg_operator o "
 					"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) o.oprnamespace "
-					"WHERE n.nspname OPERATOR(pg_catalog.=) %s) x LIMIT 1)",
-					nsp, nsp);
+					"WHERE (n.nspowner OPERATOR(pg_catalog.=) %s OR o.oprowner OPERATOR(pg_catalog.=) %s) AND %s "
+					"AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass "
+					"AND d.objid OPERATOR(pg_catalog.=) o.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')) x LIMIT 1)",
+					me, me, ours, me, me, ours);
 }
 
 /* The refusal (42501) of a check that found "message". */

@@ -27,7 +27,7 @@ typedef enum GuardCheck
 extern char *tenancy_guard_expr_suspect(const char *schema, const char *path);
 extern char *tenancy_guard_expr_triggers(const char *schema);
 extern char *tenancy_guard_expr_path(const char *path);
-extern char *tenancy_guard_expr_code(const char *schema);
+extern char *tenancy_guard_expr_code(void);
 extern RemoteError *tenancy_guard_refusal(GuardCheck check, const char *message);
 
 #endif							/* TENANCY_GUARD_H */

@@ -665,6 +665,7 @@ fleet_next(void *arg, FleetTask *task, const RemoteResult *last)
 	const char *sql = tenancy_engine_next(run, last);
 
 	task->skip_rows = !tenancy_engine_wants_rows(run);
+	task->one_statement = tenancy_engine_one_statement(run);
 	return sql;
 }
 

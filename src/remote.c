@@ -488,19 +488,21 @@ tenancy_remote_close_all(void)
 }
 
 /*
- * Sends "sql" without waiting: with no parameters as a simple query (one
- * or more statements), otherwise as one statement with text parameters
- * $1..$n (NULL elements for SQL NULL).  Returns false with *error set (a
- * lost connection) if it could not be sent.
+ * Sends "sql" without waiting: with no parameters and not "single" as a
+ * simple query (one or more statements), otherwise as one statement
+ * (extended protocol: a text the server reads as several is refused
+ * there, 42601) with text parameters $1..$n (NULL elements for SQL NULL).
+ * Returns false with *error set (a lost connection) if it could not be
+ * sent.
  */
 static bool
 send_typed(RemoteSession *session, const char *sql, int nparams, const Oid *types,
-		   const char *const *params, RemoteError **error)
+		   const char *const *params, bool single, RemoteError **error)
 {
 	int			ok;
 
 	*error = NULL;
-	if (nparams == 0)
+	if (nparams == 0 && !single)
 		ok = PQsendQuery(session->conn, sql);
 	else
 		ok = PQsendQueryParams(session->conn, sql, nparams, types, params, NULL, NULL, 0);
@@ -517,7 +519,18 @@ bool
 tenancy_remote_send(RemoteSession *session, const char *sql, int nparams,
 					const char *const *params, RemoteError **error)
 {
-	return send_typed(session, sql, nparams, NULL, params, error);
+	return send_typed(session, sql, nparams, NULL, params, false, error);
+}
+
+/*
+ * Sends "sql" as one statement, without parameters: for a migration's
+ * statements, so that a text the server splits differently from
+ * tenancy's parser cannot run a second statement unseen.
+ */
+bool
+tenancy_remote_send_statement(RemoteSession *session, const char *sql, RemoteError **error)
+{
+	return send_typed(session, sql, 0, NULL, NULL, true, error);
 }
 
 /* Can the session be read without blocking (a result, or it broke)? */
@@ -622,6 +635,22 @@ take_result(RemoteSession *session, PGresult *res, bool want_rows, RemoteResult 
 }
 
 /*
+ * Does the server still read what tenancy sends as tenancy's parser does:
+ * client_encoding the database's (as the connection set it), and
+ * standard_conforming_strings on?  Both are reported by the server
+ * whenever they change (ParameterStatus), so asking costs no round trip.
+ */
+static bool
+reads_as_sent(RemoteSession *session)
+{
+	const char *encoding = PQparameterStatus(session->conn, "client_encoding");
+	const char *strings = PQparameterStatus(session->conn, "standard_conforming_strings");
+
+	return encoding != NULL && pg_strcasecmp(encoding, GetDatabaseEncodingName()) == 0 &&
+		strings != NULL && strcmp(strings, "on") == 0;
+}
+
+/*
  * Reads the results of the query sent last that have arrived, into *r
  * (zeroed by the caller before it sent the query, nfields -1): the command
  * status and, with want_rows, the rows of the last result; the first
@@ -655,6 +684,7 @@ tenancy_remote_collect(RemoteSession *session, bool want_rows, RemoteResult *r)
 		(r->error == NULL || strcmp(r->error->sqlstate, "08006") != 0))
 		r->error = lost_connection(r->error ? r->error->message : PQerrorMessage(session->conn));
 	r->in_transaction = !r->broken && PQtransactionStatus(session->conn) != PQTRANS_IDLE;
+	r->syntax_changed = !r->broken && !reads_as_sent(session);
 	return true;
 }
 
@@ -666,13 +696,13 @@ tenancy_remote_collect(RemoteSession *session, bool want_rows, RemoteResult *r)
  */
 static void
 call_typed(RemoteSession *session, const char *sql, int nparams, const Oid *types,
-		   const char *const *params, bool want_rows, RemoteResult *r)
+		   const char *const *params, bool single, bool want_rows, RemoteResult *r)
 {
 	RemoteError *error;
 
 	memset(r, 0, sizeof(*r));
 	r->nfields = -1;
-	if (!send_typed(session, sql, nparams, types, params, &error))
+	if (!send_typed(session, sql, nparams, types, params, single, &error))
 	{
 		r->error = error;
 		r->broken = true;
@@ -691,7 +721,15 @@ void
 tenancy_remote_call(RemoteSession *session, const char *sql, int nparams,
 					const char *const *params, bool want_rows, RemoteResult *r)
 {
-	call_typed(session, sql, nparams, NULL, params, want_rows, r);
+	call_typed(session, sql, nparams, NULL, params, false, want_rows, r);
+}
+
+/* tenancy_remote_call() of one statement (see tenancy_remote_send_statement). */
+void
+tenancy_remote_call_statement(RemoteSession *session, const char *sql, bool want_rows,
+							  RemoteResult *r)
+{
+	call_typed(session, sql, 0, NULL, NULL, true, want_rows, r);
 }
 
 /*
@@ -708,7 +746,7 @@ tenancy_remote_call_params(RemoteSession *session, const char *sql,
 
 	for (i = 0; i < params->n; i++)
 		types[i] = params->types[i] < FirstGenbkiObjectId ? params->types[i] : InvalidOid;
-	call_typed(session, sql, params->n, types, params->text, want_rows, r);
+	call_typed(session, sql, params->n, types, params->text, false, want_rows, r);
 }
 
 /* Runs a remote command; a remote failure is raised. */

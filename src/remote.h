@@ -39,6 +39,9 @@ typedef struct RemoteResult
 	RemoteError *error;			/* the first error, or NULL */
 	bool		broken;			/* the session cannot be used again */
 	bool		in_transaction; /* left inside a transaction block */
+	bool		syntax_changed; /* client_encoding or
+								 * standard_conforming_strings is no longer
+								 * what the session started with */
 } RemoteResult;
 
 /*
@@ -72,6 +75,8 @@ extern void tenancy_remote_close_all(void);
 /* asynchronous queries */
 extern bool tenancy_remote_send(RemoteSession *session, const char *sql, int nparams,
 								const char *const *params, RemoteError **error);
+extern bool tenancy_remote_send_statement(RemoteSession *session, const char *sql,
+										  RemoteError **error);
 extern bool tenancy_remote_ready(RemoteSession *session);
 extern void tenancy_remote_wait(RemoteSession **sessions, int n, long timeout_ms);
 extern bool tenancy_remote_collect(RemoteSession *session, bool want_rows, RemoteResult *r);
@@ -82,6 +87,8 @@ extern void tenancy_remote_call_params(RemoteSession *session, const char *sql,
 									   RemoteResult *r);
 extern void tenancy_remote_call(RemoteSession *session, const char *sql, int nparams,
 								const char *const *params, bool want_rows, RemoteResult *r);
+extern void tenancy_remote_call_statement(RemoteSession *session, const char *sql,
+										  bool want_rows, RemoteResult *r);
 extern void tenancy_remote_exec(RemoteSession *session, const char *sql);
 extern List *tenancy_remote_query(RemoteSession *session, const char *sql, int ncolumns);
 extern void tenancy_remote_run(const char *server, const char *dbname, const char *appname,

@@ -86,6 +86,7 @@ typedef struct MigrationStatement
 {
 	char	   *sql;
 	int			line;			/* where it starts in the migration, from 1 */
+	bool		simple;			/* tests only: sent as a simple query */
 } MigrationStatement;
 
 /* A registered migration. */

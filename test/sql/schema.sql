@@ -405,6 +405,26 @@ RESET client_min_messages;
 SELECT (SELECT count(*) FROM pg_proc WHERE pronamespace = 'regress_tn_s-acme'::regnamespace) AS functions,
        (SELECT count(*) FROM pg_operator WHERE oprnamespace = 'regress_tn_s-acme'::regnamespace) AS operators;
 SELECT tenancy.remove_migration(7);
+-- should fail: 42501 too when a migration of one schema tenant leaves a
+-- function in another tenant's schema (every schema the service role owns
+-- is checked, not only the one migrated); nothing stays
+SELECT tenancy.add_migration(7, $m$DO $d$BEGIN IF current_schema() = 'regress_tn_s-acme' THEN
+  CREATE FUNCTION "regress_tn_s-globex".veq2(varchar, varchar) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+END IF; END $d$$m$);
+SET client_min_messages = warning;
+SELECT tenant, status, sqlstate, error FROM tenancy.migrate_all(1, tenants => ARRAY['s-acme']);
+RESET client_min_messages;
+SELECT count(*) AS planted FROM pg_proc WHERE proname = 'veq2';
+SELECT tenancy.remove_migration(7);
+-- should fail: 0A000 before anything runs: outside a transaction each
+-- statement would commit before that check, so a schema tenant refuses a
+-- migration registered with transactional => false
+SELECT tenancy.add_migration(7, $m$CREATE FUNCTION veq3(varchar, varchar) RETURNS boolean LANGUAGE sql AS 'SELECT true'$m$,
+                             transactional => false);
+SELECT tenancy.migrate('s-acme');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS planted FROM pg_proc WHERE proname = 'veq3';
+SELECT tenancy.remove_migration(7);
 
 -- should fail: drift in a schema ledger (XX001)
 UPDATE "regress_tn_s-globex".tenancy_applied_migration SET checksum = 'tampered' WHERE version = 1;

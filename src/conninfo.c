@@ -80,6 +80,13 @@ tenancy_conninfo_set_identity(Oid role, const char *server)
 	loopback_server = server ? MemoryContextStrdup(TopMemoryContext, server) : NULL;
 }
 
+/* The foreign server that reaches this cluster, or NULL (the local socket). */
+const char *
+tenancy_conninfo_loopback(void)
+{
+	return loopback_server;
+}
+
 /*
  * The role tenancy's own sessions authenticate as, which also owns what
  * tenancy creates for tenants (databases, schemas) and runs their

@@ -25,6 +25,7 @@ typedef enum ConninfoKind
 
 extern void tenancy_conninfo_set_identity(Oid role, const char *loopback_server);
 extern Oid	tenancy_conninfo_service_role(void);
+extern const char *tenancy_conninfo_loopback(void);
 extern void tenancy_conninfo_check_server(const char *server);
 extern void tenancy_conninfo_check_caller(const char *server);
 extern void tenancy_conninfo_check_usage(const char *server);

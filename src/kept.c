@@ -252,6 +252,9 @@ tenancy_kept_run(const TenantRecord *rec, const char *sql, const StatementParams
 
 			ks->session = tenancy_remote_open(CONNINFO_ROUTED, server, rec->database_name,
 											  tenancy_conninfo_appname(rec->id));
+			/* a tenant of this cluster, through the loopback server */
+			if (!rec->server[0] && server != NULL)
+				tenancy_remote_check_here(ks->session, server);
 			tenancy_remote_keep(ks->session, rec->id);
 		}
 		PG_CATCH();

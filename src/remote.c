@@ -45,9 +45,11 @@
 
 #include "access/transam.h"
 #include "access/xact.h"
+#include "datatype/timestamp.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -72,9 +74,14 @@ struct RemoteSession
 	char	   *server;			/* shareable sessions: their server, NULL:
 								 * here */
 	char	   *appname;		/* shareable sessions: their application_name */
+	bool		here;			/* must reach this cluster (through the
+								 * loopback server) */
 };
 
 static List *open_sessions = NIL;	/* tracked sessions, in TopMemoryContext */
+
+/* Where this backend has seen the loopback server reach this cluster. */
+static List *here_addresses = NIL;	/* of "host:port", in TopMemoryContext */
 
 /*
  * Shareable sessions that no caller holds: the next tenancy_remote_open()
@@ -250,6 +257,8 @@ tenancy_remote_start(ConninfoKind kind, const char *server, const char *dbname,
 	session->connect_started = GetCurrentTimestamp();
 	session->kind = kind;
 	session->role = kind == CONNINFO_SERVICE ? tenancy_conninfo_service_role() : GetUserId();
+	session->here = tenancy_conninfo_loopback() != NULL &&
+		(server == NULL ? kind == CONNINFO_SERVICE : strcmp(server, tenancy_conninfo_loopback()) == 0);
 	open_sessions = lappend(open_sessions, session);
 	MemoryContextSwitchTo(old);
 	return session;
@@ -283,6 +292,8 @@ tenancy_remote_connected(RemoteSession *session, RemoteError **error)
 												   GetUserNameFromId(session->role, false)));
 			return false;
 		}
+		if (session->here)
+			tenancy_remote_check_here(session, tenancy_conninfo_loopback());
 		return true;
 	}
 	if (session->poll == PGRES_POLLING_FAILED || PQstatus(session->conn) == CONNECTION_BAD)
@@ -300,6 +311,50 @@ tenancy_remote_connected(RemoteSession *session, RemoteError **error)
 		return false;
 	}
 	return false;
+}
+
+/*
+ * Raises 55000 unless the connected "session", through foreign server
+ * "server", reaches this cluster: the
+ * server it reaches started at the same microsecond as this one.  For
+ * sessions through the loopback server, whose options a restored dump
+ * (or a copied cluster) brings along unchanged, pointing at the cluster it
+ * came from: without this check a restored admin database would write to
+ * the original's catalog and tenants.  Asked once per backend for each
+ * host and port.
+ */
+void
+tenancy_remote_check_here(RemoteSession *session, const char *server)
+{
+	char	   *address = psprintf("%s:%s", PQhost(session->conn), PQport(session->conn));
+	int64		started = PgStartTime +
+	(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+	RemoteResult r;
+	char	  **row;
+	ListCell   *lc;
+	MemoryContext old;
+
+	foreach(lc, here_addresses)
+		if (strcmp((char *) lfirst(lc), address) == 0)
+		return;
+	tenancy_remote_call(session,
+						"SELECT (pg_catalog.extract('epoch'::pg_catalog.text, pg_catalog.pg_postmaster_start_time()) "
+						"OPERATOR(pg_catalog.*) 1000000::pg_catalog.numeric)::pg_catalog.int8::pg_catalog.text",
+						0, NULL, true, &r);
+	if (r.error != NULL)
+		tenancy_remote_raise(r.error);
+	row = list_length(r.rows) == 1 && r.nfields == 1 ? (char **) linitial(r.rows) : NULL;
+	if (row == NULL || row[0] == NULL || strcmp(row[0], psprintf(INT64_FORMAT, started)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenancy's loopback server \"%s\" does not reach this cluster", server),
+				 errdetail("It reaches the server at %s, which is another one (it started at another time).",
+						   address),
+				 errhint("Point the foreign server at this cluster (ALTER SERVER %s OPTIONS (SET host ..., SET port ...)), as after restoring a dump of the admin database into another cluster.",
+						 quote_identifier(server))));
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	here_addresses = lappend(here_addresses, pstrdup(address));
+	MemoryContextSwitchTo(old);
 }
 
 static void session_finish(RemoteSession *session);

@@ -68,6 +68,7 @@ extern bool tenancy_remote_connected(RemoteSession *session, RemoteError **error
 extern RemoteSession *tenancy_remote_open(ConninfoKind kind, const char *server,
 										  const char *dbname, const char *appname);
 extern void tenancy_remote_keep(RemoteSession *session, const char *tenant);
+extern void tenancy_remote_check_here(RemoteSession *session, const char *server);
 extern void tenancy_remote_close(RemoteSession *session);
 extern void tenancy_remote_close_idle(void);
 extern void tenancy_remote_close_all(void);

@@ -28,6 +28,10 @@
 -- 0.2.0 changes: append below
 -------------------------------------------------------------------------------
 
+-- 0.1.0 left the schema without a comment (the extension does not own it:
+-- CREATE EXTENSION made it for the control file's schema = tenancy)
+COMMENT ON SCHEMA tenancy IS 'tenancy: the tenant catalog (tenants, migrations, servers, jobs) and the functions that provision, migrate and route to tenants';
+
 -- Provisioning records whether its temporary object is a database or a
 -- schema: schema tenants are created under a temporary name too, so that
 -- their migrations run in a session of their own (the migration engine).
@@ -253,6 +257,15 @@ SELECT t.id AS tenant,
  CROSS JOIN (SELECT COALESCE(pg_catalog.max(version), 0) AS latest_version
                FROM tenancy.migration) l;
 COMMENT ON VIEW tenancy.migration_status IS 'tenancy: per tenant, applied and latest migration version, the registered versions it lacks (missing, and their count: pending), state and last error, from the catalog alone';
+COMMENT ON COLUMN tenancy.migration_status.tenant IS 'the tenant (tenancy.tenant.id)';
+COMMENT ON COLUMN tenancy.migration_status.state IS 'its state: provisioning, ready, suspended, failed or dropping';
+COMMENT ON COLUMN tenancy.migration_status.applied_version IS 'highest migration version in its ledger (the catalog''s summary of it)';
+COMMENT ON COLUMN tenancy.migration_status.latest_version IS 'highest registered migration version (0: none registered)';
+COMMENT ON COLUMN tenancy.migration_status.pending IS 'how many registered versions its ledger lacks (the length of missing)';
+COMMENT ON COLUMN tenancy.migration_status.last_error IS 'text of the last error recorded for it (cleared by the next success)';
+COMMENT ON COLUMN tenancy.migration_status.last_sqlstate IS 'SQLSTATE of that error';
+COMMENT ON COLUMN tenancy.migration_status.updated_at IS 'when its catalog row last changed state or version';
+COMMENT ON COLUMN tenancy.migration_status.missing IS 'the registered versions its ledger lacks, ascending';
 
 -- New signatures: each is created beside the 0.1.0 one, given its grants,
 -- and the old one dropped (both cannot stay: calls would be ambiguous).
@@ -466,6 +479,7 @@ COMMENT ON COLUMN tenancy.server.accepting IS 'false once drained: no new tenant
 COMMENT ON COLUMN tenancy.server.added_at IS 'when add_server() registered it';
 COMMENT ON COLUMN tenancy.server.warm_pool IS 'spare databases fill_pools() keeps ready there for instant provisioning';
 SELECT pg_catalog.pg_extension_config_dump('tenancy.server', '');
+REVOKE ALL ON tenancy.server FROM PUBLIC;
 
 CREATE FUNCTION tenancy.add_server(server name, weight integer DEFAULT 1, max_sessions integer DEFAULT 4,
                                    warm_pool integer DEFAULT 0)
@@ -590,6 +604,7 @@ CREATE TABLE tenancy.job (
     finished_at      timestamptz
 );
 COMMENT ON TABLE tenancy.job IS 'tenancy: background jobs (start_migrate_all, start_provision_many), run by the worker one after another as the role that started them';
+COMMENT ON COLUMN tenancy.job.id IS 'the job id, from tenancy.job_seq, that start_migrate_all() and start_provision_many() return';
 COMMENT ON COLUMN tenancy.job.kind IS 'the fleet function the job runs: migrate_all or provision_many';
 COMMENT ON COLUMN tenancy.job.owner IS 'the role that started it (by OID: renamed, it keeps the job; dropped, the job fails); the worker runs it as that role';
 COMMENT ON COLUMN tenancy.job.state IS 'queued, running, done (every tenant has an outcome), failed (the job itself failed, or max_failures was reached) or cancelled';

@@ -19,7 +19,13 @@
  *     a function with CREATE OR REPLACE FUNCTION (PostgreSQL refuses to
  *     replace one the extension does not own);
  *   - a changed C signature gets a new C symbol (tenancy_<name>_v2): the
- *     library keeps serving the 0.1.0 declarations (STYLE 2.4).
+ *     library keeps serving the 0.1.0 declarations (STYLE 2.4);
+ *   - a GRANT or REVOKE that carries an installation's own privileges over
+ *     is also recorded in pg_init_privs, where pg_dump would take it for the
+ *     extension's: the block at the end of this file sets pg_init_privs back
+ *     to a fresh install's (an object granted or revoked on only when there
+ *     is something to carry must get an unconditional GRANT or REVOKE of
+ *     its own, or be named in that block, as tenancy.connstr is).
  * test/t/100_upgrade.pl installs 0.1.0 with a row in every table, updates it
  * and checks that it matches a fresh install and that no row was lost.
  */
@@ -701,3 +707,71 @@ BEGIN
   END LOOP;
 END
 $carry$;
+
+-------------------------------------------------------------------------------
+-- Initial privileges: a fresh install's (keep this last)
+-------------------------------------------------------------------------------
+
+-- Every GRANT and REVOKE run in an extension script also records the
+-- object's resulting ACL as its initial privileges (pg_init_privs, privtype
+-- 'e'), whether or not the object belongs to the extension.  pg_dump writes
+-- only the privileges that differ from those: a restore runs CREATE
+-- EXTENSION (this script on an empty tenancy.config, which carries nothing)
+-- and then the GRANTs and REVOKEs in the dump.  The grants the blocks above
+-- carry over from a configured 0.1.0 installation (configure()'s and the
+-- operator's, copied to the 0.2.0 functions and tables; the operator's
+-- grants on dblink's functions and on dblink servers, kept by the REVOKEs
+-- above) would be taken for the extension's own and be missing after a
+-- restore.  So the initial privileges are set back to what this script
+-- leaves on a fresh install, where it changes nothing (test/t/100_upgrade.pl
+-- compares the two and restores a dump of an upgraded installation).  The
+-- live ACLs keep the carried grants: pg_dump now writes them.  A superuser
+-- runs this script, and a superuser may change pg_init_privs directly.
+--
+-- 1. Members of tenancy and dblink (functions, relations and their columns,
+--    types): the scripts grant to no role but the owner, and revoke from
+--    PUBLIC; a privilege of any other grantee came from a carried ACL.
+UPDATE pg_catalog.pg_init_privs i
+   SET initprivs = ARRAY(SELECT a.item FROM pg_catalog.unnest(i.initprivs) WITH ORDINALITY a(item, n)
+                          WHERE EXISTS (SELECT FROM pg_catalog.aclexplode(ARRAY[a.item]) x
+                                         WHERE x.grantee OPERATOR(pg_catalog.=) ANY (ARRAY[m.owner, 0::pg_catalog.oid]))
+                          ORDER BY a.n)
+  FROM (SELECT d.classid, d.objid, COALESCE(p.proowner, c.relowner, t.typowner) AS owner
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+          LEFT JOIN pg_catalog.pg_proc p ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                        AND p.oid OPERATOR(pg_catalog.=) d.objid
+          LEFT JOIN pg_catalog.pg_class c ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                         AND c.oid OPERATOR(pg_catalog.=) d.objid
+          LEFT JOIN pg_catalog.pg_type t ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
+                                        AND t.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
+           AND e.extname OPERATOR(pg_catalog.=) ANY (ARRAY['tenancy', 'dblink'])) m
+ WHERE (i.classoid, i.objoid) OPERATOR(pg_catalog.=) (m.classid, m.objid)
+   AND i.privtype OPERATOR(pg_catalog.=) 'e'
+   AND m.owner IS NOT NULL
+   AND EXISTS (SELECT FROM pg_catalog.aclexplode(i.initprivs) x
+                WHERE x.grantee OPERATOR(pg_catalog.<>) ALL (ARRAY[m.owner, 0::pg_catalog.oid]));
+-- 2. tenancy.connstr(text, text): a fresh install neither grants nor revokes
+--    on it (PUBLIC may execute it); the REVOKE above carried a 0.1.0
+--    revocation.  Its initial privileges are the default: no row.
+DELETE FROM pg_catalog.pg_init_privs i
+ WHERE i.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+   AND i.objoid OPERATOR(pg_catalog.=) 'tenancy.connstr(text, text)'::pg_catalog.regprocedure
+   AND i.objsubid OPERATOR(pg_catalog.=) 0
+   AND i.privtype OPERATOR(pg_catalog.=) 'e';
+-- 3. dblink servers that belong to no extension: the operator's own, made by
+--    CREATE SERVER in a dump, all of whose privileges pg_dump must write;
+--    the $grant$ block's REVOKE USAGE gave them a row.
+DELETE FROM pg_catalog.pg_init_privs i
+ USING pg_catalog.pg_foreign_server s, pg_catalog.pg_foreign_data_wrapper w
+ WHERE i.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_foreign_server'::pg_catalog.regclass
+   AND i.objoid OPERATOR(pg_catalog.=) s.oid
+   AND i.privtype OPERATOR(pg_catalog.=) 'e'
+   AND w.oid OPERATOR(pg_catalog.=) s.srvfdw
+   AND w.fdwname OPERATOR(pg_catalog.=) 'dblink_fdw'
+   AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+                    WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_foreign_server'::pg_catalog.regclass
+                      AND d.objid OPERATOR(pg_catalog.=) s.oid
+                      AND d.deptype OPERATOR(pg_catalog.=) 'e');

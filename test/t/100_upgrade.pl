@@ -8,6 +8,10 @@
 # dependencies), the same pg_extension_config_dump configuration, and the
 # upgraded database must keep every row (compared on the columns 0.1.0 had).
 # A difference is printed as a unified diff, upgraded (-) against fresh (+).
+# Database "configured" is a 0.1.0 installation configured with
+# tenancy.configure() and granted on before the update: its pg_init_privs
+# must end as a fresh install's, and a restored pg_dump of it must have
+# every privilege it has (the carried grants included).
 use strict;
 use warnings FATAL => 'all';
 
@@ -400,7 +404,19 @@ sub schema_dump
 }
 my $dump_fresh = schema_dump('fresh');
 like($dump_fresh, qr/^CREATE EXTENSION IF NOT EXISTS tenancy WITH SCHEMA tenancy;$/m, 'fresh: pg_dump writes the extension');
-is_text(schema_dump('upgraded'), $dump_fresh, 'upgraded and fresh install dump the same schema');
+# The upgraded database dumps as the fresh one, but for the grants the
+# update made for the configured service role (above): a role's own
+# privileges, which a dump must write
+my @grants = (
+	'GRANT ALL ON FUNCTION tenancy.create_tenant_schema(operation_id bigint) TO regress_up_service;',
+	'GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE tenancy.spare TO regress_up_service;');
+my @dump_upgraded = split /\n/, schema_dump('upgraded');
+foreach my $grant (@grants)
+{
+	ok((grep { $_ eq $grant } @dump_upgraded), "upgraded: pg_dump writes $grant");
+}
+my $dump_upgraded = join "\n", grep { my $line = $_; !grep { $_ eq $line } @grants } @dump_upgraded;
+is_text($dump_upgraded, $dump_fresh, 'upgraded and fresh install dump the same schema');
 
 # pg_dump keeps the rows of the same tables, with the same conditions.
 my $config_query = q{
@@ -447,6 +463,99 @@ is($node->safe_psql('granted', q{
 	'tenancy.add_migration(bigint, text, text, text, text, boolean)=true tenancy.migrate(text, bigint)=true '
 	  . 'tenancy.migrate_all(integer, boolean, text[], integer, boolean, bigint)=false tenancy.remove_migration(bigint)=true',
 	'granted: EXECUTE on the 0.1.0 signatures carries over to the 0.2.0 ones');
+
+###########################################################################
+# Configured before the update: pg_dump keeps the carried grants
+###########################################################################
+
+# A 0.1.0 installation that configure() (with an admin role) and an
+# operator granted on.  The update carries those grants to 0.2.0's objects
+# with GRANTs run inside its script, and PostgreSQL records what a GRANT or
+# REVOKE in an extension script leaves as the object's initial privileges
+# (pg_init_privs, privtype 'e'); pg_dump writes only the privileges that
+# differ from those, so a grant taken for an initial one is lost in a dump.
+# After the update, pg_init_privs must be a fresh install's, and a dump
+# restored into a new database must have every privilege of the original.
+$node->safe_psql('postgres', q{
+	CREATE DATABASE configured;
+	CREATE DATABASE restored;
+	CREATE ROLE regress_up_admin;
+});
+my $host = $node->host;
+my $port = $node->port;
+$node->safe_psql('configured', qq{
+	CREATE EXTENSION tenancy VERSION '$oldest' CASCADE;
+	CREATE SERVER regress_up_loop FOREIGN DATA WRAPPER dblink_fdw
+	  OPTIONS (host '$host', port '$port', dbname 'configured');
+	CREATE USER MAPPING FOR regress_up_service SERVER regress_up_loop OPTIONS (user 'regress_up_service');
+	SELECT tenancy.configure('regress_up_service', 'regress_up_loop', 'regress_up_admin');
+	-- grants of the operator's own: on a 0.1.0 function the update replaces,
+	-- on one whose PUBLIC EXECUTE it carries over (revoked here), on a dblink
+	-- function (the update revokes PUBLIC's EXECUTE on dblink) and on the
+	-- loopback server (the update revokes the service role's USAGE)
+	GRANT EXECUTE ON FUNCTION tenancy.migrate(text) TO regress_up_member;
+	REVOKE EXECUTE ON FUNCTION tenancy.connstr(text) FROM PUBLIC;
+	GRANT EXECUTE ON FUNCTION tenancy.connstr(text) TO regress_up_member;
+	GRANT EXECUTE ON FUNCTION public.dblink_connect(text) TO regress_up_member;
+	GRANT USAGE ON FOREIGN SERVER regress_up_loop TO regress_up_member;
+});
+$node->safe_psql('configured', 'ALTER EXTENSION tenancy UPDATE');
+is($node->safe_psql('configured', $version_query), $target, "configured: at $target after ALTER EXTENSION UPDATE");
+
+# every row of pg_init_privs (tenancy's members, dblink's, and any other
+# object the script granted or revoked on), objects named, not numbered
+my $init_privs_query = q{
+	SELECT l FROM (
+	  SELECT pg_catalog.format('%s: %s %s', pg_catalog.pg_describe_object(i.classoid, i.objoid, i.objsubid),
+	                           i.privtype, i.initprivs) AS l
+	    FROM pg_catalog.pg_init_privs i) x
+	 ORDER BY l COLLATE "C"};
+my $init_privs_fresh = $node->safe_psql('fresh', $init_privs_query);
+like($init_privs_fresh, qr/^function tenancy\.migrate\(text,bigint\): e \{postgres=X\/postgres\}$/m,
+	'fresh: pg_init_privs holds what the scripts granted and revoked');
+is_text($node->safe_psql('configured', $init_privs_query), $init_privs_fresh,
+	'configured and updated: pg_init_privs is a fresh install\'s');
+
+# The privileges of tenancy's schema, functions, relations and columns,
+# dblink's functions and the database's foreign servers
+my $acl_query = q{
+	SELECT l FROM (
+	  SELECT pg_catalog.format('schema %s: %s', n.nspname, n.nspacl) AS l
+	    FROM pg_catalog.pg_namespace n WHERE n.nspname = 'tenancy'
+	  UNION ALL
+	  SELECT pg_catalog.format('%s: %s', pg_catalog.pg_describe_object('pg_catalog.pg_proc'::pg_catalog.regclass, p.oid, 0), p.proacl)
+	    FROM pg_catalog.pg_proc p
+	   WHERE p.pronamespace IN ('tenancy'::pg_catalog.regnamespace,
+	                            (SELECT e.extnamespace FROM pg_catalog.pg_extension e WHERE e.extname = 'dblink'))
+	  UNION ALL
+	  SELECT pg_catalog.format('%s: %s', pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass, c.oid, 0), c.relacl)
+	    FROM pg_catalog.pg_class c WHERE c.relnamespace = 'tenancy'::pg_catalog.regnamespace
+	  UNION ALL
+	  SELECT pg_catalog.format('%s: %s', pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass, a.attrelid, a.attnum), a.attacl)
+	    FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+	   WHERE c.relnamespace = 'tenancy'::pg_catalog.regnamespace AND a.attacl IS NOT NULL
+	  UNION ALL
+	  SELECT pg_catalog.format('server %s: %s', s.srvname, s.srvacl) FROM pg_catalog.pg_foreign_server s) x
+	 ORDER BY l COLLATE "C"};
+my $acl_configured = $node->safe_psql('configured', $acl_query);
+# what the update carried over and granted, live
+like($acl_configured, qr/^function tenancy\.migrate\(text,bigint\): \{postgres=X\/postgres,regress_up_admin=X\/postgres,regress_up_member=X\/postgres\}$/m,
+	'configured: EXECUTE on migrate() carried over to the admin role and the member');
+like($acl_configured, qr/^function tenancy\.connstr\(text,text\): \{postgres=X\/postgres,regress_up_member=X\/postgres\}$/m,
+	'configured: connstr() keeps its revoked PUBLIC EXECUTE and its grant');
+like($acl_configured, qr/^table tenancy\.spare: \{postgres=arwdDxt\/postgres,regress_up_service=arwd\/postgres,regress_up_admin=r\/postgres\}$/m,
+	'configured: the service role and the admin role were granted tenancy.spare');
+like($acl_configured, qr/^function tenancy\.cancel_job\(bigint\): \{postgres=X\/postgres,regress_up_admin=X\/postgres\}$/m,
+	'configured: the admin role was granted cancel_job()');
+
+my $dump_dir = PostgreSQL::Test::Utils::tempdir;
+$node->command_ok([ 'pg_dump', '-d', $node->connstr('configured'), '-f', "$dump_dir/configured.sql" ],
+	'pg_dump of the configured database');
+$node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('restored'),
+		'-f', "$dump_dir/configured.sql" ], 'its dump restored into a new database');
+my $acl_diff = text_diff('configured', $acl_configured, 'restored', $node->safe_psql('restored', $acl_query));
+ok($acl_diff eq '', 'restored: every privilege of the configured database, carried grants included')
+  or diag($acl_diff);
 
 $node->stop;
 done_testing();

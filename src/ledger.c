@@ -315,6 +315,17 @@ tenancy_ledger_max(const RemoteResult *read, const char *label, int64 *max)
 	return NULL;
 }
 
+/* The error of a ledger that holds "version" twice (its primary key gone). */
+static RemoteError *
+twice(const char *label, int64 version)
+{
+	return tenancy_remote_error("XX001",
+								psprintf("the migration ledger of %s holds version " INT64_FORMAT " twice",
+										 label, version),
+								"Its primary key is gone: a migration or a role with access to it changed the ledger.",
+								"Delete the duplicate row and restore the ledger's primary key.");
+}
+
 /* Orders int64s. */
 static int
 int64_cmp(const void *a, const void *b)
@@ -347,6 +358,9 @@ tenancy_ledger_versions(const RemoteResult *read, const char *label, int64 *max,
 	foreach(lc, read->rows)
 		v[foreach_current_index(lc)] = pg_strtoint64(((char **) lfirst(lc))[0]);	/* checked */
 	qsort(v, n, sizeof(int64), int64_cmp);
+	for (i = 1; i < n; i++)
+		if (v[i] == v[i - 1])
+			return twice(label, v[i]);
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
 	for (i = 0; i < n; i++)
@@ -400,6 +414,9 @@ tenancy_ledger_check(const RemoteResult *read, List *migrations, const char *lab
 		TenancyMigration *m;
 
 		m = find_migration(migrations, version);
+		/* sorted: a version the ledger holds twice is next to itself */
+		if (versions != NIL && m != NULL && llast(versions) == m)
+			return twice(label, version);
 		if (m == NULL)
 			return tenancy_remote_error("XX001",
 										psprintf("migration " INT64_FORMAT " was applied to %s but is not registered",

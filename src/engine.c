@@ -154,7 +154,8 @@ statement_line(const char *sql, int offset)
  * can end in a backslash's byte hides a quote from tenancy's parser), or
  * any other mention of either (set_config(), a function's SET clause),
  * failing closed.  A setting changed where no statement names it (a name
- * built at run time) is caught after the statement (syntax_changed).
+ * built at run time, a function) is caught after whatever changed it: the
+ * session is then broken (remote.c), and the run fails with 0A000.
  */
 static const char *
 changes_reading(Node *stmt, const char *sql)
@@ -842,19 +843,6 @@ tenancy_engine_next(MigrationRun *run, const RemoteResult *last)
 																OUTSIDE_TRANSACTION_DETAIL,
 																NULL));
 			}
-
-			/*
-			 * A statement that changed how the server reads the next ones
-			 * (set_config() with a name built at run time) stops the
-			 * migration before the next is sent.
-			 */
-			if (last->syntax_changed)
-				return statement_failed(run,
-										tenancy_remote_error("0A000",
-															 psprintf("%s changes client_encoding or standard_conforming_strings",
-																	  sql_name(run->m->version, run->down)),
-															 "Migrations are split into statements as the remote session reads them: with standard_conforming_strings on, in the database's encoding.",
-															 NULL));
 			return next_statement(run);
 
 		case ENGINE_CHECK:
@@ -1008,7 +996,7 @@ tenancy_engine_applied(const MigrationRun *run)
 	return buf.data;
 }
 
-/* tenancy_engine_cleanup()'s work, for tenancy_try(). */
+/* tenancy_engine_broke()'s cleanup, for tenancy_try(). */
 static void
 cleanup_step(void *arg)
 {
@@ -1033,17 +1021,24 @@ cleanup_step(void *arg)
 }
 
 /*
- * After a run's session broke inside a migration's transaction (the
- * session is gone, and with it the transaction, unless the migration
- * prepared it): on a fresh session, rolls back what the migration
- * prepared.  Never throws; a failure is a WARNING (the transactions stay
- * in pg_prepared_xacts for a DBA).
+ * After a run's session broke ("error": lost, or no longer reading SQL as
+ * tenancy sends it): the run fails with that error, at the statement it
+ * was sending if any, and if it broke inside a migration's transaction
+ * (the session is gone, and with it the transaction, unless the migration
+ * prepared it), what the migration prepared is rolled back on a fresh
+ * session.  Never throws; a failure of that is a WARNING (the
+ * transactions stay in pg_prepared_xacts for a DBA).
  */
 void
-tenancy_engine_cleanup(MigrationRun *run)
+tenancy_engine_broke(MigrationRun *run, RemoteError *error)
 {
 	ErrorData  *edata;
 
+	if (run->error == NULL)
+		run->error = error;
+	if (run->step == ENGINE_STATEMENT && run->failed_statement == 0)
+		run->failed_statement = run->statement;
+	run->step = ENGINE_DONE;
 	if (run->xid == NULL || run->started == NULL)
 		return;
 	edata = tenancy_try(cleanup_step, run);
@@ -1105,9 +1100,7 @@ tenancy_engine_run(const MigrationTarget *target, List *migrations, int64 goal,
 				tenancy_remote_call(session, sql, 0, NULL, tenancy_engine_wants_rows(run), &r);
 			if (r.broken)
 			{
-				if (run->error == NULL)
-					run->error = r.error;
-				tenancy_engine_cleanup(run);
+				tenancy_engine_broke(run, r.error);
 				break;
 			}
 		}

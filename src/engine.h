@@ -84,7 +84,7 @@ extern bool tenancy_engine_one_statement(const MigrationRun *run);
 extern char *tenancy_engine_error_text(const MigrationRun *run);
 extern const char *tenancy_engine_status(const MigrationRun *run);
 extern char *tenancy_engine_applied(const MigrationRun *run);
-extern void tenancy_engine_cleanup(MigrationRun *run);
+extern void tenancy_engine_broke(MigrationRun *run, RemoteError *error);
 extern void tenancy_engine_run(const MigrationTarget *target, List *migrations,
 							   int64 goal, MigrationRun *run);
 extern void tenancy_engine_raise(MigrationRun *run) pg_attribute_noreturn();

@@ -200,7 +200,10 @@ tenancy_guard_expr_path(const char *path)
  * whether the admin database now holds code that a role selecting a
  * schema tenant (a superuser, say) would resolve through search_path and
  * run with its own privileges: a function or procedure in a language other
- * than internal or C (the service role can create neither), or an operator
+ * than internal or C (the service role can create neither), an aggregate
+ * or window function whatever its language (its support functions are
+ * built-ins, but ts_rewrite(), say, runs a query its state holds), or an
+ * operator
  * (it can shadow one of pg_catalog's by an exact type match), in any schema
  * the role migrations run as owns (every schema tenant's, not only the one
  * migrated: a migration can write into another tenant's schema) or owned
@@ -227,7 +230,8 @@ tenancy_guard_expr_code(void)
 					"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
 					"JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang "
 					"WHERE (n.nspowner OPERATOR(pg_catalog.=) %s OR p.proowner OPERATOR(pg_catalog.=) %s) "
-					"AND l.lanname OPERATOR(pg_catalog.<>) ALL (ARRAY['internal', 'c']) AND %s "
+					"AND (l.lanname OPERATOR(pg_catalog.<>) ALL (ARRAY['internal', 'c']) "
+					"OR p.prokind OPERATOR(pg_catalog.=) ANY (ARRAY['a', 'w']::pg_catalog.\"char\"[])) AND %s "
 					"AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass "
 					"AND d.objid OPERATOR(pg_catalog.=) p.oid AND d.deptype OPERATOR(pg_catalog.=) 'e') "
 					"UNION ALL SELECT 'operator', o.oid::pg_catalog.regoperator::pg_catalog.text "

@@ -677,10 +677,8 @@ fleet_finish(void *arg, FleetTask *task, const RemoteError *error)
 	FleetTenant *t = (FleetTenant *) task;
 	MigrationRun *mr = &t->run;
 
-	if (error != NULL && mr->error == NULL)
-		mr->error = (RemoteError *) error;
 	if (error != NULL)
-		tenancy_engine_cleanup(mr); /* the session broke mid-migration */
+		tenancy_engine_broke(mr, (RemoteError *) error);	/* the session broke */
 	tenancy_unlock_tenant(t->rec.id);
 	finish_tenant(run, &t->rec, tenancy_engine_status(mr),
 				  mr->read ? mr->from_version : t->rec.applied_version,

@@ -739,7 +739,21 @@ tenancy_remote_collect(RemoteSession *session, bool want_rows, RemoteResult *r)
 		(r->error == NULL || strcmp(r->error->sqlstate, "08006") != 0))
 		r->error = lost_connection(r->error ? r->error->message : PQerrorMessage(session->conn));
 	r->in_transaction = !r->broken && PQtransactionStatus(session->conn) != PQTRANS_IDLE;
-	r->syntax_changed = !r->broken && !reads_as_sent(session);
+
+	/*
+	 * tenancy's own sessions build SQL with literals quoted for the settings
+	 * they started with: once a migration (or a constraint, trigger or
+	 * default it left firing in tenancy's own statements) changed them, the
+	 * session must not be used again.
+	 */
+	if (!r->broken && session->kind == CONNINFO_SERVICE && !reads_as_sent(session))
+	{
+		r->broken = true;
+		r->error = tenancy_remote_error("0A000",
+										"the remote session no longer reads SQL as tenancy sends it",
+										"Its client_encoding or standard_conforming_strings was changed (by a migration, or by a function, constraint, trigger or default one left).",
+										"Migrations must leave both settings as the session starts: standard_conforming_strings on, the database's encoding.");
+	}
 	return true;
 }
 

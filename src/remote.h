@@ -37,11 +37,10 @@ typedef struct RemoteResult
 	int			nfields;		/* its columns; -1 if it returned no rows */
 	List	   *rows;			/* its rows: char *[nfields], NULL for NULL */
 	RemoteError *error;			/* the first error, or NULL */
-	bool		broken;			/* the session cannot be used again */
+	bool		broken;			/* the session cannot be used again (lost, or
+								 * a service session whose reading of SQL
+								 * changed: 0A000) */
 	bool		in_transaction; /* left inside a transaction block */
-	bool		syntax_changed; /* client_encoding or
-								 * standard_conforming_strings is no longer
-								 * what the session started with */
 } RemoteResult;
 
 /*

@@ -204,6 +204,23 @@ SELECT pg_temp.ledger('g-db') AS db_ledger, pg_temp.ledger('g-schema') AS schema
 SELECT x AS db_table FROM dblink(format('host=%s port=%s dbname=%s', current_setting('unix_socket_directories'),
   current_setting('port'), 'regress_tn_g-db'), 'SELECT pg_catalog.to_regclass(''public.regress_guard_enc'')::text') AS t(x text);
 SELECT to_regclass(format('%I.regress_guard_enc', schema_name)) AS schema_table FROM tenancy.tenant WHERE id = 'g-schema';
+-- should fail (0A000) when the setting changes inside tenancy's own
+-- statements: a constraint left NOT VALID on the ledger switches the
+-- encoding when tenancy inserts the ledger row, so that the next
+-- migration's search_path, quoted into tenancy's own SQL, would read as
+-- statements; the session is dropped at once, before anything else is
+-- sent, and the transaction with it: nothing is applied, no table planted
+SELECT tenancy.add_migration(2, $m$ALTER TABLE tenancy.applied_migration ADD CONSTRAINT regress_guard_enc
+  CHECK (pg_catalog.set_config('backslash_quote', 'on', false) IS NOT NULL
+         AND pg_catalog.set_config('client_' || 'encoding', 'SJIS', false) IS NOT NULL) NOT VALID$m$);
+SELECT tenancy.add_migration(3, 'SELECT 1', search_path => $p$"Á\'),true);COMMIT;CREATE TABLE public.regress_guard_pwned();--", public$p$);
+SELECT tenancy.migrate('g-db');
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_temp.ledger('g-db') AS db_ledger;
+SELECT x AS planted FROM dblink(format('host=%s port=%s dbname=%s', current_setting('unix_socket_directories'),
+  current_setting('port'), 'regress_tn_g-db'), $q$SELECT pg_catalog.to_regclass('public.regress_guard_pwned')::text || ' ' ||
+  (SELECT count(*) FROM pg_catalog.pg_constraint WHERE conname = 'regress_guard_enc')$q$) AS t(x text);
+DELETE FROM tenancy.migration WHERE version IN (2, 3);
 -- should fail (42601) remotely: each statement is sent as one statement
 -- (extended protocol), so a text the server reads as several does not run
 -- (a fault point sends the whole migration unsplit and unchecked)

@@ -214,26 +214,38 @@ transaction_command(TransactionStmt *stmt, bool transactional)
 }
 
 /*
- * Parses a migration's (or a down's) SQL into its top-level statements,
- * and finds the first that would end the transaction.  The parser runs
- * with the settings every remote session has (standard_conforming_strings
- * on, so that a string the remote server reads as one is one here too),
- * and warns of nothing (its warnings would point into the caller's query).
+ * The raw parse trees of "sql" (a List of RawStmt) as a remote session of
+ * tenancy's reads it: standard_conforming_strings on (so that a string the
+ * remote server reads as one is one here too), warning of nothing (its
+ * warnings would point into the caller's query).  Raises the parser's
+ * error.
  */
-static void
-scan_step(void *arg)
+List *
+tenancy_engine_parse(const char *sql)
 {
-	ScanStep   *ss = (ScanStep *) arg;
 	int			nestlevel = NewGUCNestLevel();
 	List	   *stmts;
-	ListCell   *lc;
 
 	(void) set_config_option("standard_conforming_strings", "on",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("escape_string_warning", "off",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	stmts = raw_parser(ss->sql, RAW_PARSE_DEFAULT);
+	stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
 	AtEOXact_GUC(false, nestlevel);
+	return stmts;
+}
+
+/*
+ * Parses a migration's (or a down's) SQL into its top-level statements,
+ * and finds the first that would end the transaction
+ * (tenancy_engine_parse).
+ */
+static void
+scan_step(void *arg)
+{
+	ScanStep   *ss = (ScanStep *) arg;
+	List	   *stmts = tenancy_engine_parse(ss->sql);
+	ListCell   *lc;
 
 	foreach(lc, stmts)
 	{

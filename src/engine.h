@@ -81,6 +81,7 @@ extern void tenancy_engine_begin(MigrationRun *run, const MigrationTarget *targe
 extern const char *tenancy_engine_next(MigrationRun *run, const RemoteResult *last);
 extern bool tenancy_engine_wants_rows(const MigrationRun *run);
 extern bool tenancy_engine_one_statement(const MigrationRun *run);
+extern List *tenancy_engine_parse(const char *sql);
 extern char *tenancy_engine_error_text(const MigrationRun *run);
 extern const char *tenancy_engine_status(const MigrationRun *run);
 extern char *tenancy_engine_applied(const MigrationRun *run);

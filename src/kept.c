@@ -44,6 +44,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "storage/proc.h"
 #include "utils/timestamp.h"
 #include "utils/hsearch.h"
@@ -52,6 +53,7 @@
 #include "cache.h"
 #include "catalog.h"
 #include "conninfo.h"
+#include "engine.h"
 #include "guc.h"
 #include "kept.h"
 
@@ -212,6 +214,35 @@ make_room(void)
 }
 
 /*
+ * Refuses (0A000) routed SQL with a top-level PREPARE TRANSACTION, COMMIT
+ * PREPARED or ROLLBACK PREPARED: a prepared transaction outlives the call,
+ * the kept connection and a revoke, holding its locks (the ledger's, say,
+ * against every migration) and a slot of max_prepared_transactions.  None
+ * can run from a function, so the top level is all there is to read; it
+ * is read as the remote session reads it (a session whose reading changed
+ * is closed, remote.c).
+ */
+static void
+refuse_two_phase(const char *sql)
+{
+	ListCell   *lc;
+
+	foreach(lc, tenancy_engine_parse(sql))
+	{
+		Node	   *stmt = ((RawStmt *) lfirst(lc))->stmt;
+
+		if (IsA(stmt, TransactionStmt) &&
+			(((TransactionStmt *) stmt)->kind == TRANS_STMT_PREPARE ||
+			 ((TransactionStmt *) stmt)->kind == TRANS_STMT_COMMIT_PREPARED ||
+			 ((TransactionStmt *) stmt)->kind == TRANS_STMT_ROLLBACK_PREPARED))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("two-phase commit is not supported in tenancy.exec() and tenancy.query()"),
+					 errdetail("A prepared transaction would outlive the call and the kept connection, holding its locks.")));
+	}
+}
+
+/*
  * Runs "sql" (with "params", if not NULL, as bind parameters) on the kept
  * session of database tenant "rec" for the current user, opening it if
  * needed, and fills *r.  Raises the remote error (its
@@ -228,6 +259,7 @@ tenancy_kept_run(const TenantRecord *rec, const char *sql, const StatementParams
 	bool		found;
 	bool		reset;
 
+	refuse_two_phase(sql);
 	memset(&key, 0, sizeof(key));
 	strlcpy(key.tenant, rec->id, NAMEDATALEN);
 	key.role = GetUserId();

@@ -741,18 +741,19 @@ tenancy_remote_collect(RemoteSession *session, bool want_rows, RemoteResult *r)
 	r->in_transaction = !r->broken && PQtransactionStatus(session->conn) != PQTRANS_IDLE;
 
 	/*
-	 * tenancy's own sessions build SQL with literals quoted for the settings
-	 * they started with: once a migration (or a constraint, trigger or
-	 * default it left firing in tenancy's own statements) changed them, the
-	 * session must not be used again.
+	 * tenancy builds SQL with literals quoted for the settings a session
+	 * starts with, and reads SQL as it does (a migration's statements, a
+	 * member's routed SQL, tenancy's own queries); once something changed
+	 * them (the SQL sent, or a constraint, trigger or default firing in
+	 * tenancy's own statements), the session must not be used again.
 	 */
-	if (!r->broken && session->kind == CONNINFO_SERVICE && !reads_as_sent(session))
+	if (!r->broken && !reads_as_sent(session))
 	{
 		r->broken = true;
 		r->error = tenancy_remote_error("0A000",
 										"the remote session no longer reads SQL as tenancy sends it",
-										"Its client_encoding or standard_conforming_strings was changed (by a migration, or by a function, constraint, trigger or default one left).",
-										"Migrations must leave both settings as the session starts: standard_conforming_strings on, the database's encoding.");
+										"Its client_encoding or standard_conforming_strings was changed (by the SQL sent, or by a function, constraint, trigger or default it ran).",
+										"Leave both as the session starts: standard_conforming_strings on, the database's encoding.");
 	}
 	return true;
 }

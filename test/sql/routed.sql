@@ -73,6 +73,20 @@ SELECT count(*) AS open_rows FROM tenancy.query('SELECT 1 FROM note WHERE id = 3
 SELECT state FROM pg_stat_activity WHERE pid = :acme_pid;
 -- a whole transaction in one call is fine
 SELECT tenancy.exec('BEGIN; INSERT INTO note VALUES (3, ''three''); COMMIT');
+-- should fail (0A000) before anything is sent: a prepared transaction would
+-- outlive the call and the kept connection, holding its locks and a slot
+-- (COMMIT PREPARED and ROLLBACK PREPARED are refused alike)
+SELECT tenancy.exec('BEGIN; LOCK TABLE note IN ACCESS SHARE MODE; PREPARE TRANSACTION ''regress_routed_2pc''');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.exec('COMMIT PREPARED ''regress_routed_2pc''');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS prepared_transactions FROM pg_prepared_xacts;
+-- should fail (0A000): SQL that changes how the session reads what tenancy
+-- sends (client_encoding, standard_conforming_strings) closes it; the next
+-- call opens a new one, read as before
+SELECT tenancy.exec($q$DO $d$BEGIN PERFORM pg_catalog.set_config('client_' || 'encoding', 'SJIS', false); END$d$$q$);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS rows_read_as_sent FROM tenancy.query('SELECT 1 FROM note WHERE body = ''three''') AS t(x int);
 -- remote statements commit on their own: the caller's rollback keeps them
 BEGIN;
 SELECT tenancy.exec('INSERT INTO note VALUES (4, ''four'')');

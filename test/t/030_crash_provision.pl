@@ -204,7 +204,8 @@ $node->safe_psql('postgres', q{
 $prov->finish;
 like($err, qr/ERROR:  08006: lost the connection to the remote server\nDETAIL:  terminating connection due to administrator command/,
 	'provision fails with 08006 (connection failure) when its remote backend is terminated');
-like($err, qr/to version 2\n.*provisioning tenant "remote-killed"/, 'CONTEXT names the migration and the tenant');
+like($err, qr/to version 2, statement 1 \(line 1\)\n.*provisioning tenant "remote-killed"/,
+	'CONTEXT names the migration, the statement and the tenant');
 unlike($err, qr/57P01/, 'the remote 57P01 is not passed off as our own termination');
 is($node->safe_psql('postgres', $state_query), 'nothing', 'remote backend killed: nothing left, without reconcile');
 

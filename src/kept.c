@@ -46,6 +46,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "storage/proc.h"
+#include "utils/formatting.h"
 #include "utils/timestamp.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -227,6 +228,12 @@ refuse_two_phase(const char *sql)
 {
 	ListCell   *lc;
 
+	/*
+	 * all three need the keyword, which no escape can spell: most SQL is not
+	 * parsed
+	 */
+	if (strstr(asc_tolower(sql, strlen(sql)), "prepare") == NULL)
+		return;
 	foreach(lc, tenancy_engine_parse(sql))
 	{
 		Node	   *stmt = ((RawStmt *) lfirst(lc))->stmt;
